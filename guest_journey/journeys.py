@@ -1,0 +1,136 @@
+"""The words of a journey: stages, steps and their statuses, shared by the
+planner, the workflow, the read model and the API."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, Field
+
+from guest_journey.reservations import Guest
+
+
+def workflow_id_for(reservation_id: str) -> str:
+    return f"journey-{reservation_id}"
+
+
+class Stage(StrEnum):
+    pre_arrival = "pre_arrival"
+    in_stay = "in_stay"
+    post_stay = "post_stay"
+    completed = "completed"
+    cancelled = "cancelled"
+    no_show = "no_show"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STAGES
+
+
+FINAL_STAGES = frozenset({Stage.completed, Stage.cancelled, Stage.no_show})
+STAGE_ORDER = [Stage.pre_arrival, Stage.in_stay, Stage.post_stay, Stage.completed]
+
+
+class StepKind(StrEnum):
+    checkin_invitation = "checkin_invitation"
+    checkin_reminder = "checkin_reminder"
+    upsell = "upsell"
+    upsell_follow_up = "upsell_follow_up"
+    guest_post_stay_feedback = "guest_post_stay_feedback"
+    feedback_reminder = "feedback_reminder"
+    close = "close"
+    manual = "manual"
+
+    @property
+    def sends_message(self) -> bool:
+        return self is not StepKind.close
+
+
+class StepStatus(StrEnum):
+    planned = "planned"
+    due = "due"
+    done = "done"
+    skipped = "skipped"
+    failed = "failed"
+    cancelled = "cancelled"
+
+    @property
+    def is_settled(self) -> bool:
+        """A settled step is never planned again: it happened (or was given up)."""
+        return self in (StepStatus.done, StepStatus.failed, StepStatus.cancelled)
+
+
+class Step(BaseModel):
+    key: str
+    kind: StepKind
+    status: StepStatus
+    scheduled_for: AwareDatetime | None = None
+    done_at: AwareDatetime | None = None
+    reason: str | None = None
+    offer: str | None = None
+    template: str | None = None
+    channel: str | None = None
+    message_id: str | None = None
+
+
+class CheckinStatus(StrEnum):
+    pending = "pending"
+    completed = "completed"
+
+
+class Checkin(BaseModel):
+    status: CheckinStatus = CheckinStatus.pending
+    completed_at: AwareDatetime | None = None
+    details: dict[str, object] = Field(default_factory=dict)
+
+
+class FeedbackStatus(StrEnum):
+    pending = "pending"
+    requested = "requested"
+    received = "received"
+
+
+class Feedback(BaseModel):
+    status: FeedbackStatus = FeedbackStatus.pending
+    score: int | None = Field(default=None, ge=0, le=10)
+    comment: str | None = None
+    received_at: AwareDatetime | None = None
+
+
+class UpsellStatus(StrEnum):
+    planned = "planned"
+    offered = "offered"
+    accepted = "accepted"
+    declined = "declined"
+    skipped = "skipped"
+
+
+class Upsell(BaseModel):
+    offer: str
+    status: UpsellStatus = UpsellStatus.planned
+    price: str | None = None
+    currency: str | None = None
+    offered_at: AwareDatetime | None = None
+    answered_at: AwareDatetime | None = None
+
+
+class JourneyView(BaseModel):
+    """A journey as staff see it (CONTRACT §2), messages aside: the workflow's
+    `state` query answers it and the read model stores it."""
+
+    reservation_id: str
+    workflow_id: str
+    hotel_id: str
+    stage: Stage
+    guest: Guest
+    arrival: AwareDatetime
+    departure: AwareDatetime
+    room_type: str | None = None
+    rate_plan: str | None = None
+    steps: list[Step] = Field(default_factory=list)
+    upsells: list[Upsell] = Field(default_factory=list)
+    checkin: Checkin = Field(default_factory=Checkin)
+    feedback: Feedback = Field(default_factory=Feedback)
+    preferences: dict[str, object] = Field(default_factory=dict)
+    revision: int = 0
+    updated_at: AwareDatetime | None = None

@@ -1,0 +1,259 @@
+"""The journey policy (CONTRACT §3): when each step of a journey is due.
+
+A YAML or JSON file, validated on load; per-hotel overrides under `hotels`.
+Durations are ISO 8601 (`PT72H`, `P2D`).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+
+class PolicyError(ValueError):
+    """The policy file cannot be used; the message names the bad field."""
+
+
+def _duration_text(value: Any) -> Any:
+    if isinstance(value, bool | int | float):
+        raise ValueError(
+            f"{value!r} is not an ISO 8601 duration; write it like 'PT72H', 'PT30M' or 'P2D'"
+        )
+    return value
+
+
+def _not_negative(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise ValueError("must not be negative")
+    return value
+
+
+def _clock_text(value: Any) -> Any:
+    if isinstance(value, bool | int | float):
+        raise ValueError(
+            'give the time as "HH:MM" text; in YAML quote it ("22:00"), '
+            "unquoted 22:00 is read as a number"
+        )
+    return value
+
+
+def _local_clock(value: time) -> time:
+    if value.tzinfo is not None:
+        raise ValueError("quiet hours are hotel local time; give the time without a UTC offset")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration_text), AfterValidator(_not_negative)]
+ClockTime = Annotated[time, BeforeValidator(_clock_text), AfterValidator(_local_clock)]
+
+
+class QuietHours(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start: ClockTime
+    end: ClockTime
+
+    def contains(self, moment: time) -> bool:
+        if self.start <= self.end:
+            return self.start <= moment < self.end
+        return moment >= self.start or moment < self.end
+
+    def describe(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+
+class UpsellOffer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    offer: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    send_before_arrival: Duration | None = None
+    send_before_departure: Duration | None = None
+    follow_up_after: Duration | None = None
+    price: str | None = Field(default=None, description="shown to the guest, e.g. '120.00'")
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+
+    @model_validator(mode="after")
+    def _exactly_one_moment(self) -> UpsellOffer:
+        if (self.send_before_arrival is None) == (self.send_before_departure is None):
+            raise ValueError(
+                f"offer {self.offer!r} needs exactly one of send_before_arrival, send_before_departure"
+            )
+        return self
+
+    @property
+    def before_arrival(self) -> bool:
+        return self.send_before_arrival is not None
+
+
+class Delivery(BaseModel):
+    """How long a message keeps trying one channel before falling back to the next."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    first_retry_after: Duration = timedelta(seconds=5)
+    max_retry_interval: Duration = timedelta(minutes=5)
+    give_up_on_channel_after: Duration = timedelta(hours=2)
+    attempt_timeout: Duration = timedelta(seconds=60)
+
+
+class HotelPolicy(BaseModel):
+    """The policy of one hotel, overrides applied: what a journey carries."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    checkin_invite_before_arrival: Duration = timedelta(hours=72)
+    checkin_reminders_before_arrival: list[Duration] = Field(
+        default_factory=lambda: [timedelta(hours=24), timedelta(hours=3)]
+    )
+    upsell_offers: list[UpsellOffer] = Field(
+        default_factory=lambda: [
+            UpsellOffer(offer="room_upgrade", send_before_arrival=timedelta(hours=48)),
+            UpsellOffer(
+                offer="late_checkout",
+                send_before_departure=timedelta(hours=20),
+                follow_up_after=timedelta(hours=4),
+            ),
+        ]
+    )
+    post_stay_feedback_after_departure: Duration = timedelta(hours=2)
+    feedback_reminder_after: Duration | None = timedelta(days=2)
+    close_after_departure: Duration = timedelta(days=7)
+    quiet_hours: QuietHours | None = QuietHours(start=time(22, 0), end=time(8, 0))
+    hotel_timezone: str = "America/Sao_Paulo"
+    delivery: Delivery = Field(default_factory=Delivery)
+
+    @field_validator("hotel_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"{value!r} is not an IANA time zone such as 'America/Sao_Paulo'") from error
+        return value
+
+    @field_validator("close_after_departure")
+    @classmethod
+    def _close_later(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be positive")
+        return value
+
+    @field_validator("checkin_reminders_before_arrival")
+    @classmethod
+    def _reminders_distinct(cls, value: list[timedelta]) -> list[timedelta]:
+        if len(set(value)) != len(value):
+            raise ValueError("lists the same offset twice")
+        return value
+
+    @field_validator("upsell_offers")
+    @classmethod
+    def _offers_distinct(cls, value: list[UpsellOffer]) -> list[UpsellOffer]:
+        offers = [offer.offer for offer in value]
+        if len(set(offers)) != len(offers):
+            raise ValueError("names an offer twice")
+        return value
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        return ZoneInfo(self.hotel_timezone)
+
+    def offer(self, name: str) -> UpsellOffer | None:
+        return next((offer for offer in self.upsell_offers if offer.offer == name), None)
+
+
+class JourneyPolicy(HotelPolicy):
+    """The whole policy file: defaults for every hotel plus per-hotel overrides."""
+
+    hotels: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("hotels", mode="before")
+    @classmethod
+    def _hotel_ids_as_text(cls, value: Any) -> Any:
+        if value is None:
+            return {}
+        if isinstance(value, dict):
+            return {str(key): {} if override is None else override for key, override in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _overrides_valid(self) -> JourneyPolicy:
+        for hotel_id in self.hotels:
+            self.for_hotel(hotel_id)
+        return self
+
+    def for_hotel(self, hotel_id: str) -> HotelPolicy:
+        base = self.model_dump(exclude={"hotels"})
+        override = self.hotels.get(hotel_id, {})
+        try:
+            return HotelPolicy.model_validate(_merged(base, override))
+        except ValidationError as error:
+            raise PolicyError(_describe(error, prefix=f"hotels.{hotel_id}")) from error
+
+
+def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """`override` over `base`; a mapping (quiet_hours, delivery) is merged key by key."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merged[key] = _merged(base[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(error: ValidationError, prefix: str = "") -> str:
+    problems = []
+    for item in error.errors():
+        cause = (item.get("ctx") or {}).get("error")
+        if isinstance(cause, PolicyError):
+            problems.append(str(cause))
+            continue
+        where = ".".join(part for part in (prefix, *(str(part) for part in item["loc"])) if part)
+        message = item["msg"].removeprefix("Value error, ")
+        problems.append(f"{where or 'policy'}: {message}")
+    return "; ".join(problems)
+
+
+def parse_policy(data: Any, source: str = "policy") -> JourneyPolicy:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise PolicyError(f"{source}: the policy must be a mapping of keys to values")
+    try:
+        return JourneyPolicy.model_validate(data)
+    except ValidationError as error:
+        raise PolicyError(f"{source}: {_describe(error)}") from error
+    except PolicyError as error:
+        raise PolicyError(f"{source}: {error}") from error
+
+
+def load_policy(path: Path | None) -> JourneyPolicy:
+    """The built-in default policy, or the file's, validated."""
+    if path is None:
+        return JourneyPolicy()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise PolicyError(f"cannot read policy file {path}: {error.strerror or error}") from error
+    except UnicodeDecodeError as error:
+        raise PolicyError(f"cannot read policy file {path}: not UTF-8 text ({error.reason})") from error
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as error:
+        raise PolicyError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {error}") from error
+    return parse_policy(data, source=str(path))

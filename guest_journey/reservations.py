@@ -1,0 +1,82 @@
+"""The reservation as the reservation system sends it (CONTRACT §2)."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated
+
+from babel import Locale, UnknownLocaleError
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+RESERVATION_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+DEFAULT_LANGUAGE = "en"
+
+
+class Channel(StrEnum):
+    whatsapp = "whatsapp"
+    email = "email"
+    webchat = "webchat"
+
+
+def _check_phone(value: str) -> str:
+    compact = re.sub(r"[\s().-]", "", value)
+    if not E164.match(compact):
+        raise ValueError(f"{value!r} is not an E.164 phone number such as +5511999990000")
+    return compact
+
+
+def _check_language(value: str) -> str:
+    """A BCP 47 tag that names a language we know, normalised (pt-br -> pt-BR)."""
+    try:
+        locale = Locale.parse(value.replace("_", "-"), sep="-")
+    except (UnknownLocaleError, ValueError, TypeError) as error:
+        raise ValueError(f"{value!r} is not a known BCP 47 language tag such as 'pt-BR'") from error
+    return "-".join(part for part in (locale.language, locale.script, locale.territory) if part)
+
+
+Phone = Annotated[str, AfterValidator(_check_phone)]
+LanguageTag = Annotated[str, AfterValidator(_check_language)]
+
+
+class Guest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    phone: Phone | None = None
+    language: LanguageTag = DEFAULT_LANGUAGE
+    preferred_channels: list[Channel] = Field(default_factory=list, max_length=3)
+    marketing_consent: bool = False
+
+    @model_validator(mode="after")
+    def _channels_unique(self) -> Guest:
+        if len(set(self.preferred_channels)) != len(self.preferred_channels):
+            raise ValueError("preferred_channels lists a channel twice")
+        return self
+
+
+class ReservationIn(BaseModel):
+    """Body of `PUT /reservations/{reservation_id}`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hotel_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    guest: Guest
+    arrival: AwareDatetime
+    departure: AwareDatetime
+    room_type: str | None = Field(default=None, max_length=64)
+    rate_plan: str | None = Field(default=None, max_length=64)
+
+    @model_validator(mode="after")
+    def _departure_after_arrival(self) -> ReservationIn:
+        if self.departure <= self.arrival:
+            raise ValueError("departure must be after arrival")
+        return self
+
+
+class Reservation(ReservationIn):
+    """A reservation with its id: what a journey is about."""
+
+    reservation_id: str = Field(pattern=RESERVATION_ID)

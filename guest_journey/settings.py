@@ -1,0 +1,127 @@
+"""Every setting of the service, read once from `GUEST_JOURNEY_*` variables.
+
+This is the only module that reads the environment (CONTRACT §1).
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROLES = ("reservations", "ops", "admin")
+Role = Literal["reservations", "ops", "admin"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GUEST_JOURNEY_", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    data_dir: Path = Path("./.guest-journey")
+    database_url: str | None = None
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "guest-journey"
+    temporal_ui_port: int = 8233
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    smtp_host: str | None = None
+    smtp_port: int | None = None
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    email_from: str | None = None
+
+    whatsapp_phone_number_id: str | None = None
+    whatsapp_access_token: SecretStr | None = None
+    whatsapp_app_secret: SecretStr | None = None
+    whatsapp_verify_token: SecretStr | None = None
+    whatsapp_api_base_url: str = "https://graph.facebook.com/v21.0"
+
+    policy_file: Path | None = None
+    api_keys: str | None = Field(default=None, description="key:role,key:role")
+    secret_key: SecretStr | None = None
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator("api_keys")
+    @classmethod
+    def _check_api_keys(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        for entry in value.split(","):
+            key, sep, role = entry.strip().partition(":")
+            if not sep or not key:
+                raise ValueError(f"API key entry {entry.strip()!r} is not 'key:role'")
+            if role not in ROLES:
+                raise ValueError(f"API key role {role!r} is not one of {', '.join(ROLES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _production_needs_real_parts(self) -> Settings:
+        if self.env != "production":
+            return self
+        missing = []
+        if not self.api_keys:
+            missing.append("GUEST_JOURNEY_API_KEYS")
+        if self.secret_key is None:
+            missing.append("GUEST_JOURNEY_SECRET_KEY")
+        if self.database_url is None or self.database_url.startswith("sqlite"):
+            missing.append("GUEST_JOURNEY_DATABASE_URL (a non-SQLite database)")
+        if missing:
+            raise ValueError("production mode needs " + ", ".join(missing))
+        return self
+
+    @property
+    def api_key_roles(self) -> dict[str, Role]:
+        if not self.api_keys:
+            return {}
+        pairs = (entry.strip().partition(":") for entry in self.api_keys.split(","))
+        return {key: role for key, _, role in pairs}  # type: ignore[misc]
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The async SQLAlchemy URL: SQLite in the data dir unless told otherwise."""
+        url = self.database_url or f"sqlite:///{self.data_dir.resolve() / 'guest-journey.sqlite'}"
+        if url.startswith("sqlite:"):
+            return "sqlite+aiosqlite:" + url.removeprefix("sqlite:")
+        if url.startswith("postgresql://"):
+            return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        return url
+
+    @property
+    def smtp_configured(self) -> bool:
+        return bool(self.smtp_host)
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"
+
+    def resolved_secret_key(self) -> str:
+        """The key that signs guest links; generated once into the data dir in development."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(32)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
