@@ -1,0 +1,1 @@
+"""Templates, channels and the message store: how a journey talks to a guest."""

@@ -1,0 +1,1 @@
+"""Channels behind one small interface: `ChannelSender.send(outgoing) -> Delivery`."""

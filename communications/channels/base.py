@@ -1,0 +1,52 @@
+"""The one interface every channel implements."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from pydantic import BaseModel
+
+from communications.rendered import RenderedMessage
+from guest_journey.messages import MessageStatus
+from guest_journey.reservations import Channel
+
+
+class Outgoing(BaseModel):
+    """One message for one channel: who, what, and the threading it belongs to."""
+
+    message_id: str
+    reservation_id: str
+    channel: Channel
+    recipient: str
+    guest_name: str
+    rendered: RenderedMessage
+    marketing: bool = False
+    in_reply_to: str | None = None
+    reply_token: str | None = None
+    unsubscribe_url: str | None = None
+
+
+class Delivery(BaseModel):
+    """What the channel did with it."""
+
+    status: MessageStatus = MessageStatus.sent
+    provider_message_id: str | None = None
+    note: str | None = None
+
+
+class DeliveryError(Exception):
+    """Base of channel failures; `str(error)` is the reason staff see."""
+
+
+class TransientDeliveryError(DeliveryError):
+    """Worth retrying later (server down, rate limited)."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Retrying will not help (bad address, rejected): fall back to the next channel."""
+
+
+class ChannelSender(Protocol):
+    channel: Channel
+
+    async def send(self, outgoing: Outgoing) -> Delivery: ...

@@ -1,0 +1,198 @@
+"""The e-mail channel: SMTP when configured, otherwise a local outbox of `.eml` files."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+from datetime import UTC, datetime
+from email.errors import MessageError
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
+from pathlib import Path
+
+import aiosmtplib
+
+from communications.channels.base import (
+    Delivery,
+    DeliveryError,
+    Outgoing,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
+from guest_journey.messages import MessageStatus
+from guest_journey.reservations import Channel
+
+logger = logging.getLogger(__name__)
+
+SMTP_TIMEOUT_SECONDS = 30.0
+SMTP_PORT = 25
+SUBMISSION_PORT = 587
+SMTPS_PORT = 465
+MESSAGE_ID_HEADER = "X-Guest-Journey-Message-Id"
+
+
+def sender_domain(sender: str) -> str:
+    """`Hotel Mar <stay@hotel.example>` -> `hotel.example`; the domain of our Message-IDs."""
+    local, at, domain = parseaddr(sender)[1].rpartition("@")
+    if not at or not local or not domain:
+        raise ValueError(
+            f"{sender!r} is not an e-mail address such as 'Hotel <stay@hotel.example>'"
+        )
+    return domain
+
+
+def message_id_header(message_id: str, domain: str) -> str:
+    """Our message ids become `<id@domain>`; an id already in that form is kept."""
+    return message_id if message_id.startswith("<") else f"<{message_id}@{domain}>"
+
+
+def build_email(outgoing: Outgoing, sender: str) -> EmailMessage:
+    """The message both senders deliver: text with an HTML alternative, threading headers."""
+    domain = sender_domain(sender)
+    rendered = outgoing.rendered
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = _recipient(outgoing)
+    message["Subject"] = _one_line(rendered.subject or "")
+    message["Date"] = format_datetime(datetime.now(UTC))
+    message["Message-ID"] = message_id_header(outgoing.message_id, domain)
+    message[MESSAGE_ID_HEADER] = outgoing.message_id
+    if outgoing.in_reply_to:
+        parent = message_id_header(outgoing.in_reply_to, domain)
+        message["In-Reply-To"] = parent
+        message["References"] = parent
+    if outgoing.reply_token:
+        message["Reply-To"] = f"reply+{outgoing.reply_token}@{domain}"
+    if outgoing.marketing and outgoing.unsubscribe_url:
+        message["List-Unsubscribe"] = f"<{outgoing.unsubscribe_url}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058
+    message.set_content(rendered.text)
+    if rendered.html:
+        message.add_alternative(rendered.html, subtype="html")
+    return message
+
+
+class SmtpEmailSender:
+    channel = Channel.email
+
+    def __init__(
+        self,
+        host: str,
+        port: int | None,
+        username: str | None,
+        password: str | None,
+        starttls: bool,
+        sender: str,
+        *,
+        timeout: float = SMTP_TIMEOUT_SECONDS,
+    ) -> None:
+        sender_domain(sender)  # fail at start-up, not at the first message
+        self.host = host
+        self.port = port or (SUBMISSION_PORT if starttls else SMTP_PORT)
+        self.username = username
+        self.password = password
+        self.starttls = starttls
+        self.sender = sender
+        self.timeout = timeout
+
+    async def send(self, outgoing: Outgoing) -> Delivery:
+        message = build_email(outgoing, self.sender)
+        try:
+            await aiosmtplib.send(
+                message,
+                sender=parseaddr(self.sender)[1],
+                recipients=[outgoing.recipient],
+                hostname=self.host,
+                port=self.port,
+                username=self.username or None,
+                password=self.password or None,
+                start_tls=self.starttls,
+                use_tls=self.port == SMTPS_PORT and not self.starttls,
+                timeout=self.timeout,
+            )
+        except (aiosmtplib.SMTPException, OSError) as error:
+            failure = self._failure(error)
+            logger.warning(  # no reason text: SMTP answers may quote the guest's address
+                "e-mail %s not sent (%s after %s)",
+                outgoing.message_id,
+                type(failure).__name__,
+                type(error).__name__,
+            )
+            raise failure from error
+        logger.info("e-mail %s sent via %s:%s", outgoing.message_id, self.host, self.port)
+        return Delivery(status=MessageStatus.sent, provider_message_id=message["Message-ID"])
+
+    def _failure(self, error: Exception) -> DeliveryError:
+        """Server down, slow or deferring: try again later. A 5xx answer: retrying will not help."""
+        server = f"{self.host}:{self.port}"
+        if isinstance(error, aiosmtplib.SMTPTimeoutError):
+            return TransientDeliveryError(f"SMTP server {server} timed out: {error}")
+        if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
+            answers = "; ".join(f"{refused.code} {refused.message}" for refused in error.recipients)
+            if error.recipients and all(refused.code >= 500 for refused in error.recipients):
+                return PermanentDeliveryError(f"recipient refused by the SMTP server: {answers}")
+            return TransientDeliveryError(f"recipient deferred by the SMTP server: {answers}")
+        if isinstance(error, aiosmtplib.SMTPResponseException):
+            answer = f"{error.code} {error.message}"
+            if isinstance(error, aiosmtplib.SMTPAuthenticationError) and error.code >= 500:
+                return PermanentDeliveryError(f"SMTP authentication failed at {server}: {answer}")
+            if error.code >= 500:
+                return PermanentDeliveryError(
+                    f"SMTP server {server} rejected the message: {answer}"
+                )
+            return TransientDeliveryError(f"SMTP server {server} deferred the message: {answer}")
+        if isinstance(error, aiosmtplib.SMTPNotSupported):
+            return PermanentDeliveryError(
+                f"SMTP server {server} does not support what we need: {error}"
+            )
+        if isinstance(error, OSError):  # refused, reset, disconnected, TLS failure
+            return TransientDeliveryError(f"SMTP server unreachable: {server}: {error}")
+        return TransientDeliveryError(f"SMTP error at {server}: {error}")
+
+
+class OutboxEmailSender:
+    """SMTP not configured: each message is kept as `{message_id}.eml` in a local directory."""
+
+    channel = Channel.email
+
+    def __init__(self, directory: Path, sender: str) -> None:
+        sender_domain(sender)
+        self.directory = Path(directory)
+        self.sender = sender
+
+    async def send(self, outgoing: Outgoing) -> Delivery:
+        message = build_email(outgoing, self.sender)
+        path = self.directory / f"{_file_name(outgoing.message_id)}.eml"
+        await asyncio.to_thread(_write_replacing, path, message.as_bytes())
+        logger.info("e-mail %s kept in the local outbox", outgoing.message_id)
+        return Delivery(
+            status=MessageStatus.queued,
+            provider_message_id=message["Message-ID"],
+            note=f"SMTP not configured: kept in the local outbox {path}",
+        )
+
+
+def _recipient(outgoing: Outgoing) -> Address:
+    try:
+        return Address(display_name=_one_line(outgoing.guest_name), addr_spec=outgoing.recipient)
+    except (ValueError, LookupError, MessageError) as error:
+        raise PermanentDeliveryError(f"the guest's e-mail address is not valid: {error}") from error
+
+
+def _one_line(value: str) -> str:
+    return " ".join(value.split())
+
+
+def _file_name(message_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", message_id).lstrip(".") or "message"
+
+
+def _write_replacing(path: Path, data: bytes) -> None:
+    """Write to a temporary file and rename it: a reader never sees half a message."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_bytes(data)
+    os.replace(partial, path)
