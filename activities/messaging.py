@@ -1,0 +1,166 @@
+"""Render and deliver one message on one channel, recorded, idempotently.
+
+The message row (keyed by reservation, step and channel) is written before
+the channel is called and looked up on every retry: a message already sent is
+answered from the store, never sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from communications.channels.base import (
+    ChannelSender,
+    Outgoing,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
+from communications.message_store import MessageRecord, get_or_create_outbound, save_message
+from communications.templates import TemplateCatalogue, TemplateError
+from guest_journey.database import SessionFactory, utcnow
+from guest_journey.guest_links import GuestLinks
+from guest_journey.messages import (
+    MessageFailureNotice,
+    MessageStatus,
+    SendMessageInput,
+    SendMessageResult,
+)
+from guest_journey.reservations import Channel
+
+logger = logging.getLogger(__name__)
+
+# Failure types that no retry can fix: the workflow falls back to the next channel.
+CHANNEL_UNAVAILABLE = "ChannelUnavailable"
+DELIVERY_REJECTED = "DeliveryRejected"
+TEMPLATE_FAILED = "TemplateFailed"
+NON_RETRYABLE_ERRORS = (CHANNEL_UNAVAILABLE, DELIVERY_REJECTED, TEMPLATE_FAILED)
+
+
+class MessagingActivities:
+    def __init__(
+        self,
+        *,
+        sessions: SessionFactory,
+        templates: TemplateCatalogue,
+        channels: dict[Channel, ChannelSender],
+        links: GuestLinks,
+    ) -> None:
+        self._sessions = sessions
+        self._templates = templates
+        self._channels = channels
+        self._links = links
+
+    @activity.defn
+    async def send_message(self, message: SendMessageInput) -> SendMessageResult:
+        async with self._sessions() as session:
+            record = await get_or_create_outbound(session=session, message=message)
+            if record.sent_at is not None:  # handed to its channel before: never again
+                return _result(record, note=record.reason)
+            if record.status == MessageStatus.failed:
+                raise ApplicationError(record.reason or "failed", type=DELIVERY_REJECTED, non_retryable=True)
+            sender = self._channels.get(message.channel)
+            if sender is None:
+                reason = f"the {message.channel} channel is not configured"
+                await _fail(session, record, reason)
+                raise ApplicationError(reason, type=CHANNEL_UNAVAILABLE, non_retryable=True)
+            outgoing = await self._compose(session, record, message)
+            record.attempts += 1
+            try:
+                delivery = await sender.send(outgoing)
+            except PermanentDeliveryError as error:
+                await _fail(session, record, str(error))
+                raise ApplicationError(str(error), type=DELIVERY_REJECTED, non_retryable=True) from error
+            except TransientDeliveryError as error:
+                record.reason = f"attempt {record.attempts}: {error}"
+                await save_message(session=session, record=record)
+                raise
+            record.status = delivery.status.value
+            record.provider_message_id = delivery.provider_message_id
+            record.reason = delivery.note
+            record.sent_at = utcnow()
+            # Once the channel has it, recording that must not be interrupted by a
+            # cancellation (worker shutdown), or a retry would send it again.
+            await asyncio.shield(save_message(session=session, record=record))
+            return _result(record, note=delivery.note)
+
+    async def _compose(
+        self, session: AsyncSession, record: MessageRecord, message: SendMessageInput
+    ) -> Outgoing:
+        departure = datetime.fromisoformat(message.context["departure"])
+        offer = message.context.get("upsell_offer")
+        context = {
+            "guest_name": message.guest.name,
+            "hotel_id": message.hotel_id,
+            **message.context,
+            **self._links.for_message(message.reservation_id, departure, offer),
+        }
+        try:
+            rendered = self._templates.render(message.template, message.channel, message.guest.language, context)
+        except TemplateError as error:
+            reason = f"template {message.template}: {error}"
+            await _fail(session, record, reason)
+            raise ApplicationError(reason, type=TEMPLATE_FAILED, non_retryable=True) from error
+        record.language = rendered.language
+        record.subject = rendered.subject
+        record.body_text = rendered.text
+        record.body_html = rendered.html
+        await save_message(session=session, record=record)
+        return Outgoing(
+            message_id=message.message_id,
+            reservation_id=message.reservation_id,
+            channel=message.channel,
+            recipient=_recipient(message),
+            guest_name=message.guest.name,
+            rendered=rendered,
+            marketing=message.marketing,
+            in_reply_to=message.in_reply_to,
+            reply_token=self._links.reply_token(message.reservation_id, departure),
+        )
+
+    @activity.defn
+    async def record_guest_message_failure(self, notice: MessageFailureNotice) -> None:
+        """Every channel of a step failed: say so in the log, without the guest's address."""
+        logger.error(
+            "guest message failed",
+            extra={
+                "reservation_id": notice.reservation_id,
+                "hotel_id": notice.hotel_id,
+                "step": notice.step_key,
+                "template": notice.template,
+                "channels": [channel.value for channel in notice.channels],
+                "reason": notice.reason,
+            },
+        )
+
+
+def _recipient(message: SendMessageInput) -> str:
+    guest = message.guest
+    if message.channel is Channel.email and guest.email:
+        return guest.email
+    if message.channel is Channel.whatsapp and guest.phone:
+        return guest.phone
+    if message.channel is Channel.webchat:
+        return message.reservation_id
+    raise ApplicationError(f"the guest has no address for {message.channel}", type=CHANNEL_UNAVAILABLE, non_retryable=True)
+
+
+async def _fail(session: AsyncSession, record: MessageRecord, reason: str) -> None:
+    record.status = MessageStatus.failed.value
+    record.reason = reason
+    await save_message(session=session, record=record)
+
+
+def _result(record: MessageRecord, note: str | None) -> SendMessageResult:
+    return SendMessageResult(
+        message_id=record.id,
+        channel=Channel(record.channel),
+        status=MessageStatus(record.status),
+        sent_at=record.sent_at or record.updated_at,
+        note=note,
+    )

@@ -1,0 +1,107 @@
+"""Signed, expiring links to the guest pages (`/guest/{token}/...`).
+
+A token names one reservation and one purpose, carries its expiry and is
+signed with HMAC-SHA256 under the service's secret key.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from pydantic import BaseModel, ValidationError
+
+
+class Purpose(StrEnum):
+    checkin = "checkin"
+    offer = "offer"
+    feedback = "feedback"
+    chat = "chat"
+    reply = "reply"
+
+
+FEEDBACK_VALID_AFTER_DEPARTURE = timedelta(days=30)
+
+
+class GuestTokenError(ValueError):
+    """The link is not ours, was altered, or is for something else."""
+
+
+class ExpiredGuestToken(GuestTokenError):
+    """The link was ours but has expired."""
+
+
+class GuestToken(BaseModel):
+    reservation_id: str
+    purpose: Purpose
+    expires_at: datetime
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _signature(secret: str, payload: str) -> str:
+    return _b64(hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest()[:20])
+
+
+def make_token(secret: str, reservation_id: str, purpose: Purpose, expires_at: datetime) -> str:
+    body = {"r": reservation_id, "p": purpose.value, "e": int(expires_at.timestamp())}
+    payload = _b64(json.dumps(body, separators=(",", ":")).encode())
+    return f"{payload}.{_signature(secret, payload)}"
+
+
+def read_token(secret: str, token: str, purpose: Purpose, now: datetime | None = None) -> GuestToken:
+    payload, _, signature = token.partition(".")
+    if not payload or not signature or not hmac.compare_digest(signature, _signature(secret, payload)):
+        raise GuestTokenError("this link is not valid")
+    try:
+        body = json.loads(_unb64(payload))
+        parsed = GuestToken(
+            reservation_id=body["r"],
+            purpose=body["p"],
+            expires_at=datetime.fromtimestamp(body["e"], UTC),
+        )
+    except (ValueError, KeyError, TypeError, ValidationError) as error:
+        raise GuestTokenError("this link is not valid") from error
+    if parsed.purpose is not purpose:
+        raise GuestTokenError("this link is for another page")
+    if parsed.expires_at <= (now or datetime.now(UTC)):
+        raise ExpiredGuestToken("this link has expired")
+    return parsed
+
+
+class GuestLinks:
+    """Builds the links a message carries for one reservation."""
+
+    def __init__(self, base_url: str, secret: str) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._secret = secret
+
+    def url(self, reservation_id: str, purpose: Purpose, expires_at: datetime, path: str) -> str:
+        token = make_token(self._secret, reservation_id, purpose, expires_at)
+        return f"{self._base_url}/guest/{token}/{path}"
+
+    def for_message(self, reservation_id: str, departure: datetime, offer: str | None) -> dict[str, str]:
+        feedback_until = departure + FEEDBACK_VALID_AFTER_DEPARTURE
+        links = {
+            "checkin_url": self.url(reservation_id, Purpose.checkin, departure, "check-in"),
+            "feedback_url": self.url(reservation_id, Purpose.feedback, feedback_until, "feedback"),
+            "chat_url": self.url(reservation_id, Purpose.chat, feedback_until, "chat"),
+        }
+        if offer:
+            offer_url = self.url(reservation_id, Purpose.offer, departure, f"offers/{offer}")
+            links.update(offer_url=offer_url, accept_url=f"{offer_url}?answer=accept",
+                         decline_url=f"{offer_url}?answer=decline")
+        return links
+
+    def reply_token(self, reservation_id: str, departure: datetime) -> str:
+        return make_token(self._secret, reservation_id, Purpose.reply, departure + FEEDBACK_VALID_AFTER_DEPARTURE)

@@ -1,0 +1,74 @@
+"""The journey read model: the latest state of every journey, running or finished,
+written only by the workflow's `record_journey` activity."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, func
+from sqlmodel import Field, SQLModel, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from guest_journey.database import UTCDateTime, utcnow
+from guest_journey.journeys import FINAL_STAGES, JourneyView, Stage
+
+
+class JourneyRecord(SQLModel, table=True):
+    __tablename__ = "journey"
+
+    reservation_id: str = Field(primary_key=True, max_length=128)
+    hotel_id: str = Field(index=True, max_length=64)
+    stage: str = Field(index=True, max_length=16)
+    arrival: datetime = Field(sa_column=Column(UTCDateTime(), index=True, nullable=False))
+    departure: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    revision: int = 0
+    view: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+
+
+async def save_journey(*, session: AsyncSession, view: JourneyView) -> bool:
+    """Store the view unless a newer revision is already stored; True when stored."""
+    record = await session.get(JourneyRecord, view.reservation_id)
+    if record is not None and record.revision > view.revision:
+        return False
+    if record is None:
+        record = JourneyRecord(
+            reservation_id=view.reservation_id,
+            hotel_id=view.hotel_id,
+            stage=view.stage.value,
+            arrival=view.arrival,
+            departure=view.departure,
+            revision=view.revision,
+            view=view.model_dump(mode="json"),
+        )
+    else:
+        record.hotel_id = view.hotel_id
+        record.stage = view.stage.value
+        record.arrival = view.arrival
+        record.departure = view.departure
+        record.revision = view.revision
+        record.view = view.model_dump(mode="json")
+        record.updated_at = utcnow()
+    session.add(record)
+    await session.commit()
+    return True
+
+
+async def get_journey(*, session: AsyncSession, reservation_id: str) -> JourneyView | None:
+    record = await session.get(JourneyRecord, reservation_id)
+    return JourneyView.model_validate(record.view) if record is not None else None
+
+
+async def finished_stage(*, session: AsyncSession, reservation_id: str) -> Stage | None:
+    """The final stage of a journey that has ended, or None."""
+    stage = (
+        await session.exec(select(JourneyRecord.stage).where(JourneyRecord.reservation_id == reservation_id))
+    ).first()
+    return Stage(stage) if stage in FINAL_STAGES else None
+
+
+async def count_by_stage(*, session: AsyncSession) -> dict[str, int]:
+    rows = await session.exec(select(JourneyRecord.stage, func.count()).group_by(JourneyRecord.stage))
+    return {stage: count for stage, count in rows.all()}

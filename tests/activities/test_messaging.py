@@ -1,0 +1,89 @@
+"""The messaging activity: rendered, delivered and recorded once per key."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.messaging import CHANNEL_UNAVAILABLE, TEMPLATE_FAILED, MessagingActivities
+from communications.message_store import list_for_reservation
+from communications.templates import TemplateCatalogue
+from guest_journey.guest_links import GuestLinks
+from guest_journey.messages import SendMessageInput, message_id_for, message_key
+from guest_journey.reservations import Channel, Guest
+from tests.recording_sender import RecordingSender
+
+
+def invitation(template: str = "checkin_invitation", channel: Channel = Channel.email) -> SendMessageInput:
+    key = message_key("R1", "checkin_invitation", channel)
+    departure = datetime(2030, 5, 3, 11, tzinfo=UTC)
+    return SendMessageInput(
+        message_id=message_id_for(key),
+        message_key=key,
+        reservation_id="R1",
+        hotel_id="hotel-1",
+        step_key="checkin_invitation",
+        template=template,
+        channel=channel,
+        guest=Guest(name="Ana <b>Souza</b>", email="ana@example.com", language="es"),
+        context={
+            "arrival": (departure - timedelta(days=2)).isoformat(),
+            "departure": departure.isoformat(),
+            "journey_stage": "pre_arrival",
+            "step_key": "checkin_invitation",
+            "room_type": None,
+            "hotel_timezone": "America/Sao_Paulo",
+        },
+    )
+
+
+@pytest.fixture
+def messaging(sessions, email: RecordingSender) -> MessagingActivities:
+    return MessagingActivities(
+        sessions=sessions,
+        templates=TemplateCatalogue.load(),
+        channels={Channel.email: email},
+        links=GuestLinks("https://stay.example.com", "secret"),
+    )
+
+
+async def test_a_repeated_send_is_answered_from_the_store_not_sent_again(messaging, email, sessions):
+    first = await ActivityEnvironment().run(messaging.send_message, invitation())
+    again = await ActivityEnvironment().run(messaging.send_message, invitation())
+    assert email.calls == 1
+    assert first.message_id == again.message_id
+    assert again.sent_at == first.sent_at
+    outgoing = email.sent[0]
+    assert outgoing.recipient == "ana@example.com"
+    assert outgoing.rendered.language == "es"
+    assert "https://stay.example.com/guest/" in outgoing.rendered.text
+    async with sessions() as session:
+        [record] = await list_for_reservation(session=session, reservation_id="R1")
+    assert record.status == "sent" and record.body_text == outgoing.rendered.text
+
+
+async def test_a_transient_failure_is_recorded_and_retried_by_raising(messaging, email, sessions):
+    email.transient_failures = 1
+    with pytest.raises(Exception, match="server busy"):
+        await ActivityEnvironment().run(messaging.send_message, invitation())
+    result = await ActivityEnvironment().run(messaging.send_message, invitation())
+    assert result.status == "sent"
+    assert email.calls == 2 and len(email.sent) == 1
+
+
+async def test_a_channel_that_is_not_configured_fails_for_good(messaging):
+    with pytest.raises(ApplicationError) as raised:
+        await ActivityEnvironment().run(messaging.send_message, invitation(channel=Channel.whatsapp))
+    assert raised.value.type == CHANNEL_UNAVAILABLE and raised.value.non_retryable
+
+
+async def test_an_unknown_template_fails_the_message_with_its_name(messaging, sessions):
+    with pytest.raises(ApplicationError) as raised:
+        await ActivityEnvironment().run(messaging.send_message, invitation(template="no_such_template"))
+    assert raised.value.type == TEMPLATE_FAILED and "no_such_template" in raised.value.message
+    async with sessions() as session:
+        [record] = await list_for_reservation(session=session, reservation_id="R1")
+    assert record.status == "failed" and "no_such_template" in record.reason

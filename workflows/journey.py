@@ -1,0 +1,597 @@
+"""GuestJourneyWorkflow: one reservation's journey, from booking to close.
+
+The workflow holds the journey's state and decides; the planner
+(`workflows/plan.py`) says what is due when; activities send messages and
+write the read model. Handlers only change state and re-plan; the main loop
+sleeps until the next moment or change, then acts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.workflow import ActivityCancellationType
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.journey_record import JourneyRecorder
+    from activities.messaging import NON_RETRYABLE_ERRORS, MessagingActivities
+    from guest_journey import temporal
+    from guest_journey.journeys import (
+        Checkin,
+        CheckinStatus,
+        Feedback,
+        FeedbackStatus,
+        JourneyView,
+        Stage,
+        Step,
+        StepKind,
+        StepStatus,
+        Upsell,
+        UpsellStatus,
+        workflow_id_for,
+    )
+    from guest_journey.messages import (
+        MessageFailureNotice,
+        SendMessageInput,
+        message_id_for,
+        message_key,
+    )
+    from guest_journey.reservations import Channel
+    from workflows.channels import channels_for
+    from workflows.journey_inputs import (
+        INVALID_REQUEST,
+        JOURNEY_FINISHED,
+        CancelRequest,
+        CheckinSubmission,
+        FeedbackSubmission,
+        InboundNotice,
+        JourneyAck,
+        JourneyInput,
+        JourneySnapshot,
+        JourneyState,
+        ManualMessage,
+        OfferAnswer,
+        PmsEvent,
+        PmsEventType,
+        ReservationUpdate,
+    )
+    from workflows.plan import JourneyFacts, due_steps, next_moment, plan_steps, upsell_key
+
+TEMPLATE_FOR_KIND = {
+    StepKind.checkin_invitation: "checkin_invitation",
+    StepKind.checkin_reminder: "checkin_reminder",
+    StepKind.upsell: "upsell_offer",
+    StepKind.upsell_follow_up: "upsell_follow_up",
+    StepKind.guest_post_stay_feedback: "guest_post_stay_feedback",
+    StepKind.feedback_reminder: "feedback_reminder",
+}
+MARKETING_KINDS = frozenset({StepKind.upsell, StepKind.upsell_follow_up})
+REMEMBERED_REQUESTS = 200
+RECORD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
+
+
+@workflow.defn
+class GuestJourneyWorkflow:
+    @workflow.init
+    def __init__(self, input: JourneyInput) -> None:
+        self._s = input.state or JourneyState(
+            reservation=input.reservation, policy=input.policy, created_request_id=input.request_id
+        )
+        self._continue_after = input.continue_as_new_after_events
+        self._woken = False
+        self._recorded_revision = -1
+        self._published: tuple[Stage, datetime] | None = None
+
+    # -- main loop --------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, input: JourneyInput) -> JourneyView:
+        while True:
+            self._replan()
+            self._publish_search_attributes()
+            await self._record()
+            if self._s.stage.is_final:
+                break
+            due = due_steps(self._s.steps, workflow.now())
+            if due:
+                await self._carry_out(due[0])
+                continue
+            if self._history_is_long():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                self._s.runs += 1
+                workflow.continue_as_new(
+                    JourneyInput(
+                        reservation=self._s.reservation,
+                        policy=self._s.policy,
+                        request_id=self._s.created_request_id,
+                        state=self._s,
+                        continue_as_new_after_events=self._continue_after,
+                    )
+                )
+            await self._sleep_until(self._next_wake())
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._record()
+        return self._view()
+
+    async def _sleep_until(self, moment: datetime) -> None:
+        self._woken = False
+        timeout = max(moment - workflow.now(), timedelta(seconds=1))
+        try:
+            await workflow.wait_condition(lambda: self._woken, timeout=timeout)
+        except TimeoutError:
+            pass
+
+    def _next_wake(self) -> datetime:
+        moments = [m for m in (next_moment(self._s.steps), self._stage_boundary()) if m is not None]
+        return min(moments)
+
+    def _stage_boundary(self) -> datetime | None:
+        if self._s.stage is Stage.pre_arrival:
+            return self._s.reservation.arrival
+        if self._s.stage is Stage.in_stay:
+            return self._s.reservation.departure
+        return None
+
+    def _history_is_long(self) -> bool:
+        info = workflow.info()
+        return info.is_continue_as_new_suggested() or (
+            info.get_current_history_length() >= self._continue_after
+        )
+
+    # -- planning ---------------------------------------------------------------
+
+    def _replan(self) -> None:
+        """Advance the stage by time, then re-plan every step not yet settled."""
+        now = workflow.now()
+        s = self._s
+        if s.stage is Stage.pre_arrival and now >= s.reservation.arrival:
+            s.stage = Stage.in_stay
+        if s.stage is Stage.in_stay and now >= s.reservation.departure:
+            s.stage = Stage.post_stay
+        facts = JourneyFacts(
+            stage=s.stage,
+            checkin_completed=s.checkin.status is CheckinStatus.completed,
+            checked_out_at=s.checked_out_at,
+            answered_offers=list(s.answers),
+            feedback_received=s.feedback.status is FeedbackStatus.received,
+            steps=s.steps,
+        )
+        steps = plan_steps(s.reservation, s.policy, facts, now)
+        if steps != s.steps:
+            s.steps = steps
+            s.revision += 1
+        if s.feedback.status is FeedbackStatus.pending and self._step_done("guest_post_stay_feedback"):
+            s.feedback = s.feedback.model_copy(update={"status": FeedbackStatus.requested})
+
+    def _changed(self) -> None:
+        """A handler changed the journey: re-plan now so its answer is current, wake the loop."""
+        self._s.revision += 1
+        self._replan()
+        self._woken = True
+
+    # -- carrying out a step ----------------------------------------------------
+
+    async def _carry_out(self, step: Step) -> None:
+        if step.kind is StepKind.close:
+            self._s.stage = Stage.completed
+            self._set_step(step.model_copy(update={"status": StepStatus.done, "done_at": workflow.now()}))
+            return
+        self._set_step(step.model_copy(update={"status": StepStatus.due}))
+        delivery = asyncio.create_task(self._deliver(step))
+        await workflow.wait_condition(lambda: delivery.done() or self._s.stage.is_final)
+        if not delivery.done():
+            # The journey ended while sending: an attempt under way may finish
+            # (and is then recorded truly); one waiting to retry is abandoned.
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(delivery.done, timeout=self._s.policy.delivery.attempt_timeout)
+        if not delivery.done():
+            delivery.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ActivityError, CancelledError):
+                await delivery
+            reason = f"stopped while sending: stage is {self._s.stage}"
+            self._set_step(step.model_copy(update={"status": StepStatus.cancelled, "reason": reason}))
+            return
+        self._set_step(delivery.result())
+
+    async def _deliver(self, step: Step) -> Step:
+        s = self._s
+        manual = s.manual_messages.get(step.key)
+        template = manual.template if manual else TEMPLATE_FOR_KIND[step.kind]
+        channels = channels_for(s.reservation.guest, manual.channel if manual else None)
+        if not channels:
+            reason = "no channel reaches the guest (no e-mail, phone or chosen web chat)"
+            return await self._failed(step, template, channels, reason)
+        failures = []
+        for channel in channels:
+            key = message_key(s.reservation.reservation_id, step.key, channel)
+            message = SendMessageInput(
+                message_id=message_id_for(key),
+                message_key=key,
+                reservation_id=s.reservation.reservation_id,
+                hotel_id=s.reservation.hotel_id,
+                step_key=step.key,
+                template=template,
+                channel=channel,
+                guest=s.reservation.guest,
+                marketing=step.kind in MARKETING_KINDS,
+                in_reply_to=manual.in_reply_to if manual else None,
+                context=self._template_context(step, manual),
+            )
+            delivery = s.policy.delivery
+            try:
+                result = await workflow.execute_activity_method(
+                    MessagingActivities.send_message,
+                    message,
+                    start_to_close_timeout=delivery.attempt_timeout,
+                    schedule_to_close_timeout=delivery.give_up_on_channel_after,
+                    # A cancelled journey stops waiting at once; no cancel request
+                    # races an activity that may already have finished.
+                    cancellation_type=ActivityCancellationType.ABANDON,
+                    retry_policy=RetryPolicy(
+                        initial_interval=delivery.first_retry_after,
+                        maximum_interval=delivery.max_retry_interval,
+                        backoff_coefficient=2.0,
+                        non_retryable_error_types=list(NON_RETRYABLE_ERRORS),
+                    ),
+                )
+            except ActivityError as error:
+                if isinstance(error.cause, CancelledError):
+                    raise
+                failures.append(f"{channel}: {_cause(error)}")
+                continue
+            return step.model_copy(
+                update={
+                    "status": StepStatus.done,
+                    "done_at": workflow.now(),
+                    "channel": channel.value,
+                    "message_id": result.message_id,
+                    "template": template,
+                    "reason": result.note or step.reason,
+                }
+            )
+        return await self._failed(step, template, channels, "every channel failed: " + "; ".join(failures))
+
+    async def _failed(self, step: Step, template: str, channels: list[Channel], reason: str) -> Step:
+        s = self._s
+        await workflow.execute_activity_method(
+            MessagingActivities.record_guest_message_failure,
+            MessageFailureNotice(
+                reservation_id=s.reservation.reservation_id,
+                hotel_id=s.reservation.hotel_id,
+                step_key=step.key,
+                template=template,
+                channels=channels,
+                reason=reason,
+            ),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RECORD_RETRY,
+        )
+        return step.model_copy(update={"status": StepStatus.failed, "reason": reason, "template": template})
+
+    def _template_context(self, step: Step, manual: ManualMessage | None) -> dict[str, Any]:
+        s = self._s
+        context: dict[str, Any] = {
+            "journey_stage": s.stage.value,
+            "step_key": step.key,
+            "arrival": s.reservation.arrival.isoformat(),
+            "departure": s.reservation.departure.isoformat(),
+            "room_type": s.reservation.room_type,
+            "hotel_timezone": s.policy.hotel_timezone,
+        }
+        offer_name = step.offer or (manual.context.get("upsell_offer") if manual else None)
+        offer = s.policy.offer(offer_name) if isinstance(offer_name, str) else None
+        if offer is not None:
+            context.update(upsell_offer=offer.offer, offer_price=offer.price, offer_currency=offer.currency)
+        if manual:
+            context.update(manual.context)
+        return context
+
+    async def _record(self) -> None:
+        """Write the read model when the journey changed since it was last written."""
+        if self._recorded_revision == self._s.revision:
+            return
+        view = self._view()
+        await workflow.execute_activity_method(
+            JourneyRecorder.record_journey,
+            view,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RECORD_RETRY,
+        )
+        self._recorded_revision = view.revision
+
+    def _publish_search_attributes(self) -> None:
+        s = self._s
+        current = (s.stage, s.reservation.arrival)
+        if current == self._published:
+            return
+        updates = [
+            temporal.JOURNEY_STAGE.value_set(s.stage.value),
+            temporal.ARRIVAL_DATE.value_set(s.reservation.arrival),
+        ]
+        if self._published is None:
+            updates += [
+                temporal.RESERVATION_ID.value_set(s.reservation.reservation_id),
+                temporal.HOTEL_ID.value_set(s.reservation.hotel_id),
+            ]
+        workflow.upsert_search_attributes(updates)
+        self._published = current
+
+    # -- state helpers ----------------------------------------------------------
+
+    def _set_step(self, step: Step) -> None:
+        self._s.steps = [step if existing.key == step.key else existing for existing in self._s.steps]
+        self._s.revision += 1
+
+    def _step_done(self, key: str) -> bool:
+        return any(step.key == key and step.status is StepStatus.done for step in self._s.steps)
+
+    def _ack(self, **fields: Any) -> JourneyAck:
+        r = self._s.reservation
+        return JourneyAck(
+            reservation_id=r.reservation_id,
+            workflow_id=workflow_id_for(r.reservation_id),
+            stage=self._s.stage,
+            **fields,
+        )
+
+    def _seen(self, request_id: str) -> bool:
+        """True for a request already applied (a retry); remembers new ones."""
+        if request_id in self._s.applied_requests or request_id == self._s.created_request_id:
+            return True
+        self._s.applied_requests = [*self._s.applied_requests, request_id][-REMEMBERED_REQUESTS:]
+        return False
+
+    def _view(self) -> JourneyView:
+        s = self._s
+        r = s.reservation
+        return JourneyView(
+            reservation_id=r.reservation_id,
+            workflow_id=workflow_id_for(r.reservation_id),
+            hotel_id=r.hotel_id,
+            stage=s.stage,
+            guest=r.guest,
+            arrival=r.arrival,
+            departure=r.departure,
+            room_type=r.room_type,
+            rate_plan=r.rate_plan,
+            steps=s.steps,
+            upsells=self._upsells(),
+            checkin=s.checkin,
+            feedback=s.feedback,
+            preferences=s.preferences,
+            revision=s.revision,
+            updated_at=workflow.now(),
+        )
+
+    def _upsells(self) -> list[Upsell]:
+        steps = {step.key: step for step in self._s.steps}
+        upsells = []
+        for offer in self._s.policy.upsell_offers:
+            step = steps.get(upsell_key(offer.offer))
+            status = UpsellStatus.planned
+            if offer.offer in self._s.answers:
+                status = UpsellStatus.accepted if self._s.answers[offer.offer] else UpsellStatus.declined
+            elif step is not None and step.status is StepStatus.done:
+                status = UpsellStatus.offered
+            elif step is not None and step.status in (StepStatus.skipped, StepStatus.cancelled, StepStatus.failed):
+                status = UpsellStatus.skipped
+            upsells.append(
+                Upsell(
+                    offer=offer.offer,
+                    status=status,
+                    price=offer.price,
+                    currency=offer.currency,
+                    offered_at=step.done_at if step is not None else None,
+                    answered_at=self._s.answered_at.get(offer.offer),
+                )
+            )
+        return upsells
+
+    def _reject_if_finished(self) -> None:
+        if self._s.stage.is_final:
+            raise ApplicationError(
+                f"journey is {self._s.stage.value}; it takes no more changes", type=JOURNEY_FINISHED
+            )
+
+    # -- queries ----------------------------------------------------------------
+
+    @workflow.query
+    def state(self) -> JourneyView:
+        return self._view()
+
+    # -- updates and signals ----------------------------------------------------
+
+    @workflow.update
+    def update_reservation(self, update: ReservationUpdate) -> JourneyAck:
+        if update.request_id == self._s.created_request_id:
+            return self._ack(created=True)
+        if self._seen(update.request_id):
+            return self._ack()
+        if update.reservation == self._s.reservation and update.policy == self._s.policy:
+            return self._ack()
+        self._s.reservation = update.reservation
+        self._s.policy = update.policy
+        self._changed()
+        return self._ack(changed=True)
+
+    @update_reservation.validator
+    def _validate_reservation(self, update: ReservationUpdate) -> None:
+        if update.request_id == self._s.created_request_id:
+            return
+        self._reject_if_finished()
+        if update.reservation.reservation_id != self._s.reservation.reservation_id:
+            raise ApplicationError("reservation_id does not match the journey", type=INVALID_REQUEST)
+
+    @workflow.update
+    def cancel(self, request: CancelRequest) -> JourneyAck:
+        if self._s.stage is Stage.cancelled or self._seen(request.request_id):
+            return self._ack()
+        self._s.stage = Stage.cancelled
+        self._changed()
+        return self._ack(changed=True)
+
+    @cancel.validator
+    def _validate_cancel(self, request: CancelRequest) -> None:
+        if self._s.stage in (Stage.completed, Stage.no_show):
+            self._reject_if_finished()
+
+    @workflow.update
+    def record_event(self, event: PmsEvent) -> JourneyAck:
+        if self._seen(event.request_id):
+            return self._ack()
+        s = self._s
+        at = event.at or workflow.now()
+        before = s.stage
+        if event.type is PmsEventType.checked_in and s.stage is Stage.pre_arrival:
+            s.stage, s.checked_in_at = Stage.in_stay, at
+        elif event.type is PmsEventType.checked_out and s.stage in (Stage.pre_arrival, Stage.in_stay, Stage.post_stay):
+            s.stage, s.checked_out_at = Stage.post_stay, at
+        elif event.type is PmsEventType.no_show and s.stage in (Stage.pre_arrival, Stage.in_stay):
+            s.stage = Stage.no_show
+        else:
+            return self._ack(detail=f"{event.type} ignored: stage is already {s.stage}")
+        self._changed()
+        return self._ack(changed=s.stage is not before or event.type is PmsEventType.checked_out)
+
+    @record_event.validator
+    def _validate_event(self, event: PmsEvent) -> None:
+        self._reject_if_finished()
+        if event.type is PmsEventType.no_show and self._s.checked_in_at is not None:
+            raise ApplicationError("the guest checked in; a no-show is not possible", type=INVALID_REQUEST)
+
+    @workflow.update
+    def complete_checkin(self, submission: CheckinSubmission) -> JourneyAck:
+        if self._seen(submission.request_id):
+            return self._ack()
+        self._s.checkin = Checkin(
+            status=CheckinStatus.completed,
+            completed_at=self._s.checkin.completed_at or workflow.now(),
+            details=submission.details,
+        )
+        self._s.preferences = {**self._s.preferences, **submission.preferences}
+        self._changed()
+        return self._ack(changed=True)
+
+    @complete_checkin.validator
+    def _validate_checkin(self, submission: CheckinSubmission) -> None:
+        self._reject_if_finished()
+        if self._s.stage is Stage.post_stay:
+            raise ApplicationError("the stay is over; check-in is closed", type=JOURNEY_FINISHED)
+
+    @workflow.update
+    def answer_offer(self, answer: OfferAnswer) -> JourneyAck:
+        if self._seen(answer.request_id) or answer.offer in self._s.answers:
+            return self._ack(detail=f"offer {answer.offer} was already answered")
+        self._s.answers[answer.offer] = answer.accepted
+        self._s.answered_at[answer.offer] = workflow.now()
+        self._changed()
+        return self._ack(changed=True)
+
+    @answer_offer.validator
+    def _validate_answer(self, answer: OfferAnswer) -> None:
+        self._reject_if_finished()
+        if self._s.policy.offer(answer.offer) is None:
+            raise ApplicationError(f"unknown offer {answer.offer!r}", type=INVALID_REQUEST)
+
+    @workflow.update
+    def submit_feedback(self, submission: FeedbackSubmission) -> JourneyAck:
+        if self._seen(submission.request_id) or self._s.feedback.status is FeedbackStatus.received:
+            return self._ack(detail="feedback was already received")
+        self._s.feedback = Feedback(
+            status=FeedbackStatus.received,
+            score=submission.score,
+            comment=submission.comment,
+            received_at=workflow.now(),
+        )
+        self._changed()
+        return self._ack(changed=True)
+
+    @submit_feedback.validator
+    def _validate_feedback(self, submission: FeedbackSubmission) -> None:
+        if self._s.stage in (Stage.cancelled, Stage.no_show):
+            self._reject_if_finished()
+
+    @workflow.update
+    def send_message(self, message: ManualMessage) -> JourneyAck:
+        key = f"{StepKind.manual.value}:{message.request_id}"
+        channels = channels_for(self._s.reservation.guest, message.channel)
+        first = message_id_for(message_key(self._s.reservation.reservation_id, key, channels[0]))
+        if self._seen(message.request_id):
+            return self._ack(message_id=first)
+        self._s.manual_messages[key] = message
+        self._s.steps = [
+            *self._s.steps,
+            Step(key=key, kind=StepKind.manual, status=StepStatus.planned, scheduled_for=workflow.now(),
+                 template=message.template),
+        ]
+        self._changed()
+        return self._ack(changed=True, message_id=first)
+
+    @send_message.validator
+    def _validate_message(self, message: ManualMessage) -> None:
+        self._reject_if_finished()
+        if not channels_for(self._s.reservation.guest, message.channel):
+            raise ApplicationError("no channel reaches the guest", type=INVALID_REQUEST)
+
+    @workflow.update
+    def apply_snapshot(self, snapshot: JourneySnapshot) -> JourneyAck:
+        return self._apply_snapshot(snapshot)
+
+    @apply_snapshot.validator
+    def _validate_snapshot(self, snapshot: JourneySnapshot) -> None:
+        self._reject_if_finished()
+        if snapshot.stage is not None and not _may_move(self._s.stage, snapshot.stage):
+            raise ApplicationError(
+                f"stage cannot go from {self._s.stage} to {snapshot.stage}", type=INVALID_REQUEST
+            )
+
+    @workflow.signal
+    def apply_snapshot_async(self, snapshot: JourneySnapshot) -> None:
+        if self._s.stage.is_final or (snapshot.stage and not _may_move(self._s.stage, snapshot.stage)):
+            return
+        self._apply_snapshot(snapshot)
+
+    def _apply_snapshot(self, snapshot: JourneySnapshot) -> JourneyAck:
+        if self._seen(snapshot.request_id):
+            return self._ack()
+        s = self._s
+        if snapshot.preferences:
+            s.preferences = {**s.preferences, **snapshot.preferences}
+        if snapshot.stage is not None and snapshot.stage is not s.stage:
+            s.stage = snapshot.stage
+            if snapshot.stage is Stage.post_stay and s.checked_out_at is None:
+                s.checked_out_at = workflow.now()
+        if snapshot.nps is not None and s.feedback.status is not FeedbackStatus.received:
+            s.feedback = Feedback(status=FeedbackStatus.received, score=snapshot.nps, received_at=workflow.now())
+        self._changed()
+        return self._ack(changed=True)
+
+    @workflow.signal
+    def record_inbound(self, notice: InboundNotice) -> None:
+        previous = self._s.last_inbound_at.get(notice.channel.value)
+        if previous is None or notice.received_at > previous:
+            self._s.last_inbound_at[notice.channel.value] = notice.received_at
+            self._changed()
+
+
+def _may_move(current: Stage, target: Stage) -> bool:
+    """Stages only move forward; a snapshot cannot reopen or skip back."""
+    order = [Stage.pre_arrival, Stage.in_stay, Stage.post_stay, Stage.completed]
+    if target in (Stage.cancelled, Stage.no_show):
+        return current in (Stage.pre_arrival, Stage.in_stay)
+    if current not in order or target not in order:
+        return False
+    return order.index(target) >= order.index(current)
+
+
+def _cause(error: ActivityError) -> str:
+    cause = error.cause
+    if isinstance(cause, ApplicationError):
+        return cause.message
+    return str(cause or error)

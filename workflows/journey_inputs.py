@@ -1,0 +1,130 @@
+"""What `GuestJourneyWorkflow` takes and answers: one model per workflow input,
+update, signal and answer, so fields can be added compatibly."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, Field
+
+from guest_journey.journeys import Checkin, Feedback, Stage, Step
+from guest_journey.policy import HotelPolicy
+from guest_journey.reservations import Channel, Reservation
+
+# Update failure types the API maps to HTTP answers.
+JOURNEY_FINISHED = "JourneyFinished"  # 409
+INVALID_REQUEST = "InvalidRequest"  # 422
+
+
+class JourneyState(BaseModel):
+    """Everything a journey knows; carried whole across continue-as-new."""
+
+    reservation: Reservation
+    policy: HotelPolicy
+    stage: Stage = Stage.pre_arrival
+    steps: list[Step] = Field(default_factory=list)
+    checkin: Checkin = Field(default_factory=Checkin)
+    feedback: Feedback = Field(default_factory=Feedback)
+    answers: dict[str, bool] = Field(default_factory=dict, description="offer -> accepted")
+    answered_at: dict[str, datetime] = Field(default_factory=dict)
+    checked_in_at: datetime | None = None
+    checked_out_at: datetime | None = None
+    preferences: dict[str, Any] = Field(default_factory=dict)
+    manual_messages: dict[str, ManualMessage] = Field(default_factory=dict)
+    last_inbound_at: dict[str, datetime] = Field(default_factory=dict)
+    created_request_id: str
+    applied_requests: list[str] = Field(default_factory=list)
+    revision: int = 0
+    runs: int = 1
+
+
+class JourneyInput(BaseModel):
+    reservation: Reservation
+    policy: HotelPolicy
+    request_id: str
+    state: JourneyState | None = None
+    continue_as_new_after_events: int = Field(default=10_000, ge=50)
+
+
+class ReservationUpdate(BaseModel):
+    reservation: Reservation
+    policy: HotelPolicy
+    request_id: str
+
+
+class JourneyAck(BaseModel):
+    """The answer of every update: where the journey stands after it."""
+
+    reservation_id: str
+    workflow_id: str
+    stage: Stage
+    created: bool = False
+    changed: bool = False
+    message_id: str | None = None
+    detail: str | None = None
+
+
+class CancelRequest(BaseModel):
+    request_id: str
+    reason: str | None = None
+
+
+class PmsEventType(StrEnum):
+    checked_in = "checked_in"
+    checked_out = "checked_out"
+    no_show = "no_show"
+
+
+class PmsEvent(BaseModel):
+    type: PmsEventType
+    at: AwareDatetime | None = None
+    request_id: str
+
+
+class CheckinSubmission(BaseModel):
+    request_id: str
+    details: dict[str, Any] = Field(default_factory=dict)
+    preferences: dict[str, Any] = Field(default_factory=dict)
+
+
+class OfferAnswer(BaseModel):
+    request_id: str
+    offer: str
+    accepted: bool
+
+
+class FeedbackSubmission(BaseModel):
+    request_id: str
+    score: int = Field(ge=0, le=10)
+    comment: str | None = Field(default=None, max_length=5000)
+
+
+class ManualMessage(BaseModel):
+    """A message staff send through the journey: its own step, `manual:<id>`."""
+
+    request_id: str
+    template: str
+    channel: Channel | None = None
+    in_reply_to: str | None = None
+    context: dict[str, Any] = Field(default_factory=dict)
+
+
+class InboundNotice(BaseModel):
+    message_id: str
+    channel: Channel
+    received_at: AwareDatetime
+    in_reply_to: str | None = None
+
+
+class JourneySnapshot(BaseModel):
+    """Preferences, stage or NPS pushed by the preference sync (runbook)."""
+
+    request_id: str
+    preferences: dict[str, Any] | None = None
+    stage: Stage | None = None
+    nps: int | None = Field(default=None, ge=0, le=10)
+
+
+JourneyState.model_rebuild()
