@@ -1,0 +1,49 @@
+"""The FastAPI application: routers assembled in one place, clients built once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.deps import Services
+from api.errors import install_error_handlers
+from api.routes import guest_experience, health, reservations
+from guest_journey.database import create_engine, create_tables, session_factory
+from guest_journey.policy import load_policy
+from guest_journey.settings import Settings, get_settings
+from guest_journey.temporal import connect_temporal
+
+logger = logging.getLogger("guest_journey.api")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    policy = load_policy(settings.policy_file)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not settings.api_key_roles:
+            logger.warning("GUEST_JOURNEY_API_KEYS is not set: only loopback callers are allowed")
+        engine = create_engine(settings.resolved_database_url)
+        await create_tables(engine)
+        client = await connect_temporal(settings, lazy=True)
+        app.state.services = Services(
+            settings=settings, temporal=client, sessions=session_factory(engine), policy=policy
+        )
+        yield
+        await engine.dispose()
+
+    app = FastAPI(
+        title="Guest Journey",
+        version="0.1.0",
+        description="Each hotel reservation's digital guest journey as one durable Temporal workflow.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(reservations.router)
+    app.include_router(guest_experience.router)
+    app.include_router(health.router)
+    return app

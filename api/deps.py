@@ -1,0 +1,93 @@
+"""What handlers receive: settings, the Temporal client, a database session,
+the journey policy, and the caller's role. Built once in the app's lifespan."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.client import Client
+
+from guest_journey.database import SessionFactory
+from guest_journey.policy import JourneyPolicy
+from guest_journey.settings import Role, Settings
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    temporal: Client
+    sessions: SessionFactory
+    policy: JourneyPolicy
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_settings_dep(services: ServicesDep) -> Settings:
+    return services.settings
+
+
+def get_temporal(services: ServicesDep) -> Client:
+    return services.temporal
+
+
+def get_policy(services: ServicesDep) -> JourneyPolicy:
+    return services.policy
+
+
+async def get_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
+    async with services.sessions() as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+TemporalClientDep = Annotated[Client, Depends(get_temporal)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+PolicyDep = Annotated[JourneyPolicy, Depends(get_policy)]
+
+
+def _is_loopback(request: Request) -> bool:
+    host = request.client.host if request.client else ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host in ("testclient", "localhost")
+
+
+def caller_role(request: Request, settings: SettingsDep) -> Role:
+    """The role of the API key the request carries (CONTRACT §1)."""
+    keys = settings.api_key_roles
+    if not keys:
+        if _is_loopback(request):
+            return "admin"
+        raise HTTPException(401, "API keys are not configured; only loopback callers are allowed")
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not key:
+        raise HTTPException(401, "missing API key: send 'Authorization: Bearer <key>'",
+                            headers={"WWW-Authenticate": "Bearer"})
+    for known, role in keys.items():
+        if hmac.compare_digest(known.encode(), key.encode()):
+            return role
+    raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
+
+
+def require_role(*roles: Role) -> Callable[..., Role]:
+    """A dependency that lets through the given roles (and `admin`), 403 for others."""
+
+    def check(role: Annotated[Role, Depends(caller_role)]) -> Role:
+        if role != "admin" and role not in roles:
+            raise HTTPException(403, f"this route needs the role {' or '.join(roles)}; your key has {role}")
+        return role
+
+    return check

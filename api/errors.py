@@ -1,0 +1,102 @@
+"""Domain errors and the one place that turns them, and Temporal's and the
+database's failures, into HTTP answers (`{"detail": ...}`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from workflows.journey_inputs import INVALID_REQUEST, JOURNEY_FINISHED
+
+logger = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    status_code = 400
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(DomainError):
+    status_code = 404
+
+
+class Conflict(DomainError):
+    status_code = 409
+
+
+class InvalidRequest(DomainError):
+    status_code = 422
+
+
+class Unavailable(DomainError):
+    status_code = 503
+
+
+def journey_not_found(reservation_id: str) -> NotFound:
+    return NotFound(f"no journey for reservation {reservation_id!r}")
+
+
+def from_update_failure(error: WorkflowUpdateFailedError) -> DomainError:
+    cause = error.cause
+    if isinstance(cause, ApplicationError):
+        if cause.type == JOURNEY_FINISHED:
+            return Conflict(cause.message)
+        if cause.type == INVALID_REQUEST:
+            return InvalidRequest(cause.message)
+        return Conflict(cause.message)
+    return Conflict(str(cause or error))
+
+
+def from_rpc_error(error: RPCError, reservation_id: str | None = None) -> DomainError:
+    if error.status == RPCStatusCode.NOT_FOUND and reservation_id is not None:
+        return journey_not_found(reservation_id)
+    if error.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+        return Unavailable("Temporal is unreachable; try again shortly")
+    if error.status == RPCStatusCode.ALREADY_EXISTS:
+        return Conflict(error.message)
+    logger.error("temporal call failed", extra={"status": error.status.name, "detail": error.message})
+    return Unavailable(f"Temporal answered {error.status.name}: {error.message}")
+
+
+@contextmanager
+def temporal_errors(reservation_id: str | None = None) -> Iterator[None]:
+    """Turn what Temporal raises into the domain errors the API answers with."""
+    try:
+        yield
+    except WorkflowUpdateFailedError as error:
+        raise from_update_failure(error) from error
+    except RPCError as error:
+        raise from_rpc_error(error, reservation_id) from error
+    except RuntimeError as error:
+        if "client connect" in str(error):
+            raise Unavailable("Temporal is unreachable; try again shortly") from error
+        raise
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, error: DomainError) -> JSONResponse:
+        return JSONResponse(status_code=error.status_code, content={"detail": error.detail})
+
+    @app.exception_handler(RPCError)
+    async def _rpc(_: Request, error: RPCError) -> JSONResponse:
+        mapped = from_rpc_error(error)
+        return JSONResponse(status_code=mapped.status_code, content={"detail": mapped.detail})
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(PoolTimeoutError)
+    async def _database(_: Request, error: Exception) -> JSONResponse:
+        logger.error("database unavailable", extra={"error": type(error).__name__})
+        return JSONResponse(status_code=503, content={"detail": "the database is unavailable; try again shortly"})

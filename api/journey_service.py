@@ -1,0 +1,106 @@
+"""How the API talks to journeys: start-or-update, updates, and reads.
+
+Routes stay thin; every Temporal call goes through here, inside
+`temporal_errors`, so the answers for a missing journey, a finished one or an
+unreachable Temporal are the same everywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowHandle,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from api.errors import Conflict, NotFound, Unavailable, temporal_errors
+from guest_journey import read_model
+from guest_journey.journeys import JourneyView, workflow_id_for
+from guest_journey.policy import JourneyPolicy
+from guest_journey.reservations import Reservation
+from guest_journey.settings import Settings
+from workflows.journey import GuestJourneyWorkflow
+from workflows.journey_inputs import JourneyAck, JourneyInput, ReservationUpdate
+
+logger = logging.getLogger(__name__)
+QUERY_TIMEOUT = timedelta(seconds=5)
+
+
+def journey_handle(client: Client, reservation_id: str) -> WorkflowHandle[Any, Any]:
+    return client.get_workflow_handle_for(GuestJourneyWorkflow.run, workflow_id_for(reservation_id))
+
+
+async def put_reservation(
+    *,
+    client: Client,
+    settings: Settings,
+    session: AsyncSession,
+    policy: JourneyPolicy,
+    reservation: Reservation,
+    request_id: str,
+) -> JourneyAck:
+    """Start the journey, or update it; a finished journey takes no update (409)."""
+    rid = reservation.reservation_id
+    finished = await read_model.finished_stage(session=session, reservation_id=rid)
+    if finished is not None:
+        raise Conflict(f"the journey of reservation {rid!r} is {finished.value}; it takes no more changes")
+    hotel_policy = policy.for_hotel(reservation.hotel_id)
+    start = WithStartWorkflowOperation(
+        GuestJourneyWorkflow.run,
+        JourneyInput(reservation=reservation, policy=hotel_policy, request_id=request_id),
+        id=workflow_id_for(rid),
+        task_queue=settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+    )
+    update = ReservationUpdate(reservation=reservation, policy=hotel_policy, request_id=request_id)
+    with temporal_errors(rid):
+        try:
+            return await client.execute_update_with_start_workflow(
+                GuestJourneyWorkflow.update_reservation, update, start_workflow_operation=start
+            )
+        except WorkflowAlreadyStartedError as error:
+            raise Conflict(f"the journey of reservation {rid!r} has finished; it takes no more changes") from error
+
+
+async def read_journey(*, client: Client, session: AsyncSession, reservation_id: str) -> JourneyView:
+    """The journey as it is now: the workflow's own state while it runs, the read
+    model once it has finished (or when Temporal cannot answer in time)."""
+    stored = await read_model.get_journey(session=session, reservation_id=reservation_id)
+    if stored is not None and stored.stage.is_final:
+        return stored
+    try:
+        with temporal_errors(reservation_id):
+            return await journey_handle(client, reservation_id).query(
+                GuestJourneyWorkflow.state, rpc_timeout=QUERY_TIMEOUT
+            )
+    except (NotFound, Unavailable):
+        if stored is None:
+            raise
+        logger.warning("journey answered from the read model: Temporal did not",
+                       extra={"reservation_id": reservation_id})
+        return stored
+
+
+async def update_journey(
+    *, client: Client, session: AsyncSession, reservation_id: str, update: Any, argument: Any
+) -> JourneyAck:
+    """Send one update to a running journey; 404 unknown, 409 finished."""
+    try:
+        with temporal_errors(reservation_id):
+            ack: JourneyAck = await journey_handle(client, reservation_id).execute_update(update, argument)
+            return ack
+    except NotFound:
+        finished = await read_model.finished_stage(session=session, reservation_id=reservation_id)
+        if finished is not None:
+            raise Conflict(
+                f"the journey of reservation {reservation_id!r} is {finished.value}; it takes no more changes"
+            ) from None
+        raise

@@ -1,0 +1,33 @@
+"""Operations routes of the runbook: look up one journey."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path
+
+from api.deps import SessionDep, TemporalClientDep, require_role
+from api.journey_service import read_journey
+from communications.message_store import MessageView, list_for_reservation
+from guest_journey.journeys import JourneyView
+from guest_journey.reservations import RESERVATION_ID
+
+router = APIRouter(prefix="/guest-experience", tags=["guest-experience"],
+                   dependencies=[Depends(require_role("ops"))])
+
+
+class JourneyOut(JourneyView):
+    """A journey with its message timeline (CONTRACT §2)."""
+
+    messages: list[MessageView]
+
+
+@router.get("/{reservation_id}", response_model=JourneyOut)
+async def get_journey(
+    reservation_id: Annotated[str, Path(pattern=RESERVATION_ID)],
+    client: TemporalClientDep,
+    session: SessionDep,
+) -> JourneyOut:
+    view = await read_journey(client=client, session=session, reservation_id=reservation_id)
+    messages = await list_for_reservation(session=session, reservation_id=reservation_id)
+    return JourneyOut(**view.model_dump(), messages=[MessageView.of(record) for record in messages])

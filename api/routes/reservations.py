@@ -1,0 +1,107 @@
+"""The reservation system's routes: start, update and cancel journeys, PMS events."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Path, Response, status
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from api.deps import PolicyDep, SessionDep, SettingsDep, TemporalClientDep, require_role
+from api.journey_service import put_reservation, update_journey
+from guest_journey.journeys import Stage, workflow_id_for
+from guest_journey.read_model import finished_stage
+from guest_journey.reservations import RESERVATION_ID, Reservation, ReservationIn
+from workflows.journey import GuestJourneyWorkflow
+from workflows.journey_inputs import CancelRequest, JourneyAck, PmsEvent, PmsEventType
+
+router = APIRouter(
+    prefix="/reservations", tags=["reservations"], dependencies=[Depends(require_role("reservations"))]
+)
+
+ReservationIdPath = Annotated[str, Path(pattern=RESERVATION_ID, description="the PMS reservation id")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(max_length=200, description="repeat it on a retry: the same request is applied once"),
+]
+
+
+class JourneyRef(BaseModel):
+    reservation_id: str
+    workflow_id: str
+    stage: Stage
+
+    @classmethod
+    def of(cls, ack: JourneyAck) -> JourneyRef:
+        return cls(reservation_id=ack.reservation_id, workflow_id=ack.workflow_id, stage=ack.stage)
+
+
+class PmsEventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: PmsEventType
+    at: AwareDatetime | None = None
+
+
+def _request_id(idempotency_key: str | None) -> str:
+    return idempotency_key or str(uuid.uuid4())
+
+
+@router.put(
+    "/{reservation_id}",
+    response_model=JourneyRef,
+    status_code=status.HTTP_200_OK,
+    responses={201: {"model": JourneyRef, "description": "journey started"}, 409: {"description": "journey finished"}},
+)
+async def create_or_update_reservation(
+    reservation_id: ReservationIdPath,
+    body: ReservationIn,
+    response: Response,
+    client: TemporalClientDep,
+    settings: SettingsDep,
+    session: SessionDep,
+    policy: PolicyDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JourneyRef:
+    reservation = Reservation(reservation_id=reservation_id, **body.model_dump())
+    ack = await put_reservation(
+        client=client, settings=settings, session=session, policy=policy,
+        reservation=reservation, request_id=_request_id(idempotency_key),
+    )
+    if ack.created:
+        response.status_code = status.HTTP_201_CREATED
+    return JourneyRef.of(ack)
+
+
+@router.delete("/{reservation_id}", response_model=JourneyRef)
+async def cancel_reservation(
+    reservation_id: ReservationIdPath,
+    client: TemporalClientDep,
+    session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JourneyRef:
+    if await finished_stage(session=session, reservation_id=reservation_id) is Stage.cancelled:
+        return JourneyRef(reservation_id=reservation_id, workflow_id=workflow_id_for(reservation_id),
+                          stage=Stage.cancelled)
+    ack = await update_journey(
+        client=client, session=session, reservation_id=reservation_id,
+        update=GuestJourneyWorkflow.cancel, argument=CancelRequest(request_id=_request_id(idempotency_key)),
+    )
+    return JourneyRef.of(ack)
+
+
+@router.post("/{reservation_id}/events", response_model=JourneyRef)
+async def record_pms_event(
+    reservation_id: ReservationIdPath,
+    event: PmsEventIn,
+    client: TemporalClientDep,
+    session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JourneyRef:
+    ack = await update_journey(
+        client=client, session=session, reservation_id=reservation_id,
+        update=GuestJourneyWorkflow.record_event,
+        argument=PmsEvent(type=event.type, at=event.at, request_id=_request_id(idempotency_key)),
+    )
+    return JourneyRef.of(ack)
