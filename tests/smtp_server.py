@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import email
 import email.policy
 import socket
@@ -32,6 +33,7 @@ class _Collector:
         self.refuse = {address.lower(): reply for address, reply in refuse.items()}
         self.received: list[EmailMessage] = []
         self.envelopes: list[Envelope] = []
+        self.arrived = threading.Condition()
 
     async def handle_RCPT(
         self,
@@ -55,8 +57,10 @@ class _Collector:
             data.replace(b"\r\n", b"\n"), policy=email.policy.default
         )
         assert isinstance(message, EmailMessage)
-        self.envelopes.append(envelope)
-        self.received.append(message)
+        with self.arrived:
+            self.envelopes.append(envelope)
+            self.received.append(message)
+            self.arrived.notify_all()
         return "250 Message accepted for delivery"
 
 
@@ -76,6 +80,18 @@ class SmtpTestServer:
     def envelopes(self) -> list[Envelope]:
         """The SMTP envelopes (`mail_from`, `rcpt_tos`) of the accepted messages."""
         return self._collector.envelopes
+
+    async def wait_for(self, count: int, timeout: float = 30.0) -> list[EmailMessage]:
+        """Wait until `count` messages have arrived (the server runs in its own thread)."""
+        collector = self._collector
+
+        def wait() -> bool:
+            with collector.arrived:
+                return collector.arrived.wait_for(lambda: len(collector.received) >= count, timeout)
+
+        if not await asyncio.to_thread(wait):
+            raise TimeoutError(f"{len(collector.received)} of {count} messages arrived in {timeout} s")
+        return collector.received
 
     async def start(self) -> None:
         self._controller = Controller(self._collector, hostname=self.host, port=self.port)

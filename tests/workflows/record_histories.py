@@ -1,0 +1,114 @@
+"""Record journey histories from the current workflow code for the replay test.
+
+Run `python -m tests.workflows.record_histories` after a deliberate change to
+the workflow (guarded by `workflow.patched`) to add the new shape; keep the
+old files, so that CI proves old journeys still replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import tempfile
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from guest_journey.database import create_engine, create_tables, session_factory
+from guest_journey.reservations import Channel
+from guest_journey.settings import Settings
+from guest_journey.temporal import register_search_attributes
+from tests.recording_sender import RecordingSender
+from tests.workflows.journeys import booking, finish, put, quiet_policy
+from worker import build_worker
+from workflows.journey import GuestJourneyWorkflow
+from workflows.journey_inputs import (
+    CheckinSubmission,
+    FeedbackSubmission,
+    ManualMessage,
+    OfferAnswer,
+    PmsEvent,
+    PmsEventType,
+)
+
+HISTORIES = Path(__file__).parent / "histories"
+Scenario = Callable[[WorkflowEnvironment, str], Awaitable[WorkflowHandle[Any, Any]]]
+
+
+async def whole_stay(env: WorkflowEnvironment, task_queue: str) -> WorkflowHandle[Any, Any]:
+    reservation = booking(await env.get_current_time(), arrive_in=timedelta(days=5), nights=3)
+    handle, _ = await put(env.client, task_queue, reservation, quiet_policy())
+    return handle
+
+
+async def changes_and_answers(env: WorkflowEnvironment, task_queue: str) -> WorkflowHandle[Any, Any]:
+    """Date change, check-in, an offer answer, a staff message, PMS events, feedback."""
+    reservation = booking(await env.get_current_time(), arrive_in=timedelta(days=4), nights=2)
+    handle, _ = await put(env.client, task_queue, reservation, quiet_policy())
+    later = reservation.model_copy(
+        update={"arrival": reservation.arrival + timedelta(days=1),
+                "departure": reservation.departure + timedelta(days=1)}
+    )
+    await put(env.client, task_queue, later, quiet_policy())
+    await handle.execute_update(GuestJourneyWorkflow.complete_checkin,
+                                CheckinSubmission(request_id="c", preferences={"pillow": "firm"}))
+    await handle.execute_update(GuestJourneyWorkflow.answer_offer,
+                                OfferAnswer(request_id="o", offer="room_upgrade", accepted=True))
+    await handle.execute_update(GuestJourneyWorkflow.send_message,
+                                ManualMessage(request_id="m", template="free_text", context={"body": "Olá!"}))
+    await handle.execute_update(GuestJourneyWorkflow.record_event,
+                                PmsEvent(type=PmsEventType.checked_in, request_id="e1"))
+    await handle.execute_update(GuestJourneyWorkflow.record_event,
+                                PmsEvent(type=PmsEventType.checked_out, request_id="e2"))
+    await handle.execute_update(GuestJourneyWorkflow.submit_feedback,
+                                FeedbackSubmission(request_id="f", score=9))
+    return handle
+
+
+async def continued_as_new(env: WorkflowEnvironment, task_queue: str) -> WorkflowHandle[Any, Any]:
+    reservation = booking(await env.get_current_time(), arrive_in=timedelta(days=5), nights=3)
+    handle, _ = await put(env.client, task_queue, reservation, quiet_policy(), continue_as_new_after_events=60)
+    return handle
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "whole_stay": whole_stay,
+    "changes_and_answers": changes_and_answers,
+    "continued_as_new": continued_as_new,
+}
+
+
+async def record(target: Path) -> None:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=shutil.which("temporal-test-server")
+        or str(Path(sys.executable).parent / "temporal-test-server"),
+        data_converter=pydantic_data_converter,
+    )
+    await register_search_attributes(env.client, "default")
+    with tempfile.TemporaryDirectory() as data_dir:
+        settings = Settings(data_dir=Path(data_dir), task_queue=f"record-{uuid.uuid4()}", secret_key="record")
+        engine = create_engine(settings.resolved_database_url)
+        await create_tables(engine)
+        channels = {Channel.email: RecordingSender(Channel.email)}
+        async with build_worker(env.client, settings, session_factory(engine), channels):
+            for name, scenario in SCENARIOS.items():
+                handle = await scenario(env, settings.task_queue)
+                await finish(env, handle)
+                first_run = env.client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id
+                                                           or (await handle.describe()).run_id)
+                history = await first_run.fetch_history()
+                (target / f"{name}.json").write_text(history.to_json())
+        await engine.dispose()
+    await env.shutdown()
+
+
+if __name__ == "__main__":
+    HISTORIES.mkdir(exist_ok=True)
+    asyncio.run(record(HISTORIES))

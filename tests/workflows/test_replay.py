@@ -1,0 +1,30 @@
+"""Recorded journey histories must replay on the current workflow code: a
+non-deterministic change (one not guarded by `workflow.patched`) fails here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from workflows.journey import GuestJourneyWorkflow
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+
+
+def test_histories_are_recorded() -> None:
+    assert {path.stem for path in HISTORIES} >= {"whole_stay", "changes_and_answers", "continued_as_new"}
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=lambda path: path.stem)
+async def test_recorded_history_replays(path: Path) -> None:
+    text = path.read_text()
+    workflow_id = json.loads(text)["events"][0]["workflowExecutionStartedEventAttributes"].get(
+        "workflowId", path.stem
+    )
+    replayer = Replayer(workflows=[GuestJourneyWorkflow], data_converter=pydantic_data_converter)
+    await replayer.replay_workflow(WorkflowHistory.from_json(workflow_id, text))
