@@ -11,10 +11,10 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import email
 import email.policy
 import socket
+import threading
 from email.message import EmailMessage
 from types import TracebackType
 

@@ -3,7 +3,6 @@ non-deterministic change (one not guarded by `workflow.patched`) fails here."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -22,9 +21,5 @@ def test_histories_are_recorded() -> None:
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda path: path.stem)
 async def test_recorded_history_replays(path: Path) -> None:
-    text = path.read_text()
-    workflow_id = json.loads(text)["events"][0]["workflowExecutionStartedEventAttributes"].get(
-        "workflowId", path.stem
-    )
     replayer = Replayer(workflows=[GuestJourneyWorkflow], data_converter=pydantic_data_converter)
-    await replayer.replay_workflow(WorkflowHistory.from_json(workflow_id, text))
+    await replayer.replay_workflow(WorkflowHistory.from_json(path.stem, path.read_text()))
