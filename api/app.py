@@ -10,7 +10,8 @@ from fastapi import FastAPI
 
 from api.deps import Services
 from api.errors import install_error_handlers
-from api.routes import guest_experience, health, reservations
+from api.routes import communications, guest_experience, health, reservations
+from communications.templates import TemplateCatalogue
 from guest_journey.database import create_engine, create_tables, session_factory
 from guest_journey.policy import load_policy
 from guest_journey.settings import Settings, get_settings
@@ -22,6 +23,7 @@ logger = logging.getLogger("guest_journey.api")
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     policy = load_policy(settings.policy_file)
+    templates = TemplateCatalogue.load()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -31,7 +33,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await create_tables(engine)
         client = await connect_temporal(settings, lazy=True)
         app.state.services = Services(
-            settings=settings, temporal=client, sessions=session_factory(engine), policy=policy
+            settings=settings,
+            temporal=client,
+            sessions=session_factory(engine),
+            policy=policy,
+            templates=templates,
         )
         yield
         await engine.dispose()
@@ -45,5 +51,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(reservations.router)
     app.include_router(guest_experience.router)
+    app.include_router(communications.router)
     app.include_router(health.router)
     return app

@@ -13,6 +13,7 @@ from fastapi import Depends, HTTPException, Request
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
+from communications.templates import TemplateCatalogue
 from guest_journey.database import SessionFactory
 from guest_journey.policy import JourneyPolicy
 from guest_journey.settings import Role, Settings
@@ -24,6 +25,7 @@ class Services:
     temporal: Client
     sessions: SessionFactory
     policy: JourneyPolicy
+    templates: TemplateCatalogue
 
 
 def get_services(request: Request) -> Services:
@@ -42,6 +44,10 @@ def get_temporal(services: ServicesDep) -> Client:
     return services.temporal
 
 
+def get_templates(services: ServicesDep) -> TemplateCatalogue:
+    return services.templates
+
+
 def get_policy(services: ServicesDep) -> JourneyPolicy:
     return services.policy
 
@@ -55,6 +61,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 TemporalClientDep = Annotated[Client, Depends(get_temporal)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 PolicyDep = Annotated[JourneyPolicy, Depends(get_policy)]
+TemplatesDep = Annotated[TemplateCatalogue, Depends(get_templates)]
 
 
 def _is_loopback(request: Request) -> bool:

@@ -538,6 +538,11 @@ class GuestJourneyWorkflow:
         self._reject_if_finished()
         if not channels_for(self._s.reservation.guest, message.channel):
             raise ApplicationError("no channel reaches the guest", type=INVALID_REQUEST)
+        offer = message.context.get("upsell_offer")
+        if offer is not None and self._s.policy.offer(str(offer)) is None:
+            raise ApplicationError(
+                f"context.upsell_offer: the hotel has no offer {offer!r}", type=INVALID_REQUEST
+            )
 
     @workflow.update
     def apply_snapshot(self, snapshot: JourneySnapshot) -> JourneyAck:
