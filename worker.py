@@ -19,6 +19,7 @@ from activities.messaging import MessagingActivities
 from communications.channels.base import ChannelSender
 from communications.channels.email import OutboxEmailSender, SmtpEmailSender
 from communications.channels.webchat import WebchatSender
+from communications.channels.whatsapp import WhatsAppSender
 from communications.templates import TemplateCatalogue
 from guest_journey.database import SessionFactory, create_engine, create_tables, session_factory
 from guest_journey.guest_links import GuestLinks
@@ -48,7 +49,15 @@ def build_channels(settings: Settings) -> dict[Channel, ChannelSender]:
         )
     else:
         email = OutboxEmailSender(directory=settings.outbox_dir, sender=sender)
-    return {Channel.email: email, Channel.webchat: WebchatSender()}
+    channels: dict[Channel, ChannelSender] = {Channel.email: email, Channel.webchat: WebchatSender()}
+    if settings.whatsapp_configured:
+        assert settings.whatsapp_phone_number_id and settings.whatsapp_access_token
+        channels[Channel.whatsapp] = WhatsAppSender(
+            phone_number_id=settings.whatsapp_phone_number_id,
+            access_token=settings.whatsapp_access_token.get_secret_value(),
+            api_base_url=settings.whatsapp_api_base_url,
+        )
+    return channels
 
 
 def build_worker(

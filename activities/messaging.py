@@ -121,6 +121,7 @@ class MessagingActivities:
             marketing=message.marketing,
             in_reply_to=message.in_reply_to,
             reply_token=self._links.reply_token(message.reservation_id, departure),
+            window_open=message.window_open,
         )
 
     @activity.defn

@@ -67,6 +67,7 @@ class SendMessageInput(BaseModel):
     guest: Guest
     marketing: bool = False
     in_reply_to: str | None = None
+    window_open: bool = False
     context: dict[str, Any] = Field(default_factory=dict)
 
 

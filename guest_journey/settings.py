@@ -105,6 +105,10 @@ class Settings(BaseSettings):
         return bool(self.smtp_host)
 
     @property
+    def whatsapp_configured(self) -> bool:
+        return bool(self.whatsapp_phone_number_id and self.whatsapp_access_token)
+
+    @property
     def outbox_dir(self) -> Path:
         return self.data_dir / "outbox"
 

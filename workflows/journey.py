@@ -73,6 +73,7 @@ TEMPLATE_FOR_KIND = {
 }
 MARKETING_KINDS = frozenset({StepKind.upsell, StepKind.upsell_follow_up})
 REMEMBERED_REQUESTS = 200
+WHATSAPP_WINDOW = timedelta(hours=24)
 RECORD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 
 
@@ -221,6 +222,7 @@ class GuestJourneyWorkflow:
                 guest=s.reservation.guest,
                 marketing=step.kind in MARKETING_KINDS,
                 in_reply_to=manual.in_reply_to if manual else None,
+                window_open=self._whatsapp_window_open(),
                 context=self._template_context(step, manual),
             )
             delivery = s.policy.delivery
@@ -273,6 +275,11 @@ class GuestJourneyWorkflow:
             retry_policy=RECORD_RETRY,
         )
         return step.model_copy(update={"status": StepStatus.failed, "reason": reason, "template": template})
+
+    def _whatsapp_window_open(self) -> bool:
+        """WhatsApp allows free text for 24 h after the guest last wrote on it."""
+        last = self._s.last_inbound_at.get(Channel.whatsapp.value)
+        return last is not None and workflow.now() - last < WHATSAPP_WINDOW
 
     def _template_context(self, step: Step, manual: ManualMessage | None) -> dict[str, Any]:
         s = self._s

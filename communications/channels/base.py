@@ -24,6 +24,7 @@ class Outgoing(BaseModel):
     in_reply_to: str | None = None
     reply_token: str | None = None
     unsubscribe_url: str | None = None
+    window_open: bool = False  # WhatsApp: the guest wrote within 24 h, free text is allowed
 
 
 class Delivery(BaseModel):
