@@ -23,6 +23,7 @@ from communications.channels.base import (
 )
 from communications.message_store import MessageRecord, get_or_create_outbound, save_message
 from communications.templates import TemplateCatalogue, TemplateError
+from communications.unsubscribes import is_unsubscribed
 from guest_journey.database import SessionFactory, utcnow
 from guest_journey.guest_links import GuestLinks
 from guest_journey.messages import (
@@ -39,7 +40,8 @@ logger = logging.getLogger(__name__)
 CHANNEL_UNAVAILABLE = "ChannelUnavailable"
 DELIVERY_REJECTED = "DeliveryRejected"
 TEMPLATE_FAILED = "TemplateFailed"
-NON_RETRYABLE_ERRORS = (CHANNEL_UNAVAILABLE, DELIVERY_REJECTED, TEMPLATE_FAILED)
+UNSUBSCRIBED = "Unsubscribed"  # a marketing message to an address that opted out: skipped
+NON_RETRYABLE_ERRORS = (CHANNEL_UNAVAILABLE, DELIVERY_REJECTED, TEMPLATE_FAILED, UNSUBSCRIBED)
 
 
 class MessagingActivities:
@@ -59,6 +61,8 @@ class MessagingActivities:
     @activity.defn
     async def send_message(self, message: SendMessageInput) -> SendMessageResult:
         async with self._sessions() as session:
+            if message.marketing and await is_unsubscribed(session=session, address=_recipient(message)):
+                raise ApplicationError("the guest unsubscribed from offers", type=UNSUBSCRIBED, non_retryable=True)
             record = await get_or_create_outbound(session=session, message=message)
             if record.sent_at is not None:  # handed to its channel before: never again
                 return _result(record, note=record.reason)
@@ -120,7 +124,8 @@ class MessagingActivities:
             rendered=rendered,
             marketing=message.marketing,
             in_reply_to=message.in_reply_to,
-            reply_token=self._links.reply_token(message.reservation_id, departure),
+            reply_token=self._links.reply_token(message.message_id),
+            unsubscribe_url=context.get("unsubscribe_url") if message.marketing else None,
             window_open=message.window_open,
         )
 

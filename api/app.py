@@ -10,7 +10,16 @@ from fastapi import FastAPI
 
 from api.deps import Services
 from api.errors import install_error_handlers
-from api.routes import communications, guest_experience, health, reservations
+from api.limits import BodySizeLimit
+from api.routes import (
+    communications,
+    guest_experience,
+    health,
+    inbound,
+    reservations,
+    unsubscribe,
+    webhooks,
+)
 from communications.templates import TemplateCatalogue
 from guest_journey.database import create_engine, create_tables, session_factory
 from guest_journey.policy import load_policy
@@ -49,8 +58,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimit)
     app.include_router(reservations.router)
     app.include_router(guest_experience.router)
     app.include_router(communications.router)
+    app.include_router(inbound.router)
+    app.include_router(webhooks.router)
+    app.include_router(unsubscribe.router)
     app.include_router(health.router)
     return app

@@ -21,13 +21,14 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.errors import Conflict, NotFound, Unavailable, temporal_errors
+from communications.message_store import MessageRecord
 from guest_journey import read_model
 from guest_journey.journeys import JourneyView, workflow_id_for
 from guest_journey.policy import JourneyPolicy
-from guest_journey.reservations import Reservation
+from guest_journey.reservations import Channel, Reservation
 from guest_journey.settings import Settings
 from workflows.journey import GuestJourneyWorkflow
-from workflows.journey_inputs import JourneyAck, JourneyInput, ReservationUpdate
+from workflows.journey_inputs import InboundNotice, JourneyAck, JourneyInput, ReservationUpdate
 
 logger = logging.getLogger(__name__)
 QUERY_TIMEOUT = timedelta(seconds=5)
@@ -104,3 +105,21 @@ async def update_journey(
                 f"the journey of reservation {reservation_id!r} is {finished.value}; it takes no more changes"
             ) from None
         raise
+
+
+async def notify_inbound(*, client: Client, message: MessageRecord) -> None:
+    """Signal the journey that its guest wrote; the message is stored already, so a
+    finished journey or an unreachable Temporal only costs the signal (logged)."""
+    assert message.reservation_id is not None
+    notice = InboundNotice(
+        message_id=message.id,
+        channel=Channel(message.channel),
+        received_at=message.created_at,
+        in_reply_to=message.in_reply_to,
+    )
+    try:
+        with temporal_errors(message.reservation_id):
+            await journey_handle(client, message.reservation_id).signal(GuestJourneyWorkflow.record_inbound, notice)
+    except (NotFound, Unavailable) as error:
+        logger.warning("inbound message not signalled to its journey: %s", error.detail,
+                       extra={"reservation_id": message.reservation_id, "message_id": message.id})

@@ -10,6 +10,8 @@ import base64
 import hashlib
 import hmac
 import json
+import re
+import uuid
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -21,10 +23,11 @@ class Purpose(StrEnum):
     offer = "offer"
     feedback = "feedback"
     chat = "chat"
-    reply = "reply"
+    unsubscribe = "unsubscribe"
 
 
 FEEDBACK_VALID_AFTER_DEPARTURE = timedelta(days=30)
+UNSUBSCRIBE_VALID_AFTER_DEPARTURE = timedelta(days=365)
 
 
 class GuestTokenError(ValueError):
@@ -101,7 +104,31 @@ class GuestLinks:
             offer_url = self.url(reservation_id, Purpose.offer, departure, f"offers/{offer}")
             links.update(offer_url=offer_url, accept_url=f"{offer_url}?answer=accept",
                          decline_url=f"{offer_url}?answer=decline")
+            links["unsubscribe_url"] = self.url(
+                reservation_id, Purpose.unsubscribe, departure + UNSUBSCRIBE_VALID_AFTER_DEPARTURE, "unsubscribe"
+            )
         return links
 
-    def reply_token(self, reservation_id: str, departure: datetime) -> str:
-        return make_token(self._secret, reservation_id, Purpose.reply, departure + FEEDBACK_VALID_AFTER_DEPARTURE)
+    def reply_token(self, message_id: str) -> str:
+        return reply_token(self._secret, message_id)
+
+
+# An e-mail's Reply-To is `reply+<token>@domain`: the token names the message
+# replied to (so its reservation) and fits the 64-character local part.
+_REPLY_ADDRESS = re.compile(r"reply\+([0-9a-f]{32})([A-Za-z0-9_-]{12})@", re.IGNORECASE)
+
+
+def reply_token(secret: str, message_id: str) -> str:
+    hex_id = uuid.UUID(message_id).hex
+    return hex_id + _signature(secret, f"reply:{hex_id}")[:12]
+
+
+def message_replied_to(secret: str, address: str) -> str | None:
+    """The message id in a `reply+<token>@…` address, when the token is ours and intact."""
+    found = _REPLY_ADDRESS.search(address)
+    if found is None:
+        return None
+    hex_id, signature = found.group(1).lower(), found.group(2)
+    if not hmac.compare_digest(signature, _signature(secret, f"reply:{hex_id}")[:12]):
+        return None
+    return str(uuid.UUID(hex_id))

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, func
-from sqlmodel import Field, SQLModel, select
+from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from guest_journey.database import UTCDateTime, utcnow
@@ -23,6 +23,8 @@ class JourneyRecord(SQLModel, table=True):
     arrival: datetime = Field(sa_column=Column(UTCDateTime(), index=True, nullable=False))
     departure: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     revision: int = 0
+    guest_email: str | None = Field(default=None, index=True, max_length=320)
+    guest_phone: str | None = Field(default=None, index=True, max_length=32)
     view: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
@@ -51,9 +53,30 @@ async def save_journey(*, session: AsyncSession, view: JourneyView) -> bool:
         record.revision = view.revision
         record.view = view.model_dump(mode="json")
         record.updated_at = utcnow()
+    _set_contacts(record, view)
     session.add(record)
     await session.commit()
     return True
+
+
+def _set_contacts(record: JourneyRecord, view: JourneyView) -> None:
+    """Contacts kept in columns of their own, so an inbound message finds its guest."""
+    record.guest_email = view.guest.email.lower() if view.guest.email else None
+    record.guest_phone = view.guest.phone
+
+
+async def journey_of_guest(*, session: AsyncSession, address: str) -> JourneyRecord | None:
+    """The journey of the guest with this e-mail or phone: a running one before a
+    finished one, the nearest arrival first."""
+    column = JourneyRecord.guest_email if "@" in address else JourneyRecord.guest_phone
+    rows = await session.exec(
+        select(JourneyRecord)
+        .where(column == address)
+        .order_by(col(JourneyRecord.stage).in_([stage.value for stage in FINAL_STAGES]),
+                  col(JourneyRecord.arrival).desc())
+        .limit(1)
+    )
+    return rows.first()
 
 
 async def get_journey(*, session: AsyncSession, reservation_id: str) -> JourneyView | None:

@@ -20,7 +20,7 @@ from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.journey_record import JourneyRecorder
-    from activities.messaging import NON_RETRYABLE_ERRORS, MessagingActivities
+    from activities.messaging import NON_RETRYABLE_ERRORS, UNSUBSCRIBED, MessagingActivities
     from guest_journey import temporal
     from guest_journey.journeys import (
         Checkin,
@@ -161,6 +161,7 @@ class GuestJourneyWorkflow:
             checked_out_at=s.checked_out_at,
             answered_offers=list(s.answers),
             feedback_received=s.feedback.status is FeedbackStatus.received,
+            unsubscribed=s.unsubscribed,
             steps=s.steps,
         )
         steps = plan_steps(s.reservation, s.policy, facts, now)
@@ -245,6 +246,9 @@ class GuestJourneyWorkflow:
             except ActivityError as error:
                 if isinstance(error.cause, CancelledError):
                     raise
+                if isinstance(error.cause, ApplicationError) and error.cause.type == UNSUBSCRIBED:
+                    self._s.unsubscribed = True  # the planner skips every offer from now on
+                    return step.model_copy(update={"status": StepStatus.skipped, "reason": error.cause.message})
                 failures.append(f"{channel}: {_cause(error)}")
                 continue
             return step.model_copy(

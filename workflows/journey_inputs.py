@@ -34,6 +34,7 @@ class JourneyState(BaseModel):
     preferences: dict[str, Any] = Field(default_factory=dict)
     manual_messages: dict[str, ManualMessage] = Field(default_factory=dict)
     last_inbound_at: dict[str, datetime] = Field(default_factory=dict)
+    unsubscribed: bool = False
     created_request_id: str
     applied_requests: list[str] = Field(default_factory=list)
     revision: int = 0

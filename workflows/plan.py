@@ -37,6 +37,7 @@ class JourneyFacts(BaseModel):
     checked_out_at: datetime | None = None
     answered_offers: list[str] = Field(default_factory=list)
     feedback_received: bool = False
+    unsubscribed: bool = False
     steps: list[Step] = Field(default_factory=list)
 
 
@@ -252,6 +253,8 @@ class _Planner:
             return "offer answered"
         if not self.reservation.guest.marketing_consent:
             return "no marketing consent"
+        if self.facts.unsubscribed:
+            return "the guest unsubscribed from offers"
         current = self.facts.stage
         fits = current is stage or (stage is Stage.in_stay and current is Stage.pre_arrival)
         if not fits:

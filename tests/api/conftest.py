@@ -23,7 +23,7 @@ def api_settings(env: WorkflowEnvironment, settings: Settings, tmp_path: Path) -
     return settings.model_copy(update={"temporal_address": target, "policy_file": policy})
 
 
-async def _client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings)
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
     async with app.router.lifespan_context(app), httpx.AsyncClient(
@@ -34,12 +34,12 @@ async def _client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def api(api_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async for client in _client(api_settings):
+    async for client in app_client(api_settings):
         yield client
 
 
 @pytest.fixture
 async def api_without_temporal(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The app pointed at a Temporal address where nothing listens."""
-    async for client in _client(settings.model_copy(update={"temporal_address": "127.0.0.1:1"})):
+    async for client in app_client(settings.model_copy(update={"temporal_address": "127.0.0.1:1"})):
         yield client

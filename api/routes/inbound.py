@@ -1,0 +1,89 @@
+"""Recording what a guest wrote (runbook: "Registrar resposta manual do hóspede")."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Depends, status
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from api.deps import SessionDep, SettingsDep, TemporalClientDep, require_role
+from api.errors import journey_not_found
+from api.journey_service import notify_inbound
+from communications.inbound import InboundResult, MatchedBy, UnknownReservation, store_inbound
+from guest_journey.database import utcnow
+from guest_journey.guest_links import message_replied_to
+from guest_journey.reservations import RESERVATION_ID, Channel
+
+logger = logging.getLogger(__name__)
+router = APIRouter(prefix="/communications", tags=["communications"],
+                   dependencies=[Depends(require_role("ops"))])
+
+
+class InboundRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channel: Channel
+    sender: str = Field(min_length=1, max_length=320, description="the guest's e-mail, phone or chat id")
+    body: str = Field(min_length=1, max_length=20_000)
+    in_reply_to: str | None = Field(default=None, max_length=300, description="the message answered")
+    to: str | None = Field(
+        default=None, max_length=320,
+        description="the address the guest wrote to: a reply+<token>@ address names the message answered",
+    )
+    reservation_id: str | None = Field(default=None, pattern=RESERVATION_ID)
+    received_at: AwareDatetime | None = None
+
+
+class InboundAnswer(BaseModel):
+    message_id: str
+    reservation_id: str | None
+    matched_by: MatchedBy | None
+    in_reply_to: str | None
+    response_time_minutes: float | None
+    duplicate: bool
+
+
+@router.post("/messages/inbound", response_model=InboundAnswer, status_code=status.HTTP_201_CREATED)
+async def record_inbound_message(
+    request: InboundRequest, client: TemporalClientDep, session: SessionDep, settings: SettingsDep
+) -> InboundAnswer:
+    """Store the guest's message, matched to its reservation (by `reservation_id`,
+    by `in_reply_to`, else by the sender's address); unmatched ones are kept and
+    listed for staff, never dropped."""
+    try:
+        result = await store_inbound(
+            session=session,
+            channel=request.channel,
+            sender=request.sender,
+            body=request.body,
+            received_at=request.received_at or utcnow(),
+            in_reply_to=request.in_reply_to or _replied_by_address(request.to, settings),
+            reservation_id=request.reservation_id,
+        )
+    except UnknownReservation as error:
+        raise journey_not_found(error.reservation_id) from error
+    await notify_journey(client, result)
+    return answer_for(result)
+
+
+async def notify_journey(client: TemporalClientDep, result: InboundResult) -> None:
+    """Tell a running journey that its guest wrote (it opens WhatsApp's 24-hour window)."""
+    if result.matched and not result.duplicate:
+        await notify_inbound(client=client, message=result.message)
+
+
+def _replied_by_address(to: str | None, settings: SettingsDep) -> str | None:
+    return message_replied_to(settings.resolved_secret_key(), to) if to else None
+
+
+def answer_for(result: InboundResult) -> InboundAnswer:
+    return InboundAnswer(
+        message_id=result.message.id,
+        reservation_id=result.message.reservation_id,
+        matched_by=result.matched_by,
+        in_reply_to=result.message.in_reply_to,
+        response_time_minutes=result.response_time_minutes,
+        duplicate=result.duplicate,
+    )
+

@@ -1,0 +1,84 @@
+"""Channel webhooks: WhatsApp's verification challenge, delivery statuses and
+guest messages. Meta redelivers; every event is applied once."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel
+
+from api.deps import ServicesDep, SessionDep, TemporalClientDep
+from api.routes.inbound import notify_journey
+from communications.inbound import store_inbound
+from communications.message_status import apply_status_update
+from communications.whatsapp_webhook import (
+    SIGNATURE_HEADER,
+    WebhookError,
+    WebhookInvalid,
+    parse_webhook,
+    verify_challenge,
+    verify_signature,
+)
+from guest_journey.reservations import Channel
+
+logger = logging.getLogger(__name__)
+router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+
+
+class WebhookAnswer(BaseModel):
+    statuses: int
+    messages: int
+
+
+def _secret(value: object) -> str:
+    return value.get_secret_value() if value is not None else ""  # type: ignore[attr-defined]
+
+
+@router.get("/whatsapp", response_class=PlainTextResponse)
+async def verify_whatsapp_webhook(
+    services: ServicesDep,
+    mode: Annotated[str | None, Query(alias="hub.mode")] = None,
+    token: Annotated[str | None, Query(alias="hub.verify_token")] = None,
+    challenge: Annotated[str | None, Query(alias="hub.challenge")] = None,
+) -> PlainTextResponse:
+    try:
+        answer = verify_challenge(mode, token, challenge, _secret(services.settings.whatsapp_verify_token))
+    except WebhookError as error:
+        return PlainTextResponse(str(error), status_code=error.status_code)
+    return PlainTextResponse(answer)
+
+
+@router.post("/whatsapp", response_model=WebhookAnswer)
+async def receive_whatsapp_webhook(
+    request: Request, services: ServicesDep, session: SessionDep, client: TemporalClientDep
+) -> WebhookAnswer | JSONResponse:
+    raw = await request.body()
+    try:
+        verify_signature(raw, request.headers.get(SIGNATURE_HEADER), _secret(services.settings.whatsapp_app_secret))
+        try:
+            payload = json.loads(raw)
+        except ValueError as error:
+            raise WebhookInvalid("the body is not JSON") from error
+        events = parse_webhook(payload)
+    except WebhookError as error:
+        return JSONResponse({"detail": str(error)}, status_code=error.status_code)
+    for update in events.statuses:
+        event_id = f"whatsapp:{update.provider_message_id}:{update.status.value}:{int(update.at.timestamp())}"
+        found = await apply_status_update(
+            session=session, provider_message_id=update.provider_message_id, status=update.status,
+            at=update.at, reason=update.reason, event_id=event_id,
+        )
+        if found is None:
+            logger.info("status for a message we do not know", extra={"status": update.status.value})
+    for message in events.messages:
+        result = await store_inbound(
+            session=session, channel=Channel.whatsapp, sender=message.sender, body=message.body,
+            received_at=message.at, in_reply_to=message.in_reply_to_provider_id,
+            provider_message_id=message.provider_message_id,
+        )
+        await notify_journey(client, result)
+    return WebhookAnswer(statuses=len(events.statuses), messages=len(events.messages))

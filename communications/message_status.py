@@ -1,0 +1,208 @@
+"""The status history of a message, and its current status derived from it.
+
+Channels report what happened to a message after we handed it over (WhatsApp
+status webhooks: sent, delivered, read, failed), and they report it late, out
+of order and more than once. Every report is kept once in
+`message_status_event`: a report is the same when it carries the same provider
+event id, or names the same message, status and time.
+
+The message's current status then moves by these rules:
+
+- Along the ladder `queued < sent < delivered < read` (`MessageStatus.rank`) a
+  status only moves up: a `sent` or `delivered` that arrives after `read` is
+  kept in the history and changes nothing.
+- `failed` replaces only `queued` or `sent`, and `sent` only when the failure
+  happened at or after the time the message was sent. A delivered or read
+  message never becomes failed: the guest has it.
+- From `failed`, `delivered` and `read` always win (proof of delivery);
+  `sent` wins only when it happened after the failure (a later attempt that
+  went through); `queued` never does.
+
+`status_at` is the time of the event that set the current status.
+`delivered_at` and `read_at` are the earliest times reported for them; a read
+message was delivered, so `read` also sets `delivered_at` when none is known.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import AwareDatetime, BaseModel
+from sqlalchemy import Column, ForeignKey, String, UniqueConstraint
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Field, SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from communications.message_store import MessageRecord
+from guest_journey.database import UTCDateTime, utcnow
+from guest_journey.messages import MessageStatus
+
+_LADDER = frozenset(
+    {MessageStatus.queued, MessageStatus.sent, MessageStatus.delivered, MessageStatus.read}
+)
+_PROOF_OF_DELIVERY = frozenset({MessageStatus.delivered, MessageStatus.read})
+
+
+class MessageStatusEvent(SQLModel, table=True):
+    __tablename__ = "message_status_event"
+    __table_args__ = (
+        UniqueConstraint("message_id", "status", "at", name="uq_message_status_event_report"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(
+        sa_column=Column(String(64), ForeignKey("message.id"), index=True, nullable=False)
+    )
+    status: str = Field(max_length=16)
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    reason: str | None = None
+    event_id: str | None = Field(default=None, unique=True, max_length=300)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+
+
+class MessageStatusEventView(BaseModel):
+    """One report in a message's status history."""
+
+    status: MessageStatus
+    at: AwareDatetime
+    reason: str | None = None
+    event_id: str | None = None
+
+    @classmethod
+    def of(cls, event: MessageStatusEvent) -> MessageStatusEventView:
+        return cls.model_validate(event, from_attributes=True)
+
+
+def takes_over(
+    current: MessageStatus, current_at: datetime | None, new: MessageStatus, new_at: datetime
+) -> bool:
+    """Whether a report of `new` at `new_at` replaces the current status (module rules)."""
+    if current == new:
+        return False
+    if new is MessageStatus.failed:
+        if current is MessageStatus.queued:
+            return True
+        return current is MessageStatus.sent and (current_at is None or new_at >= current_at)
+    if current is MessageStatus.failed:
+        if new in _PROOF_OF_DELIVERY:
+            return True
+        return new is MessageStatus.sent and current_at is not None and new_at > current_at
+    if new in _LADDER and current in _LADDER:
+        return new.rank > current.rank
+    return False
+
+
+async def apply_status_update(
+    *,
+    session: AsyncSession,
+    provider_message_id: str | None = None,
+    message_id: str | None = None,
+    status: MessageStatus,
+    at: datetime,
+    reason: str | None = None,
+    event_id: str | None = None,
+) -> MessageRecord | None:
+    """Record a status report for a message (ours by `message_id`, or the channel's
+    `provider_message_id`) and move its current status by the module's rules.
+
+    A report seen before changes nothing. Answers the message, or None when no
+    message has that id (a webhook acknowledges it anyway).
+    """
+    if message_id is None and provider_message_id is None:
+        raise ValueError("give message_id or provider_message_id")
+    if status is MessageStatus.received:
+        raise ValueError("received is the status of inbound messages, not a delivery report")
+    if at.tzinfo is None:
+        raise ValueError("the time of a status report must carry its offset")
+    record = await _message_for_update(
+        session, message_id=message_id, provider_message_id=provider_message_id
+    )
+    if record is None:
+        return None
+    if await _already_recorded(session, record.id, status, at, event_id):
+        await session.commit()
+        return record
+    session.add(
+        MessageStatusEvent(
+            message_id=record.id, status=status.value, at=at, reason=reason, event_id=event_id
+        )
+    )
+    _apply(record, status, at, reason)
+    session.add(record)
+    try:
+        await session.commit()
+    except IntegrityError:  # the same report, recorded concurrently
+        await session.rollback()
+        return await session.get(MessageRecord, record.id, populate_existing=True)
+    return record
+
+
+async def status_history(*, session: AsyncSession, message_id: str) -> list[MessageStatusEvent]:
+    """Every report of a message, in the order the events happened."""
+    rows = await session.exec(
+        select(MessageStatusEvent)
+        .where(MessageStatusEvent.message_id == message_id)
+        .order_by(col(MessageStatusEvent.at), col(MessageStatusEvent.id))
+    )
+    return list(rows.all())
+
+
+def _apply(record: MessageRecord, status: MessageStatus, at: datetime, reason: str | None) -> None:
+    if status is MessageStatus.delivered:
+        record.delivered_at = _earliest(record.delivered_at, at)
+    elif status is MessageStatus.read:
+        record.read_at = _earliest(record.read_at, at)
+        record.delivered_at = record.delivered_at or at
+    current_at = record.status_at or record.sent_at
+    current = MessageStatus(record.status)
+    if takes_over(current, current_at, status, at):
+        if status is MessageStatus.failed:
+            record.reason = reason
+        elif current is MessageStatus.failed:
+            record.reason = None
+        record.status = status.value
+        record.status_at = at
+    record.updated_at = utcnow()
+
+
+def _earliest(known: datetime | None, at: datetime) -> datetime:
+    return at if known is None or at < known else known
+
+
+async def _message_for_update(
+    session: AsyncSession, *, message_id: str | None, provider_message_id: str | None
+) -> MessageRecord | None:
+    query = select(MessageRecord)
+    if message_id is not None:
+        query = query.where(MessageRecord.id == message_id)
+    else:
+        query = query.where(MessageRecord.provider_message_id == provider_message_id).order_by(
+            col(MessageRecord.created_at).desc()
+        )
+    rows = await session.exec(
+        query.limit(1).with_for_update().execution_options(populate_existing=True)
+    )
+    return rows.first()
+
+
+async def _already_recorded(
+    session: AsyncSession,
+    message_id: str,
+    status: MessageStatus,
+    at: datetime,
+    event_id: str | None,
+) -> bool:
+    same_report = (
+        (MessageStatusEvent.message_id == message_id)
+        & (MessageStatusEvent.status == status.value)
+        & (MessageStatusEvent.at == at)
+    )
+    condition = (
+        (same_report | (MessageStatusEvent.event_id == event_id))
+        if event_id is not None
+        else same_report
+    )
+    rows = await session.exec(select(MessageStatusEvent.id).where(condition).limit(1))
+    return rows.first() is not None

@@ -1,0 +1,160 @@
+"""Guests' replies: recorded by staff or arriving by WhatsApp webhook."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from datetime import timedelta
+
+import pytest
+from pydantic import SecretStr
+
+from guest_journey.settings import Settings
+from tests.api.conftest import app_client
+from tests.api.test_reservations import reservation_body
+from tests.smtp_server import SmtpTestServer
+from tests.workflows.journeys import end, now
+from worker import build_channels
+from workflows.journey import GuestJourneyWorkflow
+
+APP_SECRET = "whatsapp-app-secret"
+
+
+@pytest.fixture
+async def webhook_api(api_settings: Settings):
+    settings = api_settings.model_copy(update={
+        "whatsapp_app_secret": SecretStr(APP_SECRET), "whatsapp_verify_token": SecretStr("verify-me"),
+    })
+    async for client in app_client(settings):
+        yield client
+
+
+def signed(payload: dict) -> tuple[bytes, dict[str, str]]:
+    raw = json.dumps(payload).encode()
+    signature = hmac.new(APP_SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    return raw, {"X-Hub-Signature-256": f"sha256={signature}", "Content-Type": "application/json"}
+
+
+def whatsapp_payload(*, messages=(), statuses=()) -> dict:  # type: ignore[no-untyped-def]
+    value = {"messaging_product": "whatsapp", "metadata": {"phone_number_id": "1234567890"},
+             "contacts": [{"profile": {"name": "Ana"}, "wa_id": "5511999990000"}],
+             "messages": list(messages), "statuses": list(statuses)}
+    return {"object": "whatsapp_business_account",
+            "entry": [{"id": "waba", "changes": [{"field": "messages", "value": value}]}]}
+
+
+async def test_a_reply_to_our_message_is_matched_and_timed(env, worker, email, api, sessions):
+    arrival = await now(env) + timedelta(days=2)
+    async with worker():
+        await api.put("/reservations/R-IN-1", json=reservation_body(arrival))
+        await email.wait_for(1)
+        invitation_id = email.sent[0].message_id
+        reply = await api.post("/communications/messages/inbound", json={
+            "channel": "email", "sender": "ana@example.com", "body": "Chego às 22h, tudo bem?",
+            "in_reply_to": invitation_id,
+        })
+        by_sender = await api.post("/communications/messages/inbound", json={
+            "channel": "email", "sender": "ANA@example.com", "body": "Outra pergunta"})
+        stranger = await api.post("/communications/messages/inbound", json={
+            "channel": "whatsapp", "sender": "+4930123456", "body": "Olá?"})
+        journey = (await api.get("/guest-experience/R-IN-1")).json()
+        await end(env, "R-IN-1")
+
+    assert reply.status_code == 201, reply.text
+    assert reply.json()["reservation_id"] == "R-IN-1" and reply.json()["matched_by"] == "in_reply_to"
+    assert reply.json()["response_time_minutes"] >= 0
+    assert by_sender.json()["reservation_id"] == "R-IN-1" and by_sender.json()["matched_by"] == "sender"
+    assert stranger.status_code == 201 and stranger.json()["reservation_id"] is None  # kept, unmatched
+    inbound = [m for m in journey["messages"] if m["direction"] == "inbound"]
+    assert [m["status"] for m in inbound] == ["received", "received"]
+    assert inbound[0]["in_reply_to"] == invitation_id
+
+
+async def test_inbound_for_an_unknown_reservation_gets_404(api):
+    answer = await api.post("/communications/messages/inbound", json={
+        "channel": "email", "sender": "a@b.co", "body": "x", "reservation_id": "NOPE"})
+    assert answer.status_code == 404
+
+
+async def test_whatsapp_verification_challenge(webhook_api):
+    good = await webhook_api.get("/webhooks/whatsapp", params={
+        "hub.mode": "subscribe", "hub.verify_token": "verify-me", "hub.challenge": "1158201444"})
+    bad = await webhook_api.get("/webhooks/whatsapp", params={
+        "hub.mode": "subscribe", "hub.verify_token": "wrong", "hub.challenge": "1158201444"})
+    assert good.status_code == 200 and good.text == "1158201444"
+    assert bad.status_code == 403
+
+
+async def test_webhook_signature_is_checked(webhook_api):
+    raw, headers = signed(whatsapp_payload())
+    missing = await webhook_api.post("/webhooks/whatsapp", content=raw,
+                                      headers={"Content-Type": "application/json"})
+    forged = await webhook_api.post("/webhooks/whatsapp", content=raw + b" ", headers=headers)
+    good = await webhook_api.post("/webhooks/whatsapp", content=raw, headers=headers)
+    assert missing.status_code == 401 and forged.status_code == 401
+    assert good.status_code == 200
+
+
+async def test_webhook_statuses_apply_once_in_order_and_inbound_opens_the_window(
+    env, worker, email, webhook_api, sessions
+):
+    arrival = await now(env) + timedelta(days=2)
+    async with worker():
+        await webhook_api.put("/reservations/R-WH-1", json=reservation_body(arrival, phone="+5511999990000"))
+        await email.wait_for(1)
+        provider_id = email.sent[0].message_id  # our sender answers with <id@test>
+        journey = (await webhook_api.get("/guest-experience/R-WH-1")).json()
+        message_id = journey["messages"][0]["id"]
+        ts = int(arrival.timestamp()) - 86400
+        read_first = whatsapp_payload(statuses=[
+            {"id": f"<{provider_id}@test>", "status": "read", "timestamp": str(ts + 60), "recipient_id": "5511999990000"},
+        ])
+        late_delivered = whatsapp_payload(statuses=[
+            {"id": f"<{provider_id}@test>", "status": "delivered", "timestamp": str(ts + 30), "recipient_id": "5511999990000"},
+        ])
+        for payload in (read_first, late_delivered, read_first):  # out of order, then redelivered
+            raw, headers = signed(payload)
+            assert (await webhook_api.post("/webhooks/whatsapp", content=raw, headers=headers)).status_code == 200
+        inbound = whatsapp_payload(messages=[{
+            "from": "5511999990000", "id": "wamid.IN1", "timestamp": str(ts + 90), "type": "text",
+            "text": {"body": "Posso fazer check-in antes?"}}])
+        raw, headers = signed(inbound)
+        for _ in range(2):  # Meta redelivers
+            answer = await webhook_api.post("/webhooks/whatsapp", content=raw, headers=headers)
+        journey = (await webhook_api.get("/guest-experience/R-WH-1")).json()
+        handle = env.client.get_workflow_handle_for(GuestJourneyWorkflow.run, "journey-R-WH-1")
+        await end(env, "R-WH-1")
+
+    assert answer.json() == {"statuses": 0, "messages": 1}
+    statuses = {m["id"]: m["status"] for m in journey["messages"]}
+    assert statuses[message_id] == "read"  # a late 'delivered' never moves it back
+    inbound_messages = [m for m in journey["messages"] if m["direction"] == "inbound"]
+    assert len(inbound_messages) == 1 and inbound_messages[0]["channel"] == "whatsapp"
+    assert handle is not None
+
+
+async def test_a_body_over_64_kib_gets_413(api):
+    answer = await api.post("/communications/messages/inbound", content=b"x" * (65 * 1024),
+                            headers={"Content-Type": "application/json"})
+    assert answer.status_code == 413
+
+
+async def test_an_email_reply_is_matched_by_the_token_in_its_reply_address(env, worker, api, api_settings):
+    arrival = await now(env) + timedelta(days=2)
+    async with SmtpTestServer() as smtp:
+        smtp_settings = api_settings.model_copy(update={"smtp_host": smtp.host, "smtp_port": smtp.port})
+        async with worker(build_channels(smtp_settings)):
+            await api.put("/reservations/R-TOKEN-1", json=reservation_body(arrival, email="guest@example.org"))
+            [invitation] = await smtp.wait_for(1)
+            reply_to = invitation["Reply-To"].addresses[0].addr_spec
+            answer = await api.post("/communications/messages/inbound", json={
+                "channel": "email", "sender": "someone.else@example.net", "body": "Obrigada!",
+                "to": reply_to})
+            tampered = await api.post("/communications/messages/inbound", json={
+                "channel": "email", "sender": "someone.else@example.net", "body": "?",
+                "to": reply_to.replace("reply+", "reply+0")})
+            await end(env, "R-TOKEN-1")
+    assert len(reply_to.split("@")[0]) <= 64
+    assert answer.json()["reservation_id"] == "R-TOKEN-1" and answer.json()["matched_by"] == "in_reply_to"
+    assert tampered.json()["reservation_id"] is None
