@@ -4,14 +4,15 @@ recording a guest's reply, and the delivery summary."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, status
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Query, status
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from api.deps import SessionDep, TemplatesDep, TemporalClientDep, require_role
 from api.errors import InvalidRequest
 from api.journey_service import update_journey
+from communications.delivery_summary import DeliverySummary, delivery_summary
 from communications.templates import TemplateInfo
 from guest_journey.messages import MessageStatus
 from guest_journey.reservations import RESERVATION_ID, Channel
@@ -73,6 +74,19 @@ async def send_message(
     )
     assert ack.message_id is not None
     return SendAnswer(message_id=ack.message_id, status=MessageStatus.queued)
+
+
+@router.get("/delivery/summary", response_model=DeliverySummary)
+async def get_delivery_summary(
+    session: SessionDep,
+    since: Annotated[AwareDatetime | None, Query(description="from (inclusive), ISO 8601 with offset")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="until (exclusive), ISO 8601 with offset")] = None,
+    hotel_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> DeliverySummary:
+    """Delivery and failure rates, by channel, and response times (the runbook's SLA)."""
+    if since is not None and until is not None and until <= since:
+        raise InvalidRequest("until: must be after since")
+    return await delivery_summary(session=session, since=since, until=until, hotel_id=hotel_id)
 
 
 def _check_template(templates: TemplatesDep, request: SendRequest) -> None:

@@ -70,3 +70,33 @@ async def test_sending_to_an_unknown_reservation_gets_404(api):
     answer = await api.post("/communications/send", json={
         "reservation_id": "NOPE", "template": "free_text", "context": {"body": "hi"}})
     assert answer.status_code == 404
+
+
+async def test_delivery_summary_counts_what_was_sent_and_how_fast_staff_replied(env, worker, email, api):
+    arrival = await now(env) + timedelta(days=2)
+    async with worker():
+        await api.put("/reservations/R-SUM-1", json=reservation_body(arrival))
+        await email.wait_for(1)
+        question = (await api.post("/communications/messages/inbound", json={
+            "channel": "email", "sender": "ana@example.com", "body": "Tem estacionamento?",
+            "reservation_id": "R-SUM-1"})).json()
+        await api.post("/communications/send", json={
+            "reservation_id": "R-SUM-1", "template": "free_text", "in_reply_to": question["message_id"],
+            "context": {"body": "Sim, gratuito."}})
+        await email.wait_for(2)
+        await end(env, "R-SUM-1")
+        summary = await api.get("/communications/delivery/summary", params={"hotel_id": "hotel-1"})
+        other_hotel = await api.get("/communications/delivery/summary", params={"hotel_id": "elsewhere"})
+        bad_period = await api.get("/communications/delivery/summary", params={
+            "since": "2030-01-02T00:00:00+00:00", "until": "2030-01-01T00:00:00+00:00"})
+        naive = await api.get("/communications/delivery/summary", params={"since": "2030-01-01T00:00:00"})
+
+    figures = summary.json()
+    assert summary.status_code == 200
+    assert figures["total"] >= 2 and figures["failed"] == 0 and figures["failure_rate"] == 0.0
+    assert figures["by_channel"]["email"]["total"] == figures["total"]
+    assert figures["response_time_minutes"]["hotel_replies"] is not None
+    assert figures["avg_response_time_minutes"] is not None
+    assert other_hotel.json()["total"] == 0 and other_hotel.json()["avg_response_time_minutes"] is None
+    assert bad_period.status_code == 422 and "until" in bad_period.text
+    assert naive.status_code == 422 and "since" in naive.text
