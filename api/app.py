@@ -11,9 +11,11 @@ from fastapi import FastAPI
 from api.deps import Services
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
+from api.pages import mount_static
 from api.routes import (
     communications,
     guest_experience,
+    guest_pages,
     health,
     inbound,
     reservations,
@@ -65,5 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(inbound.router)
     app.include_router(webhooks.router)
     app.include_router(unsubscribe.router)
+    app.include_router(guest_pages.router)
+    mount_static(app)
     app.include_router(health.router)
     return app

@@ -36,6 +36,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="time-skipping",
         help="'time-skipping' (default) or the address of a running Temporal server",
     )
+    parser.addoption(
+        "--update-screenshots", action="store_true",
+        help="browser tests save their screenshots in docs/screenshots/",
+    )
 
 
 def _installed(name: str) -> str:

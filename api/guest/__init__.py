@@ -1,0 +1,1 @@
+"""The guest pages (`/guest/{token}/...`): check-in, offers, feedback and web chat."""

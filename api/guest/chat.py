@@ -1,0 +1,110 @@
+"""`/guest/{token}/chat`: the reservation's web chat with the hotel.
+
+The conversation is the reservation's `webchat` messages, both directions,
+oldest first. A guest's message is stored as an inbound `webchat` message
+(matched by the link's reservation), signalled to the journey
+(`record_inbound`) and listed in the operations view. `chat/messages` answers
+the conversation as JSON for `chat.js`, which polls it so staff replies
+appear without a reload; without JavaScript the form posts and the page
+reloads.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from api.guest.errors import GuestRoute
+from api.guest.forms import read_form
+from api.guest.visit import CSRF_FIELD, ChatVisit, Visit
+from api.journey_service import notify_inbound
+from communications.inbound import store_inbound
+from communications.message_store import MessageRecord, list_for_reservation
+from guest_journey.messages import MessageDirection, MessageStatus
+from guest_journey.reservations import Channel
+
+router = APIRouter(route_class=GuestRoute)
+
+MESSAGE_LIMIT = 2000
+SHOWN_MESSAGES = 200
+POLL_SECONDS = 4
+
+
+async def conversation(visit: Visit) -> list[MessageRecord]:
+    records = await list_for_reservation(session=visit.session, reservation_id=visit.reservation_id)
+    shown = [
+        record for record in records
+        if record.channel == Channel.webchat.value and record.body_text
+        and record.status != MessageStatus.failed.value
+    ]
+    return shown[-SHOWN_MESSAGES:]
+
+
+def _as_item(visit: Visit, record: MessageRecord) -> dict[str, Any]:
+    inbound = record.direction == MessageDirection.inbound.value
+    return {
+        "id": record.id,
+        "direction": record.direction,
+        "who": visit.tr.t("chat.you" if inbound else "chat.hotel"),
+        "text": record.body_text or "",
+        "at": record.created_at.isoformat(),
+        "at_label": visit.tr.datetime(record.created_at),
+    }
+
+
+def _render(visit: Visit, items: list[dict[str, Any]], *, body: str = "", error: str | None = None,
+            status_code: int = 200) -> HTMLResponse:
+    return visit.render(
+        "guest/chat.html", status_code,
+        title=visit.tr.t("chat.title"), items=items, body=body, error=error, limit=MESSAGE_LIMIT,
+        action=visit.path("chat"), poll_path=visit.path("chat/messages"), poll_seconds=POLL_SECONDS,
+    )
+
+
+def _wants_json(request: Request) -> bool:
+    return "application/json" in request.headers.get("accept", "")
+
+
+@router.get("/{token}/chat", response_class=HTMLResponse, name="guest_chat")
+async def show_chat(visit: ChatVisit) -> Response:
+    return _render(visit, [_as_item(visit, record) for record in await conversation(visit)])
+
+
+@router.get("/{token}/chat/messages", name="guest_chat_messages")
+async def list_chat_messages(visit: ChatVisit) -> Response:
+    items = [_as_item(visit, record) for record in await conversation(visit)]
+    return JSONResponse({"messages": items})
+
+
+@router.post("/{token}/chat", name="guest_chat_send")
+async def send_chat_message(request: Request, visit: ChatVisit) -> Response:
+    form = await read_form(request, visit.tr.language)
+    visit.check_csrf(form.get(CSRF_FIELD))
+    body = form.raw("body").strip()
+    error = None
+    if not body:
+        error = visit.tr.t("chat.body.required")
+    elif len(body) > MESSAGE_LIMIT:
+        error = visit.tr.t("form.too_long", max=MESSAGE_LIMIT)
+    if error is not None:
+        if _wants_json(request):
+            return JSONResponse({"error": error}, status_code=422)
+        items = [_as_item(visit, record) for record in await conversation(visit)]
+        return _render(visit, items, body=body, error=error, status_code=422)
+    records = await conversation(visit)
+    last = records[-1] if records else None
+    replying_to = last.id if last is not None and last.direction == MessageDirection.outbound.value else None
+    received_at = datetime.now(UTC)
+    result = await store_inbound(
+        session=visit.session, channel=Channel.webchat, sender=f"webchat:{visit.reservation_id}",
+        body=body, received_at=received_at, reservation_id=visit.reservation_id, in_reply_to=replying_to,
+    )
+    await notify_inbound(client=visit.services.temporal, message=result.message)
+    if _wants_json(request):
+        return JSONResponse({"message": _as_item(visit, result.message)}, status_code=201)
+    response = RedirectResponse(visit.path("chat") + f"?lang={visit.tr.language}#composer", status_code=303)
+    visit.set_cookies(response)
+    return response

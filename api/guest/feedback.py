@@ -1,0 +1,137 @@
+"""`/guest/{token}/feedback`: NPS (0-10) and a comment, sent to the journey once.
+
+Every guest who answers sees the hotel's public review link when the hotel
+has one (nobody is filtered out by their score); a promoter (9-10) is asked
+for a review in so many words. A detractor (0-6) opens a follow-up for staff:
+their answer becomes an inbound message in the reservation's web chat
+conversation, which the operations view lists and staff answer from there.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from api.guest.errors import GuestPageError, GuestRoute
+from api.guest.forms import new_request_id, read_form
+from api.guest.visit import CSRF_FIELD, FeedbackVisit, Visit
+from api.journey_service import notify_inbound, update_journey
+from communications.inbound import store_inbound
+from communications.message_store import save_message
+from guest_journey.journeys import FeedbackStatus, Stage
+from guest_journey.reservations import Channel
+from workflows.journey import GuestJourneyWorkflow
+from workflows.journey_inputs import FeedbackSubmission
+
+logger = logging.getLogger(__name__)
+router = APIRouter(route_class=GuestRoute)
+
+COMMENT_LIMIT = 2000
+DETRACTOR_MAX = 6
+PROMOTER_MIN = 9
+FOLLOW_UP_TEMPLATE = "feedback_follow_up"
+SCORES = tuple(range(11))
+
+
+def public_review_url(visit: FeedbackVisit) -> str | None:
+    """The hotel's public review page, from its policy (`public_review_url`), if any."""
+    url = getattr(visit.policy, "public_review_url", None)
+    return str(url) if url and str(url).startswith(("https://", "http://")) else None
+
+
+ReviewUrl = Annotated[str | None, Depends(public_review_url)]
+
+
+def _ensure_open(visit: Visit) -> None:
+    stage = visit.journey.stage
+    if stage is Stage.pre_arrival:
+        raise GuestPageError(409, "feedback_early", language=visit.tr.language)
+    if stage in (Stage.cancelled, Stage.no_show):
+        raise GuestPageError(410, "closed", language=visit.tr.language, detail=f"error.closed.{stage.value}")
+
+
+def _render_form(visit: Visit, *, score: str = "", comment: str = "", errors: dict[str, str] | None = None,
+                 request_id: str | None = None, status_code: int = 200) -> HTMLResponse:
+    return visit.render(
+        "guest/feedback.html", status_code,
+        title=visit.tr.t("feedback.title"), score=score, comment=comment, errors=errors or {},
+        scores=SCORES, limit=COMMENT_LIMIT,
+        labels={"score": visit.tr.t("feedback.score"), "comment": visit.tr.t("feedback.comment")}, request_id=request_id or new_request_id(),
+        action=visit.path("feedback"),
+    )
+
+
+def _render_thanks(visit: Visit, review_url: str | None, status_code: int = 200,
+                   notice: str | None = None) -> HTMLResponse:
+    score = visit.journey.feedback.score
+    if score is None or score > DETRACTOR_MAX:
+        tone = "promoter" if score is not None and score >= PROMOTER_MIN else "passive"
+    else:
+        tone = "detractor"
+    return visit.render(
+        "guest/feedback_thanks.html", status_code,
+        title=visit.tr.t("feedback.thanks.title"), tone=tone, score=score, review_url=review_url,
+        notice=notice,
+    )
+
+
+@router.get("/{token}/feedback", response_class=HTMLResponse, name="guest_feedback")
+async def show_feedback(visit: FeedbackVisit, review_url: ReviewUrl) -> Response:
+    if visit.journey.feedback.status is FeedbackStatus.received:
+        return _render_thanks(visit, review_url)
+    _ensure_open(visit)
+    if visit.journey.stage is Stage.completed:
+        raise GuestPageError(410, "closed", language=visit.tr.language, detail="error.closed.completed")
+    return _render_form(visit)
+
+
+@router.post("/{token}/feedback", response_class=HTMLResponse, name="guest_feedback_submit")
+async def submit_feedback(request: Request, visit: FeedbackVisit, review_url: ReviewUrl) -> Response:
+    form = await read_form(request, visit.tr.language)
+    visit.check_csrf(form.get(CSRF_FIELD))
+    if visit.journey.feedback.status is FeedbackStatus.received:
+        return _render_thanks(visit, review_url, 409, notice=visit.tr.t("feedback.already"))
+    _ensure_open(visit)
+    score_text, comment = form.get("score"), form.get("comment")
+    errors = {}
+    if score_text not in {str(score) for score in SCORES}:
+        errors["score"] = visit.tr.t("feedback.score.required")
+    if len(comment) > COMMENT_LIMIT:
+        errors["comment"] = visit.tr.t("form.too_long", max=COMMENT_LIMIT)
+    if errors:
+        return _render_form(visit, score=score_text, comment=comment, errors=errors,
+                            request_id=form.request_id(), status_code=422)
+    score = int(score_text)
+    ack = await update_journey(
+        client=visit.services.temporal, session=visit.session, reservation_id=visit.reservation_id,
+        update=GuestJourneyWorkflow.submit_feedback,
+        argument=FeedbackSubmission(request_id=f"guest-feedback-{form.request_id()}", score=score,
+                                    comment=comment or None),
+    )
+    if ack.changed and score <= DETRACTOR_MAX:
+        await open_follow_up(visit, score, comment)
+    response = RedirectResponse(visit.path("feedback") + f"?lang={visit.tr.language}", status_code=303)
+    visit.set_cookies(response)
+    return response
+
+
+async def open_follow_up(visit: Visit, score: int, comment: str) -> None:
+    """A detractor's answer, as a guest message staff see and reply to."""
+    received_at = datetime.now(UTC)
+    body = f"NPS {score}/10" + (f"\n{comment}" if comment else "")
+    result = await store_inbound(
+        session=visit.session, channel=Channel.webchat, sender=f"webchat:{visit.reservation_id}",
+        body=body, received_at=received_at, reservation_id=visit.reservation_id,
+        provider_message_id=f"feedback:{visit.reservation_id}",
+    )
+    if result.duplicate:
+        return
+    result.message.template = FOLLOW_UP_TEMPLATE
+    await save_message(session=visit.session, record=result.message)
+    logger.info("detractor follow-up opened",
+                extra={"reservation_id": visit.reservation_id, "message_id": result.message.id})
+    await notify_inbound(client=visit.services.temporal, message=result.message)
