@@ -136,6 +136,10 @@ class HotelPolicy(BaseModel):
     quiet_hours: QuietHours | None = QuietHours(start=time(22, 0), end=time(8, 0))
     hotel_timezone: str = "America/Sao_Paulo"
     delivery: Delivery = Field(default_factory=Delivery)
+    hotel_name: str | None = Field(default=None, max_length=120, description="how messages and pages name the hotel")
+    public_review_url: str | None = Field(
+        default=None, pattern=r"^https?://\S+$", description="where promoters are invited to leave a review"
+    )
 
     @field_validator("hotel_timezone")
     @classmethod

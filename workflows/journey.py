@@ -294,6 +294,7 @@ class GuestJourneyWorkflow:
             "departure": s.reservation.departure.isoformat(),
             "room_type": s.reservation.room_type,
             "hotel_timezone": s.policy.hotel_timezone,
+            "hotel_name": s.policy.hotel_name,
         }
         offer_name = step.offer or (manual.context.get("upsell_offer") if manual else None)
         offer = s.policy.offer(offer_name) if isinstance(offer_name, str) else None

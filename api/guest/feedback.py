@@ -39,8 +39,7 @@ SCORES = tuple(range(11))
 
 def public_review_url(visit: FeedbackVisit) -> str | None:
     """The hotel's public review page, from its policy (`public_review_url`), if any."""
-    url = getattr(visit.policy, "public_review_url", None)
-    return str(url) if url and str(url).startswith(("https://", "http://")) else None
+    return visit.policy.public_review_url
 
 
 ReviewUrl = Annotated[str | None, Depends(public_review_url)]

@@ -30,6 +30,7 @@ from tests.workflows.journeys import end, now
 
 POLICY = """\
 quiet_hours: null
+public_review_url: https://reviews.example/hotel-1
 upsell_offers:
   - {offer: room_upgrade, send_before_arrival: PT48H, price: "120.00", currency: BRL}
   - {offer: late_checkout, send_before_departure: PT20H, follow_up_after: PT4H, price: "45.5", currency: EUR}
@@ -434,7 +435,6 @@ async def test_feedback_opens_after_the_stay(env, worker, web, links, rid):
 
 
 async def test_a_detractor_opens_a_follow_up_and_still_sees_the_review_link(env, worker, app, web, links, rid):
-    app.dependency_overrides[feedback_page.public_review_url] = lambda: "https://reviews.example/hotel-1"
     async with worker():
         departure = await book(web, env, rid)
         await _after_stay(web, rid)
@@ -461,7 +461,6 @@ async def test_a_detractor_opens_a_follow_up_and_still_sees_the_review_link(env,
 
 
 async def test_a_promoter_is_asked_for_a_public_review(env, worker, app, web, links, rid):
-    app.dependency_overrides[feedback_page.public_review_url] = lambda: "https://reviews.example/hotel-1"
     async with worker():
         departure = await book(web, env, rid, language="es")
         await _after_stay(web, rid)
