@@ -17,10 +17,12 @@ from temporalio.exceptions import ApplicationError
 
 from communications.channels.base import (
     ChannelSender,
+    Delivery,
     Outgoing,
     PermanentDeliveryError,
     TransientDeliveryError,
 )
+from communications.message_status import apply_status_update
 from communications.message_store import MessageRecord, get_or_create_outbound, save_message
 from communications.templates import TemplateCatalogue, TemplateError
 from communications.unsubscribes import is_unsubscribed
@@ -84,13 +86,9 @@ class MessagingActivities:
                 record.reason = f"attempt {record.attempts}: {error}"
                 await save_message(session=session, record=record)
                 raise
-            record.status = delivery.status.value
-            record.provider_message_id = delivery.provider_message_id
-            record.reason = delivery.note
-            record.sent_at = utcnow()
             # Once the channel has it, recording that must not be interrupted by a
             # cancellation (worker shutdown), or a retry would send it again.
-            await asyncio.shield(save_message(session=session, record=record))
+            await asyncio.shield(_record_handed_over(session, record, delivery))
             return _result(record, note=delivery.note)
 
     async def _compose(
@@ -154,6 +152,18 @@ def _recipient(message: SendMessageInput) -> str:
     if message.channel is Channel.webchat:
         return message.reservation_id
     raise ApplicationError(f"the guest has no address for {message.channel}", type=CHANNEL_UNAVAILABLE, non_retryable=True)
+
+
+async def _record_handed_over(session: AsyncSession, record: MessageRecord, delivery: Delivery) -> None:
+    """Mark the message handed to its channel; its status moves only forward, so a
+    delivery report that arrived first (a fast webhook) is not overwritten."""
+    now = utcnow()
+    record.provider_message_id = delivery.provider_message_id
+    record.reason = delivery.note
+    record.sent_at = now
+    await save_message(session=session, record=record)
+    await session.refresh(record)
+    await apply_status_update(session=session, message_id=record.id, status=delivery.status, at=now)
 
 
 async def _fail(session: AsyncSession, record: MessageRecord, reason: str) -> None:

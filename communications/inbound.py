@@ -29,15 +29,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from communications.message_store import MessageRecord, normalise_address
-from guest_journey.journeys import FINAL_STAGES
 from guest_journey.messages import MessageDirection, MessageStatus
-from guest_journey.read_model import JourneyRecord
+from guest_journey.read_model import JourneyRecord, journey_of_guest
 from guest_journey.reservations import Channel
 
 IDEMPOTENCY_KEY_LENGTH = 300
@@ -120,7 +118,6 @@ async def store_inbound(
         sender=address,
         matched_by=match.matched_by.value if match.matched_by else None,
         created_at=received_at,
-        updated_at=received_at,
     )
     session.add(record)
     try:
@@ -225,23 +222,10 @@ async def _by_recipient(session: AsyncSession, address: str) -> _Match | None:
 
 
 async def _by_guest_contact(session: AsyncSession, address: str) -> _Match | None:
-    """The running journey, latest arrival first, whose guest has this e-mail or phone
-    (for guests we have not written to at that address yet)."""
-    guest = col(JourneyRecord.view)["guest"]
-    contact = (
-        func.lower(guest["email"].as_string()) if "@" in address else guest["phone"].as_string()
-    )
-    rows = await session.exec(
-        select(JourneyRecord.reservation_id, JourneyRecord.hotel_id)
-        .where(
-            col(JourneyRecord.stage).not_in([stage.value for stage in FINAL_STAGES]),
-            contact == address,
-        )
-        .order_by(col(JourneyRecord.arrival).desc())
-        .limit(1)
-    )
-    found = rows.first()
-    return _Match(found[0], found[1], MatchedBy.sender) if found is not None else None
+    """The running journey whose guest has this e-mail or phone (for guests we have
+    not written to at that address yet)."""
+    journey = await journey_of_guest(session=session, address=address)
+    return _Match(journey.reservation_id, journey.hotel_id, MatchedBy.sender) if journey else None
 
 
 async def _by_key(session: AsyncSession, key: str) -> MessageRecord | None:

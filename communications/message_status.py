@@ -35,7 +35,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from communications.message_store import MessageRecord
 from guest_journey.database import UTCDateTime, utcnow
-from guest_journey.messages import MessageStatus
+from guest_journey.messages import MessageDirection, MessageStatus
 
 _LADDER = frozenset(
     {MessageStatus.queued, MessageStatus.sent, MessageStatus.delivered, MessageStatus.read}
@@ -178,9 +178,10 @@ async def _message_for_update(
     if message_id is not None:
         query = query.where(MessageRecord.id == message_id)
     else:
-        query = query.where(MessageRecord.provider_message_id == provider_message_id).order_by(
-            col(MessageRecord.created_at).desc()
-        )
+        query = query.where(
+            MessageRecord.provider_message_id == provider_message_id,
+            MessageRecord.direction == MessageDirection.outbound.value,
+        ).order_by(col(MessageRecord.created_at).desc())
     rows = await session.exec(
         query.limit(1).with_for_update().execution_options(populate_existing=True)
     )

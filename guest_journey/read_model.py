@@ -66,14 +66,12 @@ def _set_contacts(record: JourneyRecord, view: JourneyView) -> None:
 
 
 async def journey_of_guest(*, session: AsyncSession, address: str) -> JourneyRecord | None:
-    """The journey of the guest with this e-mail or phone: a running one before a
-    finished one, the nearest arrival first."""
+    """The running journey of the guest with this e-mail or phone, the latest arrival first."""
     column = JourneyRecord.guest_email if "@" in address else JourneyRecord.guest_phone
     rows = await session.exec(
         select(JourneyRecord)
-        .where(column == address)
-        .order_by(col(JourneyRecord.stage).in_([stage.value for stage in FINAL_STAGES]),
-                  col(JourneyRecord.arrival).desc())
+        .where(column == address, col(JourneyRecord.stage).not_in([stage.value for stage in FINAL_STAGES]))
+        .order_by(col(JourneyRecord.arrival).desc())
         .limit(1)
     )
     return rows.first()
