@@ -51,8 +51,10 @@ def _installed(name: str) -> str:
     return found
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def env(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping test server per test module: its clock is shared by every
+    journey on it, so one module's leftovers never hold another module's time."""
     target = request.config.getoption("--workflow-environment")
     if target == "time-skipping":
         environment = await WorkflowEnvironment.start_time_skipping(

@@ -21,8 +21,8 @@ async def test_a_new_reservation_gets_its_check_in_invitation_by_email(env, work
             answer = await api.put("/reservations/R-E2E-1", json=reservation_body(arrival))
             assert answer.status_code == 201
             [invitation] = await smtp.wait_for(1)
+            await end(env, "R-E2E-1")  # returns once the journey has recorded everything
             journey = (await api.get("/guest-experience/R-E2E-1")).json()
-            await end(env, "R-E2E-1")
 
     assert smtp.envelopes[0].rcpt_tos == ["ana@example.com"]
     assert invitation["To"].addresses[0].addr_spec == "ana@example.com"

@@ -87,7 +87,19 @@ async def finish(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any]) -> 
     if unlocked is None:
         return await handle.result()
     async with unlocked():
-        return await handle.result()
+        return await _result(handle)
+
+
+async def _result(handle: WorkflowHandle[Any, Any], attempts: int = 5) -> Any:
+    """The result, waiting again when the server's long poll ends before the journey
+    does (a loaded machine skips a long stay more slowly than one poll lasts)."""
+    for attempt in range(attempts):
+        try:
+            return await handle.result()
+        except RuntimeError as error:
+            if "No completion event found" not in str(error) or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 async def end(env: WorkflowEnvironment, reservation_id: str) -> Any:
