@@ -12,6 +12,7 @@ from api.deps import Services
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
 from api.pages import mount_static
+from api.security_headers import SecurityHeaders
 from api.routes import (
     communications,
     guest_experience,
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(SecurityHeaders)
     app.include_router(reservations.router)
     app.include_router(guest_experience.router)
     app.include_router(communications.router)

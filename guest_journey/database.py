@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, event
+from sqlalchemy import DateTime, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
@@ -69,4 +69,6 @@ async def create_tables(engine: AsyncEngine) -> None:
     import guest_journey.read_model  # noqa: F401
 
     async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":  # many API/worker processes start at once
+            await connection.execute(text("SELECT pg_advisory_xact_lock(724031)"))
         await connection.run_sync(SQLModel.metadata.create_all)

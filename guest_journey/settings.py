@@ -5,6 +5,7 @@ This is the only module that reads the environment (CONTRACT §1).
 
 from __future__ import annotations
 
+import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -60,12 +61,16 @@ class Settings(BaseSettings):
     def _check_api_keys(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
-        for entry in value.split(","):
+        seen: set[str] = set()
+        for number, entry in enumerate(value.split(","), start=1):
             key, sep, role = entry.strip().partition(":")
             if not sep or not key:
-                raise ValueError(f"API key entry {entry.strip()!r} is not 'key:role'")
+                raise ValueError(f"API key entry {number} is not 'key:role' (the key is not shown)")
             if role not in ROLES:
-                raise ValueError(f"API key role {role!r} is not one of {', '.join(ROLES)}")
+                raise ValueError(f"API key entry {number}: role {role!r} is not one of {', '.join(ROLES)}")
+            if key in seen:
+                raise ValueError(f"API key entry {number} repeats a key given before")
+            seen.add(key)
         return value
 
     @model_validator(mode="after")
@@ -75,7 +80,7 @@ class Settings(BaseSettings):
         missing = []
         if not self.api_keys:
             missing.append("GUEST_JOURNEY_API_KEYS")
-        if self.secret_key is None:
+        if self.secret_key is None or not self.secret_key.get_secret_value().strip():
             missing.append("GUEST_JOURNEY_SECRET_KEY")
         if self.database_url is None or self.database_url.startswith("sqlite"):
             missing.append("GUEST_JOURNEY_DATABASE_URL (a non-SQLite database)")
@@ -121,8 +126,8 @@ class Settings(BaseSettings):
             return path.read_text().strip()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         key = secrets.token_urlsafe(32)
-        path.write_text(key)
-        path.chmod(0o600)
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+            file.write(key)
         return key
 
 

@@ -1,0 +1,164 @@
+"""Settings (CONTRACT §1): production refuses to start without its real parts,
+bad API keys are named, and the development secret key is generated once."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from guest_journey.settings import Settings
+
+POSTGRES = "postgresql+psycopg://guest_journey:pw@db:5432/guest_journey"
+COMPLETE = {"api_keys": "k-res:reservations,k-ops:ops", "secret_key": "a-long-random-secret", "database_url": POSTGRES}
+API_KEYS, SECRET_KEY, DATABASE_URL = "GUEST_JOURNEY_API_KEYS", "GUEST_JOURNEY_SECRET_KEY", "GUEST_JOURNEY_DATABASE_URL"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only what a test passes counts, whatever the shell running the suite has set."""
+    for name in list(os.environ):
+        if name.upper().startswith("GUEST_JOURNEY_"):
+            monkeypatch.delenv(name)
+
+
+def production_error(**values: object) -> str:
+    with pytest.raises(ValidationError) as error:
+        Settings(env="production", **values)  # type: ignore[arg-type]
+    return str(error.value)
+
+
+# -- production needs its real parts -----------------------------------------------
+
+
+def test_production_without_anything_names_every_missing_setting() -> None:
+    message = production_error()
+    assert API_KEYS in message
+    assert SECRET_KEY in message
+    assert DATABASE_URL in message
+
+
+@pytest.mark.parametrize(
+    ("missing", "named"),
+    [("api_keys", API_KEYS), ("secret_key", SECRET_KEY), ("database_url", DATABASE_URL)],
+)
+def test_production_names_exactly_the_missing_setting(missing: str, named: str) -> None:
+    values = {name: value for name, value in COMPLETE.items() if name != missing}
+    message = production_error(**values)
+    assert named in message
+    for other in {API_KEYS, SECRET_KEY, DATABASE_URL} - {named}:
+        assert other not in message
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite:///./guest-journey.sqlite", "sqlite+aiosqlite:////var/lib/gj/app.sqlite"]
+)
+def test_production_refuses_sqlite(url: str) -> None:
+    message = production_error(**{**COMPLETE, "database_url": url})
+    assert DATABASE_URL in message
+    assert "non-SQLite" in message
+
+
+def test_production_counts_blank_api_keys_as_missing() -> None:
+    assert API_KEYS in production_error(**{**COMPLETE, "api_keys": "  "})
+
+
+def test_production_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GUEST_JOURNEY_ENV", "production")
+    with pytest.raises(ValidationError) as error:
+        Settings()
+    assert API_KEYS in str(error.value)
+
+    monkeypatch.setenv(API_KEYS, COMPLETE["api_keys"])
+    monkeypatch.setenv(SECRET_KEY, COMPLETE["secret_key"])
+    monkeypatch.setenv(DATABASE_URL, POSTGRES)
+    settings = Settings()
+    assert settings.env == "production"
+    assert settings.api_key_roles == {"k-res": "reservations", "k-ops": "ops"}
+
+
+def test_production_with_everything_starts() -> None:
+    settings = Settings(env="production", **COMPLETE)  # type: ignore[arg-type]
+    assert settings.resolved_database_url == POSTGRES
+    assert settings.resolved_secret_key() == "a-long-random-secret"
+
+
+def test_production_refuses_an_empty_secret_key() -> None:
+    assert SECRET_KEY in production_error(**{**COMPLETE, "secret_key": ""})
+
+
+def test_development_needs_none_of_them(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    assert settings.env == "development"
+    assert settings.api_key_roles == {}
+    assert settings.resolved_database_url.startswith("sqlite+aiosqlite:")
+
+
+# -- API keys ----------------------------------------------------------------------
+
+
+def test_api_keys_map_each_key_to_its_role() -> None:
+    settings = Settings(api_keys="k1:reservations, k2:ops ,k3:admin")
+    assert settings.api_key_roles == {"k1": "reservations", "k2": "ops", "k3": "admin"}
+
+
+@pytest.mark.parametrize(
+    ("api_keys", "named"),
+    [
+        ("k1:ops,no-role-here", "entry 2 is not 'key:role'"),
+        ("k1:ops,:admin", "entry 2 is not 'key:role'"),
+        ("k1:superuser", "role 'superuser'"),
+        ("k1:ops,k2:", "role ''"),
+        ("k1:Ops", "role 'Ops'"),
+        ("k1:ops,k1:admin", "entry 2 repeats a key"),
+    ],
+)
+def test_a_bad_api_key_entry_is_named_without_showing_the_key(api_keys: str, named: str) -> None:
+    with pytest.raises(ValidationError) as error:
+        Settings(api_keys=api_keys)
+    problem = error.value.errors()[0]
+    assert problem["loc"] == ("api_keys",)
+    assert named in problem["msg"]
+    assert "no-role-here" not in problem["msg"]
+
+
+def test_an_unknown_role_lists_the_valid_ones() -> None:
+    with pytest.raises(ValidationError) as error:
+        Settings(api_keys="k1:superuser")
+    message = error.value.errors()[0]["msg"]
+    for role in ("reservations", "ops", "admin"):
+        assert role in message
+
+
+# -- the generated secret key -------------------------------------------------------
+
+
+def test_the_secret_key_is_generated_once_into_the_data_dir(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    key = Settings(data_dir=data_dir).resolved_secret_key()
+
+    path = data_dir / "secret_key"
+    assert path.read_text().strip() == key
+    assert len(key) >= 32
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+    assert Settings(data_dir=data_dir).resolved_secret_key() == key  # another process, same key
+    assert Settings(data_dir=tmp_path / "other").resolved_secret_key() != key
+
+
+def test_a_configured_secret_key_wins_and_nothing_is_written(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, secret_key=SecretStr("from-the-environment"))
+    assert settings.resolved_secret_key() == "from-the-environment"
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_the_secret_key_is_not_shown(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path, secret_key=SecretStr("do-not-print-me"), smtp_password=SecretStr("nor-me")
+    )
+    shown = repr(settings) + str(settings.model_dump())
+    assert "do-not-print-me" not in shown
+    assert "nor-me" not in shown
