@@ -12,7 +12,6 @@ from api.deps import Services
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
 from api.pages import mount_static
-from api.security_headers import SecurityHeaders
 from api.routes import (
     communications,
     guest_experience,
@@ -20,9 +19,11 @@ from api.routes import (
     health,
     inbound,
     reservations,
+    staff_pages,
     unsubscribe,
     webhooks,
 )
+from api.security_headers import SecurityHeaders
 from communications.templates import TemplateCatalogue
 from guest_journey.database import create_engine, create_tables, session_factory
 from guest_journey.policy import load_policy
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(unsubscribe.router)
     app.include_router(guest_pages.router)
+    app.include_router(staff_pages.router)
     mount_static(app)
     app.include_router(health.router)
     return app

@@ -1,0 +1,485 @@
+"""The figures of the executive dashboard (`/analytics`, card "Jornada digital").
+
+The dashboard shows one hotel (or all hotels together) over a period of
+whole days, in windows of a day or a week (the hotel's local midnights, its
+policy's `hotel_timezone`; all hotels use the policy's default time zone).
+
+Per window, the figures are the KPI snapshots of `guest_journey.kpi_store`:
+a window shown without a settled snapshot (none yet, or one computed less
+than `SETTLED_AFTER` after the window closed) is measured again with
+`record_dashboard_guest_experience`, which stores it and evaluates its
+alerts; older snapshots are read as stored. The current window is measured
+on every view.
+
+The card's figures for the whole period come from the same windows:
+
+- satisfaction: the mean score and the NPS of every answer in the period
+  (the windows' figures weighted by their number of answers: exact);
+- upsell conversion: offers accepted / offers sent, summed over the windows;
+- average response time, and the delivery failure rate by channel:
+  `communications.delivery_summary` over the period (staff replies only);
+- online check-in adoption: journeys arrived in the period (not cancelled)
+  whose digital check-in is completed, over all of them (`checkin_adoption`
+  below; `kpi_store` keeps only the ratio per window, not its counts).
+
+Targets: the runbook's (satisfaction >= 4.5, upsell conversion >= 18 %,
+average response time <= 10 min, failure rate <= 5 %, the defaults of
+`guest_journey.kpis.RULES`), overridden per deployment and per hotel by the
+file `kpi-targets.yaml` in the data directory (see `KpiTargetsFile`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import and_, case, func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api.staff import labels
+from communications.delivery_summary import DeliverySummary, delivery_summary
+from guest_journey import kpis
+from guest_journey.journeys import CheckinStatus, Stage
+from guest_journey.kpi_store import (
+    KpiAlertOut,
+    KpiSnapshot,
+    WindowKind,
+    list_alerts,
+    record_dashboard_guest_experience,
+)
+from guest_journey.kpis import RULES, Kpi
+from guest_journey.read_model import JourneyRecord
+
+TARGETS_FILE = "kpi-targets.yaml"
+SETTLED_AFTER = timedelta(days=1)
+DEFAULT_WINDOWS = {WindowKind.day: 14, WindowKind.week: 8}
+MAX_WINDOWS = {WindowKind.day: 92, WindowKind.week: 53}
+ALERTS_SHOWN = 20
+
+
+# -- targets ----------------------------------------------------------------------
+
+
+def _rule_target(kpi: Kpi) -> float:
+    target = RULES[kpi].target
+    assert target is not None
+    return target
+
+
+class KpiTargets(BaseModel):
+    """The targets the card compares against (runbook "KPIs e Alertas")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    satisfaction_min: float = Field(default_factory=lambda: _rule_target(Kpi.satisfaction), ge=0, le=10)
+    upsell_conversion_min: float = Field(default_factory=lambda: _rule_target(Kpi.upsell_conversion), ge=0, le=1)
+    response_time_max_minutes: float = Field(default_factory=lambda: _rule_target(Kpi.avg_response_time), gt=0)
+    failure_rate_max: float = Field(default_factory=lambda: _rule_target(Kpi.failure_rate), ge=0, le=1)
+
+    @property
+    def response_time_max(self) -> timedelta:
+        return timedelta(minutes=self.response_time_max_minutes)
+
+
+class KpiTargetsFile(KpiTargets):
+    """`kpi-targets.yaml`: targets for every hotel, and per-hotel overrides.
+
+    ```yaml
+    satisfaction_min: 4.5           # average score, 0-10
+    upsell_conversion_min: 0.18     # accepted / offered
+    response_time_max_minutes: 10   # staff replies to guests
+    failure_rate_max: 0.05          # failed / outbound messages
+    hotels:
+      hotel-rio: {satisfaction_min: 8, response_time_max_minutes: 5}
+    ```
+    """
+
+    hotels: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("hotels", mode="before")
+    @classmethod
+    def _hotel_ids_as_text(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {str(key): override or {} for key, override in value.items()}
+        return value or {}
+
+    def for_hotel(self, hotel_id: str | None) -> KpiTargets:
+        base = self.model_dump(exclude={"hotels"})
+        if hotel_id is None:
+            return KpiTargets.model_validate(base)
+        return KpiTargets.model_validate({**base, **self.hotels.get(hotel_id, {})})
+
+
+class TargetsError(ValueError):
+    """The targets file cannot be used; the message names the bad field."""
+
+
+def targets_path(data_dir: Path) -> Path:
+    return data_dir / TARGETS_FILE
+
+
+def load_targets(path: Path) -> KpiTargetsFile:
+    """The file's targets, validated (hotel overrides too); the runbook's without a file."""
+    if not path.exists():
+        return KpiTargetsFile()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise TargetsError(f"{path}: cannot be read as YAML: {error}") from error
+    if not isinstance(data, dict):
+        raise TargetsError(f"{path}: must be a mapping of target names to values")
+    try:
+        targets = KpiTargetsFile.model_validate(data)
+    except ValidationError as error:
+        raise TargetsError(f"{path}: {_describe(error)}") from error
+    for hotel_id in targets.hotels:
+        try:
+            targets.for_hotel(hotel_id)
+        except ValidationError as error:
+            raise TargetsError(f"{path}: {_describe(error, f'hotels.{hotel_id}')}") from error
+    return targets
+
+
+def _describe(error: ValidationError, prefix: str = "") -> str:
+    return "; ".join(
+        ".".join(part for part in (prefix, *(str(p) for p in item["loc"])) if part) + ": " + item["msg"]
+        for item in error.errors()
+    )
+
+
+# -- period and windows -----------------------------------------------------------
+
+
+class PeriodError(ValueError):
+    """The dashboard's filters do not make a period; the message names the field."""
+
+
+@dataclass(frozen=True)
+class Window:
+    start: datetime
+    end: datetime
+    label: str
+
+
+@dataclass(frozen=True)
+class Period:
+    """Whole local days `first`..`last`, cut into windows of one `kind`."""
+
+    first: date
+    last: date
+    kind: WindowKind
+    zone: ZoneInfo
+
+    @classmethod
+    def choose(
+        cls, *, since: date | None, until: date | None, kind: WindowKind, zone: ZoneInfo, now: datetime
+    ) -> Period:
+        today = now.astimezone(zone).date()
+        last = min(until or today, today)
+        if since is not None and since > today:
+            raise PeriodError("De: o período começa no futuro")
+        if since is not None and until is not None and until < since:
+            raise PeriodError("Até: não pode ser antes de De")
+        if kind is WindowKind.week:
+            last_start = last - timedelta(days=last.weekday())
+            first = since or last_start - timedelta(weeks=DEFAULT_WINDOWS[kind] - 1)
+            first -= timedelta(days=first.weekday())
+            last = last_start + timedelta(days=6)
+            count = (last - first).days // 7 + 1
+        else:
+            first = since or last - timedelta(days=DEFAULT_WINDOWS[kind] - 1)
+            count = (last - first).days + 1
+        if count > MAX_WINDOWS[kind]:
+            unit = "dias" if kind is WindowKind.day else "semanas"
+            raise PeriodError(f"De: no máximo {MAX_WINDOWS[kind]} {unit}; escolha um período menor")
+        return cls(first=first, last=last, kind=kind, zone=zone)
+
+    @property
+    def start(self) -> datetime:
+        return datetime.combine(self.first, time(0), tzinfo=self.zone)
+
+    @property
+    def end(self) -> datetime:
+        return datetime.combine(self.last + timedelta(days=1), time(0), tzinfo=self.zone)
+
+    def windows(self, now: datetime) -> list[Window]:
+        """The windows that have begun, oldest first."""
+        step = timedelta(days=1 if self.kind is WindowKind.day else 7)
+        windows, day = [], self.first
+        while day <= self.last:
+            start = datetime.combine(day, time(0), tzinfo=self.zone)
+            if start > now:
+                break
+            end = datetime.combine(day + step, time(0), tzinfo=self.zone)
+            label = day.strftime("%d/%m") if self.kind is WindowKind.day else f"sem. {day:%d/%m}"
+            windows.append(Window(start=start, end=end, label=label))
+            day += step
+        return windows
+
+
+# -- the dashboard ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeriesPoint:
+    label: str
+    value: float | None
+
+
+@dataclass
+class Dashboard:
+    hotel_id: str | None
+    period: Period
+    targets: KpiTargets
+    windows: list[Window]
+    snapshots: list[KpiSnapshot]
+    satisfaction: float | None
+    nps: float | None
+    responses: int
+    upsell_offered: int
+    upsell_accepted: int
+    checkin_completed: int
+    checkin_arrived: int
+    delivery: DeliverySummary
+    alerts: list[KpiAlertOut] = field(default_factory=list)
+
+    @property
+    def upsell_conversion(self) -> float | None:
+        return kpis.upsell_conversion(offered=self.upsell_offered, accepted=self.upsell_accepted)
+
+    @property
+    def response_minutes(self) -> float | None:
+        return self.delivery.response_time_minutes.hotel_replies
+
+    @property
+    def checkin_adoption(self) -> float | None:
+        return kpis.checkin_adoption(completed=self.checkin_completed, past_arrival=self.checkin_arrived)
+
+    @property
+    def failure_rate(self) -> float | None:
+        return kpis.failure_rate(failed=self.delivery.failed, total=self.delivery.total)
+
+    @property
+    def rows(self) -> list[tuple[Window, KpiSnapshot]]:
+        return list(zip(self.windows, self.snapshots, strict=True))
+
+    def series(self, kpi: Kpi) -> list[SeriesPoint]:
+        return [SeriesPoint(window.label, snapshot.value(kpi))
+                for window, snapshot in zip(self.windows, self.snapshots, strict=True)]
+
+    def declining(self, kpi: Kpi) -> bool:
+        """Worse in each of the last three windows (the runbook's trend alert)."""
+        values = [point.value for point in self.series(kpi)]
+        return kpis.declining(values, kpis.TREND_WINDOWS, higher_is_better=RULES[kpi].higher_is_better)
+
+    def trend(self, kpi: Kpi) -> tuple[float, float] | None:
+        """The last two measured windows' values (earlier, later), for the card's arrow."""
+        measured = [point.value for point in self.series(kpi) if point.value is not None]
+        return (measured[-2], measured[-1]) if len(measured) >= 2 else None
+
+
+async def build_dashboard(
+    *, session: AsyncSession, hotel_id: str | None, period: Period, targets: KpiTargets, now: datetime
+) -> Dashboard:
+    windows = period.windows(now)
+    snapshots = await window_snapshots(session=session, hotel_id=hotel_id, kind=period.kind,
+                                       windows=windows, now=now)
+    start = windows[0].start if windows else period.start
+    end = min(windows[-1].end, now) if windows else period.start
+    responses = sum(snapshot.feedback_responses for snapshot in snapshots)
+    completed, arrived = await checkin_adoption(session=session, start=start, end=end, hotel_id=hotel_id, now=now)
+    return Dashboard(
+        hotel_id=hotel_id,
+        period=period,
+        targets=targets,
+        windows=windows,
+        snapshots=snapshots,
+        satisfaction=_weighted(snapshots, "satisfaction_avg", 4),
+        nps=_weighted(snapshots, "nps", 4),
+        responses=responses,
+        upsell_offered=sum(snapshot.upsell_offered for snapshot in snapshots),
+        upsell_accepted=sum(snapshot.upsell_accepted for snapshot in snapshots),
+        checkin_completed=completed,
+        checkin_arrived=arrived,
+        delivery=await delivery_summary(session=session, since=start.astimezone(UTC),
+                                        until=end.astimezone(UTC), hotel_id=hotel_id),
+        alerts=[alert for alert in await list_alerts(session=session, hotel_id=hotel_id, since=start, limit=100)
+                if alert.window_kind == period.kind.value][:ALERTS_SHOWN],
+    )
+
+
+async def window_snapshots(
+    *, session: AsyncSession, hotel_id: str | None, kind: WindowKind, windows: list[Window], now: datetime
+) -> list[KpiSnapshot]:
+    """One snapshot per window, oldest first: stored ones once settled, measured otherwise."""
+    if not windows:
+        return []
+    stored = await session.exec(
+        select(KpiSnapshot).where(
+            col(KpiSnapshot.hotel_id).is_(None) if hotel_id is None else col(KpiSnapshot.hotel_id) == hotel_id,
+            KpiSnapshot.window_kind == kind.value,
+            col(KpiSnapshot.window_start) >= windows[0].start,
+            col(KpiSnapshot.window_start) <= windows[-1].start,
+        )
+    )
+    by_start = {snapshot.window_start.timestamp(): snapshot for snapshot in stored.all()}
+    snapshots = []
+    for window in windows:
+        snapshot = by_start.get(window.start.timestamp())
+        if snapshot is None or snapshot.computed_at < window.end + SETTLED_AFTER:
+            snapshot = await _measure(session, hotel_id, window, now)
+        snapshots.append(snapshot)
+    return snapshots
+
+
+async def _measure(session: AsyncSession, hotel_id: str | None, window: Window, now: datetime) -> KpiSnapshot:
+    try:
+        return await record_dashboard_guest_experience(
+            session=session, window_start=window.start, window_end=window.end, hotel_id=hotel_id, now=now
+        )
+    except IntegrityError:
+        # Another view stored the same window's alerts at the same moment: measure again.
+        await session.rollback()
+        return await record_dashboard_guest_experience(
+            session=session, window_start=window.start, window_end=window.end, hotel_id=hotel_id, now=now
+        )
+
+
+async def checkin_adoption(
+    *, session: AsyncSession, start: datetime, end: datetime, hotel_id: str | None, now: datetime
+) -> tuple[int, int]:
+    """(completed, arrived): journeys arriving in `[start, end)` by `now`, not cancelled,
+    and how many of them completed the digital check-in."""
+    status = col(JourneyRecord.view)[("checkin", "status")].as_string()
+    arrival = col(JourneyRecord.arrival)
+    query = select(
+        func.coalesce(func.sum(case((status == CheckinStatus.completed.value, 1), else_=0)), 0),
+        func.count(),
+    ).where(
+        and_(arrival >= start, arrival < end, arrival <= now),
+        JourneyRecord.stage != Stage.cancelled.value,
+        *([] if hotel_id is None else [col(JourneyRecord.hotel_id) == hotel_id]),
+    )
+    completed, arrived = (await session.exec(query)).one()
+    return int(completed), int(arrived)
+
+
+async def known_hotels(*, session: AsyncSession, configured: list[str]) -> list[str]:
+    rows = await session.exec(select(JourneyRecord.hotel_id).distinct())
+    return sorted({*rows.all(), *configured})
+
+
+def _weighted(snapshots: list[KpiSnapshot], name: str, digits: int) -> float | None:
+    pairs = [(getattr(snapshot, name), snapshot.feedback_responses) for snapshot in snapshots]
+    pairs = [(value, weight) for value, weight in pairs if value is not None and weight]
+    total = sum(weight for _, weight in pairs)
+    return round(sum(value * weight for value, weight in pairs) / total, digits) if total else None
+
+
+# -- the card's figures -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Trend:
+    """The last measured window against the one before it."""
+
+    previous: float
+    latest: float
+    higher_is_better: bool
+
+    @property
+    def direction(self) -> str:
+        if self.latest == self.previous:
+            return "flat"
+        return "up" if self.latest > self.previous else "down"
+
+    @property
+    def better(self) -> bool | None:
+        if self.direction == "flat":
+            return None
+        return (self.direction == "up") == self.higher_is_better
+
+
+@dataclass(frozen=True)
+class KpiFigure:
+    key: str
+    kpi: Kpi
+    title: str
+    value: float | None
+    shown: str
+    unit: str
+    detail: str
+    target: float
+    target_shown: str
+    higher_is_better: bool
+    trend: Trend | None
+    trend_shown: str
+    declining: bool
+
+    @property
+    def met(self) -> bool | None:
+        if self.value is None:
+            return None
+        return self.value >= self.target if self.higher_is_better else self.value <= self.target
+
+    @property
+    def verdict(self) -> str:
+        return {None: "Sem dados no período", True: "Meta atingida", False: "Fora da meta"}[self.met]
+
+    @property
+    def state(self) -> str:
+        return {None: "none", True: "met", False: "missed"}[self.met]
+
+
+def headline(board: Dashboard) -> list[KpiFigure]:
+    """The card's three figures, each against its target, with its trend."""
+    targets = board.targets
+
+    def figure(key: str, kpi: Kpi, title: str, value: float | None, shown: str, unit: str, detail: str,
+               target: float, target_shown: str, delta: Callable[[float], str]) -> KpiFigure:
+        higher = RULES[kpi].higher_is_better
+        pair = board.trend(kpi)
+        trend = Trend(pair[0], pair[1], higher) if pair else None
+        trend_shown = "sem janelas suficientes para a tendência"
+        if trend is not None:
+            arrow = {"up": "▲", "down": "▼", "flat": "■"}[trend.direction]
+            trend_shown = f"{arrow} {delta(trend.latest - trend.previous)} na última janela"
+        return KpiFigure(key, kpi, title, value, shown, unit, detail, target, target_shown, higher, trend,
+                         trend_shown, board.declining(kpi))
+
+    return [
+        figure(
+            "satisfaction", Kpi.satisfaction, "Satisfação", board.satisfaction,
+            labels.decimal(board.satisfaction, 2), "/ 10",
+            f"NPS {labels.signed(board.nps)} · {board.responses} avaliações",
+            targets.satisfaction_min, f"≥ {labels.decimal(targets.satisfaction_min)}",
+            lambda change: _signed_decimal(change, 2),
+        ),
+        figure(
+            "upsell", Kpi.upsell_conversion, "Conversão de upsell", board.upsell_conversion,
+            labels.percent(board.upsell_conversion), "",
+            f"{board.upsell_accepted} aceitas de {board.upsell_offered} ofertadas",
+            targets.upsell_conversion_min, f"≥ {labels.percent(targets.upsell_conversion_min, 0)}",
+            lambda change: _signed_decimal(change * 100, 1) + " p.p.",
+        ),
+        figure(
+            "response", Kpi.avg_response_time, "Tempo médio de resposta", board.response_minutes,
+            labels.decimal(board.response_minutes), "min",
+            "respostas da equipe a mensagens de hóspedes",
+            targets.response_time_max_minutes, f"≤ {labels.decimal(targets.response_time_max_minutes, 0)} min",
+            lambda change: _signed_decimal(change, 1) + " min",
+        ),
+    ]
+
+
+def _signed_decimal(value: float, digits: int) -> str:
+    text = labels.decimal(abs(value), digits)
+    return f"+{text}" if value > 0 else (f"−{text}" if value < 0 else text)

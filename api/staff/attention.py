@@ -1,0 +1,363 @@
+"""Journeys that need someone to look at them (the panel's "Precisam de atenção").
+
+Each kind is one query on the journey read model and the message table, the
+same on SQLite and PostgreSQL, newest first and at most `LIMIT` rows:
+
+- `failed_message`: an outbound message that failed in the last `RECENT`,
+  unless a later message with the same template reached the same
+  reservation (a fallback channel or a resend took care of it);
+- `checkin_pending`: a journey still `pre_arrival` whose arrival is within
+  the next `CHECKIN_NOTICE` (24 h) and whose digital check-in is not done;
+- `unanswered`: a guest's message older than the hotel's response target
+  (10 min by default, `KpiTargets.response_time_max_minutes`) to which no
+  staff message replied (`in_reply_to`) and after which staff sent no
+  message of their own to that reservation; messages older than `RECENT`
+  are not listed;
+- `unmatched`: a guest's message no reservation was found for
+  (`communications.inbound.list_unmatched`), in the last `RECENT`;
+- `detractor`: feedback 0-6 received in the last `DETRACTOR_RECENT` with no
+  staff message to the guest since;
+- `stuck`: a running journey whose worker has made no progress: a step
+  planned (or being sent) more than `STUCK_AFTER` ago is still not settled,
+  or the arrival or departure passed more than `STUCK_AFTER` ago and the
+  stage did not move. Either means no worker is running the journey (or a
+  channel keeps failing: the message's reason says which).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, and_, cast, exists, func, or_, true, type_coerce
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api.staff import labels
+from communications.inbound import list_unmatched
+from communications.message_store import MessageRecord
+from guest_journey.database import UTCDateTime
+from guest_journey.journeys import FINAL_STAGES, Stage
+from guest_journey.kpis import DETRACTOR_MAX
+from guest_journey.messages import SENT_STATUSES, MessageDirection, MessageStatus
+from guest_journey.read_model import JourneyRecord
+
+RECENT = timedelta(days=7)
+DETRACTOR_RECENT = timedelta(days=30)
+CHECKIN_NOTICE = timedelta(hours=24)
+STUCK_AFTER = timedelta(minutes=15)
+DEFAULT_SLA = timedelta(minutes=10)
+LIMIT = 50
+MANUAL_STEP = "manual:%"
+OPEN_STEP_STATUSES = ("planned", "due")
+
+
+class AttentionKind(StrEnum):
+    failed_message = "failed_message"
+    checkin_pending = "checkin_pending"
+    unanswered = "unanswered"
+    unmatched = "unmatched"
+    detractor = "detractor"
+    stuck = "stuck"
+
+
+TITLES = {
+    AttentionKind.failed_message: "Mensagens com falha",
+    AttentionKind.checkin_pending: "Check-in não feito a 24 h da chegada",
+    AttentionKind.unanswered: "Mensagens de hóspedes sem resposta (SLA)",
+    AttentionKind.unmatched: "Mensagens sem reserva",
+    AttentionKind.detractor: "Detratores sem follow-up",
+    AttentionKind.stuck: "Jornadas sem progresso",
+}
+
+
+@dataclass(frozen=True)
+class AttentionItem:
+    kind: AttentionKind
+    reservation_id: str | None
+    hotel_id: str | None
+    since: datetime
+    detail: str
+
+
+@dataclass(frozen=True)
+class AttentionGroup:
+    kind: AttentionKind
+    items: list[AttentionItem]
+
+    @property
+    def title(self) -> str:
+        return TITLES[self.kind]
+
+
+SlaOf = Callable[[str | None], timedelta]
+
+
+def _sla_default(_: str | None) -> timedelta:
+    return DEFAULT_SLA
+
+
+async def needs_attention(
+    *, session: AsyncSession, now: datetime, sla_of: SlaOf = _sla_default, hotel_id: str | None = None
+) -> list[AttentionGroup]:
+    """Every kind, in the order staff should look at them."""
+    return [
+        AttentionGroup(AttentionKind.stuck, await stuck_journeys(session=session, now=now, hotel_id=hotel_id)),
+        AttentionGroup(AttentionKind.failed_message,
+                       await failed_messages(session=session, now=now, hotel_id=hotel_id)),
+        AttentionGroup(AttentionKind.unanswered,
+                       await unanswered_messages(session=session, now=now, sla_of=sla_of, hotel_id=hotel_id)),
+        AttentionGroup(AttentionKind.checkin_pending,
+                       await checkin_pending(session=session, now=now, hotel_id=hotel_id)),
+        AttentionGroup(AttentionKind.detractor,
+                       await detractors_without_follow_up(session=session, now=now, hotel_id=hotel_id)),
+        AttentionGroup(AttentionKind.unmatched, await unmatched_messages(session=session, now=now)),
+    ]
+
+
+async def failed_messages(
+    *, session: AsyncSession, now: datetime, hotel_id: str | None = None
+) -> list[AttentionItem]:
+    later = aliased(MessageRecord, name="later")
+    settled = exists().where(
+        col(later.reservation_id) == col(MessageRecord.reservation_id),
+        col(later.template) == col(MessageRecord.template),
+        col(later.direction) == MessageDirection.outbound.value,
+        col(later.status).in_([status.value for status in SENT_STATUSES]),
+        col(later.created_at) >= col(MessageRecord.created_at),
+    )
+    query = (
+        select(MessageRecord)
+        .where(
+            MessageRecord.direction == MessageDirection.outbound.value,
+            MessageRecord.status == MessageStatus.failed.value,
+            col(MessageRecord.created_at) >= now - RECENT,
+            ~settled,
+            *_message_of_hotel(hotel_id),
+        )
+        .order_by(col(MessageRecord.created_at).desc())
+        .limit(LIMIT)
+    )
+    return [
+        AttentionItem(
+            AttentionKind.failed_message, record.reservation_id, record.hotel_id, record.created_at,
+            f"{record.template or 'mensagem'} por {record.channel}: {record.reason or 'sem motivo registrado'}",
+        )
+        for record in (await session.exec(query)).all()
+    ]
+
+
+async def checkin_pending(
+    *, session: AsyncSession, now: datetime, hotel_id: str | None = None
+) -> list[AttentionItem]:
+    status = col(JourneyRecord.view)[("checkin", "status")].as_string()
+    query = (
+        select(JourneyRecord)
+        .where(
+            JourneyRecord.stage == Stage.pre_arrival.value,
+            col(JourneyRecord.arrival) > now,
+            col(JourneyRecord.arrival) <= now + CHECKIN_NOTICE,
+            or_(status.is_(None), status != "completed"),
+            *_journey_of_hotel(hotel_id),
+        )
+        .order_by(col(JourneyRecord.arrival))
+        .limit(LIMIT)
+    )
+    return [
+        AttentionItem(
+            AttentionKind.checkin_pending, record.reservation_id, record.hotel_id, record.arrival,
+            f"chegada em {_hours(record.arrival - now)}; check-in online pendente",
+        )
+        for record in (await session.exec(query)).all()
+    ]
+
+
+async def unanswered_messages(
+    *, session: AsyncSession, now: datetime, sla_of: SlaOf = _sla_default, hotel_id: str | None = None
+) -> list[AttentionItem]:
+    reply = aliased(MessageRecord, name="reply")
+    answered = exists().where(
+        col(reply.direction) == MessageDirection.outbound.value,
+        or_(
+            col(reply.in_reply_to) == col(MessageRecord.id),
+            and_(
+                col(reply.reservation_id) == col(MessageRecord.reservation_id),
+                col(reply.step_key).like(MANUAL_STEP),
+                col(reply.created_at) >= col(MessageRecord.created_at),
+            ),
+        ),
+    )
+    query = (
+        select(MessageRecord)
+        .where(
+            MessageRecord.direction == MessageDirection.inbound.value,
+            col(MessageRecord.reservation_id).is_not(None),
+            col(MessageRecord.created_at) >= now - RECENT,
+            col(MessageRecord.created_at) <= now - min(DEFAULT_SLA, sla_of(hotel_id)),
+            ~answered,
+            *_message_of_hotel(hotel_id),
+        )
+        .order_by(col(MessageRecord.created_at))
+        .limit(LIMIT * 4)
+    )
+    items = []
+    for record in (await session.exec(query)).all():
+        waiting = now - record.created_at
+        if waiting <= sla_of(record.hotel_id):
+            continue
+        items.append(AttentionItem(
+            AttentionKind.unanswered, record.reservation_id, record.hotel_id, record.created_at,
+            f"{record.channel}: “{_excerpt(record.body_text)}” — aguardando há {_minutes(waiting)}",
+        ))
+    return items[:LIMIT]
+
+
+async def unmatched_messages(*, session: AsyncSession, now: datetime) -> list[AttentionItem]:
+    return [
+        AttentionItem(
+            AttentionKind.unmatched, None, record.hotel_id, record.created_at,
+            f"{record.channel} de {record.sender or 'remetente desconhecido'}: “{_excerpt(record.body_text)}”",
+        )
+        for record in await list_unmatched(session=session, limit=LIMIT)
+        if record.created_at >= now - RECENT
+    ]
+
+
+async def detractors_without_follow_up(
+    *, session: AsyncSession, now: datetime, hotel_id: str | None = None
+) -> list[AttentionItem]:
+    view = col(JourneyRecord.view)
+    score = view[("feedback", "score")].as_integer()
+    received = view[("feedback", "received_at")].as_string()
+    query = (
+        select(JourneyRecord.reservation_id, JourneyRecord.hotel_id, score, received)
+        .where(score.is_not(None), score <= DETRACTOR_MAX, received.is_not(None),
+               *_journey_of_hotel(hotel_id))
+        .limit(LIMIT * 20)
+    )
+    candidates = [
+        (reservation_id, hotel, int(value), datetime.fromisoformat(moment))
+        for reservation_id, hotel, value, moment in (await session.exec(query)).all()
+    ]
+    candidates = [row for row in candidates if row[3] >= now - DETRACTOR_RECENT]
+    if not candidates:
+        return []
+    staff_messages = await session.exec(
+        select(MessageRecord.reservation_id, func.max(MessageRecord.created_at))
+        .where(
+            col(MessageRecord.reservation_id).in_([row[0] for row in candidates]),
+            MessageRecord.direction == MessageDirection.outbound.value,
+            col(MessageRecord.step_key).like(MANUAL_STEP),
+        )
+        .group_by(MessageRecord.reservation_id)
+    )
+    last_staff_message = {reservation_id: _aware(moment) for reservation_id, moment in staff_messages.all()}
+    items = [
+        AttentionItem(AttentionKind.detractor, reservation_id, hotel, received_at,
+                      f"nota {value} sem contato da equipe desde a avaliação")
+        for reservation_id, hotel, value, received_at in candidates
+        if last_staff_message.get(reservation_id) is None or last_staff_message[reservation_id] < received_at
+    ]
+    items.sort(key=lambda item: item.since, reverse=True)
+    return items[:LIMIT]
+
+
+async def stuck_journeys(
+    *, session: AsyncSession, now: datetime, hotel_id: str | None = None
+) -> list[AttentionItem]:
+    cutoff = now - STUCK_AFTER
+    dialect = _dialect(session)
+    view = col(JourneyRecord.view)
+    if dialect == "postgresql":
+        steps = func.json_array_elements(view["steps"]).table_valued("value").alias("step")
+    else:
+        steps = func.json_each(view, "$.steps").table_valued("value").alias("step")
+    step = type_coerce(steps.c.value, JSON)
+    key, status, scheduled = step["key"].as_string(), step["status"].as_string(), step["scheduled_for"].as_string()
+    running = col(JourneyRecord.stage).not_in([stage.value for stage in FINAL_STAGES])
+    late_steps = await session.exec(
+        select(JourneyRecord.reservation_id, JourneyRecord.hotel_id, key, scheduled)
+        .select_from(JourneyRecord)
+        .join(steps, true())
+        .where(running, status.in_(OPEN_STEP_STATUSES), *_before(dialect, scheduled, cutoff),
+               *_journey_of_hotel(hotel_id))
+        .limit(LIMIT * 20)
+    )
+    found: dict[str, AttentionItem] = {}
+    for reservation_id, hotel, step_key, moment in late_steps.all():
+        due = datetime.fromisoformat(moment)
+        known = found.get(reservation_id)
+        if known is None or due < known.since:
+            found[reservation_id] = AttentionItem(
+                AttentionKind.stuck, reservation_id, hotel, due,
+                f"a etapa {step_key} devia ter saído há {_minutes(now - due)} e não foi concluída",
+            )
+    boundaries = await session.exec(
+        select(JourneyRecord)
+        .where(
+            or_(
+                and_(col(JourneyRecord.stage) == Stage.pre_arrival.value, col(JourneyRecord.arrival) < cutoff),
+                and_(col(JourneyRecord.stage) == Stage.in_stay.value, col(JourneyRecord.departure) < cutoff),
+            ),
+            *_journey_of_hotel(hotel_id),
+        )
+        .limit(LIMIT)
+    )
+    for record in boundaries.all():
+        moment = record.arrival if record.stage == Stage.pre_arrival.value else record.departure
+        what = "a chegada" if record.stage == Stage.pre_arrival.value else "a partida"
+        found.setdefault(record.reservation_id, AttentionItem(
+            AttentionKind.stuck, record.reservation_id, record.hotel_id, moment,
+            f"{what} passou há {_minutes(now - moment)} e o estágio continua {labels.label(labels.STAGES, record.stage)}",
+        ))
+    return sorted(found.values(), key=lambda item: item.since)[:LIMIT]
+
+
+# -- helpers ------------------------------------------------------------------------
+
+
+def _journey_of_hotel(hotel_id: str | None) -> list[ColumnElement[bool]]:
+    return [] if hotel_id is None else [col(JourneyRecord.hotel_id) == hotel_id]
+
+
+def _message_of_hotel(hotel_id: str | None) -> list[ColumnElement[bool]]:
+    return [] if hotel_id is None else [col(MessageRecord.hotel_id) == hotel_id]
+
+
+def _before(dialect: str, moment: Any, cutoff: datetime) -> list[ColumnElement[bool]]:
+    """An ISO 8601 text from the journey's JSON, earlier than `cutoff`, compared as a time."""
+    if dialect == "postgresql":
+        return [moment.is_not(None), cast(moment, UTCDateTime()) < cutoff]
+    return [moment.is_not(None), func.julianday(moment) < func.julianday(cutoff.isoformat())]
+
+
+def _dialect(session: AsyncSession) -> str:
+    bind = session.bind
+    return bind.dialect.name if bind is not None else "sqlite"
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _excerpt(text: str | None, limit: int = 80) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _minutes(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 120:
+        return f"{minutes} min"
+    hours = minutes // 60
+    return f"{hours} h" if hours < 48 else f"{hours // 24} d"
+
+
+def _hours(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours:.0f} h" if hours >= 1 else f"{delta.total_seconds() / 60:.0f} min"
