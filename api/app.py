@@ -18,6 +18,7 @@ from api.routes import (
     guest_pages,
     health,
     inbound,
+    journey_ops,
     reservations,
     staff_pages,
     unsubscribe,
@@ -25,6 +26,7 @@ from api.routes import (
 )
 from api.security_headers import SecurityHeaders
 from communications.templates import TemplateCatalogue
+from guest_journey.automation import automation_queue, guest_journey_bridge
 from guest_journey.database import create_engine, create_tables, session_factory
 from guest_journey.policy import load_policy
 from guest_journey.settings import Settings, get_settings
@@ -45,10 +47,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings.resolved_database_url)
         await create_tables(engine)
         client = await connect_temporal(settings, lazy=True)
+        sessions = session_factory(engine)
+        # The runbook's `guest_journey_bridge.pending()` and `automation_queue.pending()`.
+        guest_journey_bridge.bind(client=client, sessions=sessions)
+        automation_queue.bind(client=client, settings=settings)
         app.state.services = Services(
             settings=settings,
             temporal=client,
-            sessions=session_factory(engine),
+            sessions=sessions,
             policy=policy,
             templates=templates,
         )
@@ -65,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit)
     app.add_middleware(SecurityHeaders)
     app.include_router(reservations.router)
+    app.include_router(journey_ops.router)  # /guest-experience/journey before /{reservation_id}
     app.include_router(guest_experience.router)
     app.include_router(communications.router)
     app.include_router(inbound.router)

@@ -66,6 +66,7 @@ async def create_tables(engine: AsyncEngine) -> None:
     import communications.message_status  # noqa: F401  (registers the tables)
     import communications.message_store  # noqa: F401
     import communications.unsubscribes  # noqa: F401
+    import guest_journey.automation  # noqa: F401
     import guest_journey.kpi_store  # noqa: F401
     import guest_journey.read_model  # noqa: F401
 

@@ -73,6 +73,7 @@ TEMPLATE_FOR_KIND = {
 }
 MARKETING_KINDS = frozenset({StepKind.upsell, StepKind.upsell_follow_up})
 REMEMBERED_REQUESTS = 200
+RECORD_BEFORE_SLEEPING = "record-before-sleeping"  # workflow.patched id
 WHATSAPP_WINDOW = timedelta(hours=24)
 RECORD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 
@@ -123,8 +124,16 @@ class GuestJourneyWorkflow:
     async def _sleep_until(self, moment: datetime) -> None:
         self._woken = False
         timeout = max(moment - workflow.now(), timedelta(seconds=1))
+        if workflow.patched(RECORD_BEFORE_SLEEPING):
+            # A handler that ran while the read model was being written changed the
+            # journey after that write: wake at once so the change is recorded too.
+            def woken() -> bool:
+                return self._woken or self._recorded_revision != self._s.revision
+        else:
+            def woken() -> bool:
+                return self._woken
         try:
-            await workflow.wait_condition(lambda: self._woken, timeout=timeout)
+            await workflow.wait_condition(woken, timeout=timeout)
         except TimeoutError:
             pass
 

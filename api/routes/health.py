@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from api.deps import ServicesDep
+from guest_journey.automation import telemetry_check
 
 router = APIRouter(tags=["health"])
 CHECK_TIMEOUT_SECONDS = 3
@@ -40,7 +41,7 @@ async def _check_database(services: ServicesDep) -> str:
 @router.get("/health/otel", response_model=HealthOut, responses={503: {"model": HealthOut}})
 async def health(services: ServicesDep, response: Response) -> HealthOut:
     temporal, database = await asyncio.gather(_check_temporal(services), _check_database(services))
-    checks = {"temporal": temporal, "database": database, "telemetry": "ok"}
+    checks = {"temporal": temporal, "database": database, "telemetry": await telemetry_check()}
     healthy = all(value == "ok" for value in checks.values())
     response.status_code = 200 if healthy else 503
     return HealthOut(status="ok" if healthy else "degraded", checks=checks)

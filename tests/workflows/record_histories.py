@@ -1,6 +1,6 @@
 """Record journey histories from the current workflow code for the replay test.
 
-Run `python -m tests.workflows.record_histories` after a deliberate change to
+Run `python -m tests.workflows.record_histories` (after bumping SHAPE) after a change to
 the workflow (guarded by `workflow.patched`) to add the new shape; keep the
 old files, so that CI proves old journeys still replay.
 """
@@ -39,6 +39,9 @@ from workflows.journey_inputs import (
 )
 
 HISTORIES = Path(__file__).parent / "histories"
+# Bump with every workflow change guarded by `workflow.patched`: new files are
+# added beside the old ones, which must keep replaying.
+SHAPE = "record-before-sleeping"
 Scenario = Callable[[WorkflowEnvironment, str], Awaitable[WorkflowHandle[Any, Any]]]
 
 
@@ -104,7 +107,7 @@ async def record(target: Path) -> None:
                 first_run = env.client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id
                                                            or (await handle.describe()).run_id)
                 history = await first_run.fetch_history()
-                (target / f"{name}.json").write_text(history.to_json())
+                (target / f"{name}.{SHAPE}.json").write_text(history.to_json())
         await engine.dispose()
     await env.shutdown()
 

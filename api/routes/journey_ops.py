@@ -1,0 +1,55 @@
+"""Operations routes of the runbook over all journeys: their volume, and the
+preference sync (`POST /guest-experience/journey` with `GuestJourneySnapshotRequest`).
+
+Registered before `/guest-experience/{reservation_id}`, which would otherwise
+take `journey` for a reservation id.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from api.deps import SessionDep, TemporalClientDep, require_role
+from api.errors import DomainError, temporal_errors
+from guest_journey.automation import (
+    MAX_SNAPSHOTS,
+    GuestJourneySnapshotRequest,
+    JourneyVolume,
+    SnapshotMode,
+    SnapshotResult,
+    apply_snapshots,
+    journey_volume,
+    send_snapshots,
+)
+
+router = APIRouter(prefix="/guest-experience", tags=["guest-experience"],
+                   dependencies=[Depends(require_role("ops"))])
+
+
+class TooManySnapshots(DomainError):
+    status_code = 413
+
+
+@router.get("/journey", response_model=JourneyVolume)
+async def get_journey_volume(session: SessionDep) -> JourneyVolume:
+    """Journeys under way, by stage, with synced preferences, and async snapshots pending."""
+    return await journey_volume(session=session)
+
+
+@router.post("/journey", response_model=SnapshotResult, responses={413: {"description": "too many snapshots"}})
+async def push_journey_snapshots(
+    request: GuestJourneySnapshotRequest, client: TemporalClientDep, session: SessionDep
+) -> SnapshotResult:
+    """Apply preference, stage and NPS snapshots to running journeys.
+
+    Sync mode answers once every snapshot is applied (`pending=0`) or reported
+    in `errors`; async mode sends them and answers at once, `pending` counting
+    those not applied yet (then see `GET /guest-experience/journey`).
+    """
+    if len(request.snapshots) > MAX_SNAPSHOTS:
+        raise TooManySnapshots(
+            f"snapshots: {len(request.snapshots)} given, at most {MAX_SNAPSHOTS} per request; send them in batches"
+        )
+    push = apply_snapshots if request.mode is SnapshotMode.sync else send_snapshots
+    with temporal_errors():
+        return await push(client=client, session=session, snapshots=request.snapshots)
