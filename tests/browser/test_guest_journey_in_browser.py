@@ -7,7 +7,6 @@ each page at phone width are taken (kept in docs/screenshots/ with --update-scre
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
@@ -18,12 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from playwright.async_api import async_playwright
 
 from guest_journey.guest_links import Purpose, make_token
 from guest_journey.settings import Settings
-from tests.api.test_guest_pages import POLICY, guest_app
+from tests.api.test_guest_pages import POLICY
+from tests.browser.serving import serve
 from tests.smtp_server import SmtpTestServer, free_port
 from tests.workflows.journeys import end, now
 from worker import build_channels, build_worker
@@ -34,21 +33,6 @@ CHROMIUM_ARGS = [
     "--disable-sync", "--no-first-run",
 ]
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
-
-async def serve(settings: Settings) -> AsyncIterator[str]:
-    """The app over real HTTP on 127.0.0.1, in this event loop; yields its base URL."""
-    app = guest_app(settings)
-    port = int(settings.public_base_url.rsplit(":", 1)[1])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    serving = asyncio.create_task(server.serve())
-    async with asyncio.timeout(15):
-        while not server.started:  # noqa: ASYNC110 (uvicorn offers a flag, not an event)
-            await asyncio.sleep(0.02)
-    try:
-        yield settings.public_base_url
-    finally:
-        server.should_exit = True
-        await serving
 
 
 @pytest.fixture

@@ -20,12 +20,12 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-import uvicorn
 
 from guest_journey.journeys import Stage, Upsell, UpsellStatus
 from guest_journey.settings import Settings
 from tests.api.test_reservations import reservation_body
-from tests.api.test_staff_pages import KEYS, OPS, RES, message, seed, staff_app, view
+from tests.api.test_staff_pages import KEYS, OPS, RES, message, seed, view
+from tests.browser.serving import serve
 from tests.smtp_server import free_port
 from tests.workflows.journeys import end, now
 from worker import build_channels, build_worker
@@ -41,22 +41,6 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium i
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 DESKTOP = {"viewport": {"width": 1360, "height": 900}, "device_scale_factor": 1}
 HOTEL = "hotel-copacabana"
-
-
-async def serve(settings: Settings) -> AsyncIterator[str]:
-    """The app with the staff pages over real HTTP on 127.0.0.1, in this event loop."""
-    port = int(settings.public_base_url.rsplit(":", 1)[1])
-    server = uvicorn.Server(uvicorn.Config(staff_app(settings), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
-    serving = asyncio.create_task(server.serve())
-    async with asyncio.timeout(15):
-        while not server.started:  # noqa: ASYNC110 (uvicorn offers a flag, not an event)
-            await asyncio.sleep(0.02)
-    try:
-        yield settings.public_base_url
-    finally:
-        server.should_exit = True
-        await serving
 
 
 @pytest.fixture
