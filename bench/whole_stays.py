@@ -1,0 +1,167 @@
+"""Whole stays: journeys from booking to close on the time-skipping test server.
+
+    python -m bench.whole_stays                  # 200 journeys at once
+    python -m bench.whole_stays --count 100
+
+Each journey is booked 5 days before a 3-night stay, under a policy without
+quiet hours, and runs to its close 7 days after departure (invitation,
+reminders, offers, feedback and its reminder; e-mails discarded, the read
+model in SQLite in a temp dir). The baseline is a bare workflow with the
+same shape as a recorded whole stay (tests/workflows/histories/whole_stay.json:
+11 timers, 22 activities), its timers and trivial activities in sequence.
+Each side is warmed up with one run, then `--count` are started at once and
+time is unlocked until the last one has finished; the rate is workflows
+finished per second of wall-clock time, from the first start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity, workflow
+
+with workflow.unsafe.imports_passed_through():
+    from temporalio.client import WorkflowHandle
+    from temporalio.contrib.pydantic import pydantic_data_converter
+    from temporalio.testing import WorkflowEnvironment
+    from temporalio.worker import Worker
+
+    from bench.intake import DiscardSender, git_commit
+    from guest_journey.database import create_engine, create_tables, session_factory
+    from guest_journey.reservations import Channel
+    from guest_journey.settings import Settings
+    from guest_journey.temporal import register_search_attributes
+    from tests.workflows.journeys import booking, put, quiet_policy
+    from worker import build_worker
+
+TARGET_RATIO = 0.5
+TIMERS = 11
+ACTIVITIES = 22
+RESULT_TIMEOUT = 900.0
+
+
+@activity.defn
+async def nothing(step: int) -> int:
+    return step
+
+
+@workflow.defn
+class BareStay:
+    """As many timers and activities as a whole stay, and nothing else."""
+
+    @workflow.run
+    async def run(self) -> int:
+        done = 0
+        for step in range(ACTIVITIES):
+            done += await workflow.execute_activity(
+                nothing, step, start_to_close_timeout=timedelta(seconds=30)
+            )
+            if step % 2 == 1 and step // 2 < TIMERS:
+                await workflow.sleep(timedelta(hours=12))
+        return done
+
+
+async def wait_for(handles: Iterable[WorkflowHandle[Any, Any]]) -> None:
+    """Every result; a long poll that ends before its workflow does is made again."""
+
+    async def one(handle: WorkflowHandle[Any, Any]) -> None:
+        while True:
+            try:
+                await handle.result()
+                return
+            except RuntimeError as error:
+                if "No completion event found" not in str(error):
+                    raise
+
+    async with asyncio.timeout(RESULT_TIMEOUT):
+        await asyncio.gather(*(one(handle) for handle in handles))
+
+
+async def timed_run(
+    env: WorkflowEnvironment, count: int, start: Callable[[], Awaitable[WorkflowHandle[Any, Any]]]
+) -> float:
+    """Seconds from the first start until `count` workflows have all finished."""
+    started = time.perf_counter()
+    handles = await asyncio.gather(*(start() for _ in range(count)))
+    async with env.time_skipping_unlocked():
+        with env.auto_time_skipping_disabled():
+            await wait_for(handles)
+    return time.perf_counter() - started
+
+
+async def run(count: int) -> None:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=shutil.which("temporal-test-server")
+        or str(Path(sys.executable).parent / "temporal-test-server"),
+        data_converter=pydantic_data_converter,
+    )
+    try:
+        await register_search_attributes(env.client, "default")
+        with tempfile.TemporaryDirectory(prefix="bench-stays-") as data_dir:
+            await measure(env, Path(data_dir), count)
+    finally:
+        await env.shutdown()
+
+
+async def measure(env: WorkflowEnvironment, data_dir: Path, count: int) -> None:
+    settings = Settings(
+        data_dir=data_dir, task_queue=f"bench-stays-{uuid.uuid4().hex[:8]}", secret_key="bench"
+    )
+    engine = create_engine(settings.resolved_database_url)
+    await create_tables(engine)
+    bare_queue = f"bench-bare-{uuid.uuid4().hex[:8]}"
+    journeys = build_worker(
+        env.client, settings, session_factory(engine), {Channel.email: DiscardSender()}
+    )
+    bare = Worker(env.client, task_queue=bare_queue, workflows=[BareStay], activities=[nothing])
+    policy = quiet_policy()
+
+    async def start_bare() -> WorkflowHandle[Any, Any]:
+        return await env.client.start_workflow(
+            BareStay.run, id=f"bare-{uuid.uuid4().hex}", task_queue=bare_queue
+        )
+
+    async def start_journey() -> WorkflowHandle[Any, Any]:
+        reservation = booking(await env.get_current_time(), arrive_in=timedelta(days=5), nights=3)
+        handle, _ = await put(env.client, settings.task_queue, reservation, policy)
+        return handle
+
+    async with journeys, bare:
+        await timed_run(env, 1, start_bare)
+        bare_seconds = await timed_run(env, count, start_bare)
+        await timed_run(env, 1, start_journey)
+        journey_seconds = await timed_run(env, count, start_journey)
+    await engine.dispose()
+
+    bare_rate = count / bare_seconds
+    journey_rate = count / journey_seconds
+    ratio = journey_rate / bare_rate
+    verdict = "met" if ratio >= TARGET_RATIO else "not met"
+    print(f"{os.cpu_count()} cores; commit {git_commit()}; {count:,} of each at once")
+    print(f"{'what':<42}{'seconds':>9}{'per s':>9}")
+    print(f"{f'baseline: bare ({TIMERS} timers, {ACTIVITIES} activities)':<42}"
+          f"{bare_seconds:>9.1f}{bare_rate:>9.2f}")
+    print(f"{'whole stays: booking to close':<42}{journey_seconds:>9.1f}{journey_rate:>9.2f}")
+    print(f"whole stays / baseline = {ratio:.2f} (target >= {TARGET_RATIO}: {verdict})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=200, help="journeys of each kind (default 200)")
+    arguments = parser.parse_args()
+    asyncio.run(run(arguments.count))
+
+
+if __name__ == "__main__":
+    main()
