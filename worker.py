@@ -26,6 +26,7 @@ from guest_journey.guest_links import GuestLinks
 from guest_journey.logs import configure_logging
 from guest_journey.reservations import Channel
 from guest_journey.settings import Settings, get_settings
+from guest_journey.telemetry import configure_telemetry
 from guest_journey.temporal import connect_temporal
 from workflows.journey import GuestJourneyWorkflow
 
@@ -105,6 +106,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
 def main() -> None:
     configure_logging()
     settings = get_settings()
+    telemetry = configure_telemetry("guest-journey-worker", settings=settings)
 
     async def serve() -> None:
         stop = asyncio.Event()
@@ -113,7 +115,10 @@ def main() -> None:
             loop.add_signal_handler(sig, stop.set)
         await run_worker(settings, stop)
 
-    asyncio.run(serve())
+    try:
+        asyncio.run(serve())
+    finally:
+        telemetry.shutdown()
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from guest_journey.messages import (
     SendMessageResult,
 )
 from guest_journey.reservations import Channel
+from guest_journey.telemetry import message_failed, message_sent, message_step_failed
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ class MessagingActivities:
             # Once the channel has it, recording that must not be interrupted by a
             # cancellation (worker shutdown), or a retry would send it again.
             await asyncio.shield(_record_handed_over(session, record, delivery))
+            message_sent(record.channel)
             return _result(record, note=delivery.note)
 
     async def _compose(
@@ -130,6 +132,7 @@ class MessagingActivities:
     @activity.defn
     async def record_guest_message_failure(self, notice: MessageFailureNotice) -> None:
         """Every channel of a step failed: say so in the log, without the guest's address."""
+        message_step_failed(notice.template)
         logger.error(
             "guest message failed",
             extra={
@@ -170,6 +173,7 @@ async def _fail(session: AsyncSession, record: MessageRecord, reason: str) -> No
     record.status = MessageStatus.failed.value
     record.reason = reason
     await save_message(session=session, record=record)
+    message_failed(record.channel)
 
 
 def _result(record: MessageRecord, note: str | None) -> SendMessageResult:

@@ -19,12 +19,14 @@ from api.routes import (
     health,
     inbound,
     journey_ops,
+    metrics,
     reservations,
     staff_pages,
     unsubscribe,
     webhooks,
 )
 from api.security_headers import SecurityHeaders
+from api.tracing import RequestTracing
 from communications.templates import TemplateCatalogue
 from guest_journey.automation import automation_queue, guest_journey_bridge
 from guest_journey.database import create_engine, create_tables, session_factory
@@ -66,10 +68,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Each hotel reservation's digital guest journey as one durable Temporal workflow.",
         lifespan=lifespan,
+        # Requests are traced by `RequestTracing`, which names spans by route
+        # template: FastAPI's own spans would record paths and queries that carry
+        # guest link tokens, and its log records the values a guest typed.
+        telemetry={"tracing": False, "logs": False},
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestTracing)  # outermost: the span covers the whole request
     app.include_router(reservations.router)
     app.include_router(journey_ops.router)  # /guest-experience/journey before /{reservation_id}
     app.include_router(guest_experience.router)
@@ -81,4 +88,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(staff_pages.router)
     mount_static(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     return app

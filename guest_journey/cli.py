@@ -31,6 +31,7 @@ from guest_journey.devserver import (
 )
 from guest_journey.logs import configure_logging
 from guest_journey.settings import Settings, get_settings
+from guest_journey.telemetry import configure_telemetry
 from guest_journey.temporal import SEARCH_ATTRIBUTES
 
 logger = logging.getLogger("guest_journey.cli")
@@ -256,6 +257,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         sys.exit(_fail(args.command, f"invalid settings: {problems}"))
     run, _ = COMMANDS[args.command]
+    telemetry = configure_telemetry(f"guest-journey-{args.command}", settings=settings)
     try:
         status = run(settings)
     except KeyboardInterrupt:
@@ -263,6 +265,8 @@ def main(argv: list[str] | None = None) -> None:
     except Exception:
         logger.exception("guest-journey %s failed", args.command)
         status = 1
+    finally:
+        telemetry.shutdown()
     sys.exit(status)
 
 

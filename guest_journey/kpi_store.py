@@ -52,6 +52,7 @@ from guest_journey.database import UTCDateTime, utcnow
 from guest_journey.journeys import CheckinStatus, Stage, UpsellStatus
 from guest_journey.kpis import RULES, TREND_WINDOWS, Kpi
 from guest_journey.read_model import JourneyRecord
+from guest_journey.telemetry import kpis_measured
 
 logger = logging.getLogger(__name__)
 WEBHOOK_TIMEOUT_SECONDS = 10.0
@@ -206,6 +207,13 @@ async def record_dashboard_guest_experience(
         logger.exception("guest experience KPIs not recorded",
                          extra={"hotel_id": hotel_id, "window_start": window_start.isoformat()})
         raise
+    kpis_measured(hotel_id, snapshot.window_kind, {
+        "satisfaction": snapshot.satisfaction_avg,
+        "nps": snapshot.nps,
+        "upsell_conversion": snapshot.upsell_conversion,
+        "avg_response_time_minutes": snapshot.avg_response_time_minutes,
+        "failure_rate": snapshot.failure_rate,
+    })
     undelivered = [alert for alert in alerts if alert.notified_at is None]
     if webhook_url and undelivered:
         if not await _post_alerts(webhook_url, snapshot, undelivered):

@@ -1,5 +1,6 @@
 """Logging for every process: one JSON object per line, with the fields a
-log line was given (`extra=`), never a guest's address in clear."""
+log line was given (`extra=`, e.g. `reservation_id`) and the current trace and
+span ids, never a guest's address in clear."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+
+from opentelemetry import trace
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
@@ -19,6 +22,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            entry["trace_id"] = trace.format_trace_id(span.trace_id)
+            entry["span_id"] = trace.format_span_id(span.span_id)
         entry.update({key: value for key, value in record.__dict__.items() if key not in _STANDARD})
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)

@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     api_keys: str | None = Field(default=None, description="key:role,key:role")
     secret_key: SecretStr | None = None
 
+    # The OpenTelemetry SDK reads every OTEL_* variable itself; these only say
+    # whether spans are exported over OTLP at all.
+    otel_exporter_otlp_endpoint: str | None = Field(default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
+    otel_exporter_otlp_traces_endpoint: str | None = Field(
+        default=None, validation_alias="OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    )
+
     @field_validator("public_base_url")
     @classmethod
     def _strip_trailing_slash(cls, value: str) -> str:
@@ -104,6 +111,10 @@ class Settings(BaseSettings):
         if url.startswith("postgresql://"):
             return "postgresql+psycopg://" + url.removeprefix("postgresql://")
         return url
+
+    @property
+    def otlp_traces_configured(self) -> bool:
+        return bool(self.otel_exporter_otlp_endpoint or self.otel_exporter_otlp_traces_endpoint)
 
     @property
     def smtp_configured(self) -> bool:

@@ -7,6 +7,7 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
+from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from guest_journey.settings import Settings
@@ -31,11 +32,15 @@ _INDEXED_TYPES = {
 
 
 async def connect_temporal(settings: Settings, *, lazy: bool = False) -> Client:
-    """The one way the API, the worker and the tools build their Temporal client."""
+    """The one way the API, the worker and the tools build their Temporal client.
+
+    Its tracing interceptor carries the caller's trace into workflows and their
+    activities; workers built from this client trace with it too."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
+        interceptors=[TracingInterceptor()],
         lazy=lazy,
     )
 

@@ -14,6 +14,7 @@ from communications.inbound import InboundResult, MatchedBy, UnknownReservation,
 from guest_journey.database import utcnow
 from guest_journey.guest_links import message_replied_to
 from guest_journey.reservations import RESERVATION_ID, Channel
+from guest_journey.telemetry import guest_replied
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/communications", tags=["communications"],
@@ -64,6 +65,8 @@ async def record_inbound_message(
     except UnknownReservation as error:
         raise journey_not_found(error.reservation_id) from error
     await notify_journey(client, result)
+    if result.response_time_minutes is not None and not result.duplicate:
+        guest_replied(request.channel, result.response_time_minutes)
     return answer_for(result)
 
 

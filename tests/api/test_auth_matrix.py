@@ -47,6 +47,7 @@ PUBLIC_PREFIXES = (
 )
 PUBLIC_PATHS = (
     "/health/otel",           # load balancers and container health checks
+    "/metrics",               # Prometheus scrapes; counts and KPIs, no guest data
     "/openapi.json",
     "/docs",
     "/docs/oauth2-redirect",
@@ -230,7 +231,7 @@ async def test_protected_route_with_keys(endpoint: tuple[str, str], keyed_settin
 
 
 @pytest.mark.parametrize(
-    "path", ["/health/otel", "/openapi.json", "/docs"],
+    "path", ["/health/otel", "/metrics", "/openapi.json", "/docs"],
 )
 async def test_public_routes_need_no_key(path: str, keyed_settings: Settings) -> None:
     async with remote_client(keyed_settings) as client:

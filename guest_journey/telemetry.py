@@ -1,0 +1,131 @@
+"""Traces and metrics of every process.
+
+Traces: one `TracerProvider` per process, set by `configure_telemetry` at start
+(`guest-journey dev|api|worker`, `python worker.py`). Spans go to an OTLP
+collector when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) is set;
+the SDK reads the other standard `OTEL_*` variables itself (headers, protocol,
+`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`). Temporal carries the trace
+from the API's client call into the workflow and its activities through
+`TracingInterceptor` (see `guest_journey.temporal.connect_temporal`).
+
+Metrics: the Prometheus instruments below, served as text by `GET /metrics`
+(`metrics_text()`). Labels are channels, templates, hotels and KPI windows:
+never a guest's name, address or reservation.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from guest_journey.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+MESSAGES_SENT = Counter(
+    "messages_sent", "Messages handed over to their channel.", ["channel"]
+)
+MESSAGES_FAILED = Counter(
+    "messages_failed", "Messages that failed on their channel for good (no retry can fix them).", ["channel"]
+)
+MESSAGE_STEPS_FAILED = Counter(
+    "message_steps_failed",
+    "Journey steps whose message failed on every channel tried.",
+    ["template"],
+)
+RESPONSE_TIME_MINUTES = Histogram(
+    "response_time_minutes",
+    "Minutes from a message to the guest's reply to it.",
+    ["channel"],
+    buckets=(1, 5, 15, 30, 60, 120, 240, 480, 1440, 2880),
+)
+
+KPI_GAUGES: dict[str, Gauge] = {
+    name: Gauge(f"guest_experience_{name}", description, ["hotel", "window"])
+    for name, description in {
+        "satisfaction": "Average satisfaction of the last measured window.",
+        "nps": "Net promoter score of the last measured window.",
+        "upsell_conversion": "Share of upsell offers accepted in the last measured window.",
+        "avg_response_time_minutes": "Average minutes to a guest's reply in the last measured window.",
+        "failure_rate": "Share of messages that failed in the last measured window.",
+    }.items()
+}
+ALL_HOTELS = "all"
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    tracer_provider: TracerProvider
+
+    def shutdown(self) -> None:
+        """Flush the spans not exported yet; call once, when the process stops."""
+        self.tracer_provider.shutdown()
+
+
+def configure_telemetry(
+    service_name: str,
+    *,
+    settings: Settings | None = None,
+    span_exporter: SpanExporter | None = None,
+) -> Telemetry:
+    """Set this process's tracer provider (once per process: OpenTelemetry keeps
+    the first one). `span_exporter` receives every span as it ends (tests)."""
+    settings = settings or get_settings()
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service_name}))
+    if span_exporter is not None:
+        provider.add_span_processor(SimpleSpanProcessor(span_exporter))
+    if settings.otlp_traces_configured:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        logger.info("traces exported over OTLP", extra={"service": service_name})
+    trace.set_tracer_provider(provider)
+    return Telemetry(tracer_provider=provider)
+
+
+def tracer() -> trace.Tracer:
+    """The service's tracer (it follows the provider set by `configure_telemetry`)."""
+    return trace.get_tracer("guest_journey")
+
+
+def metrics_text() -> bytes:
+    return generate_latest(REGISTRY)
+
+
+def message_sent(channel: str) -> None:
+    MESSAGES_SENT.labels(channel=channel).inc()
+
+
+def message_failed(channel: str) -> None:
+    MESSAGES_FAILED.labels(channel=channel).inc()
+
+
+def message_step_failed(template: str) -> None:
+    MESSAGE_STEPS_FAILED.labels(template=template).inc()
+
+
+def guest_replied(channel: str, response_time_minutes: float) -> None:
+    RESPONSE_TIME_MINUTES.labels(channel=channel).observe(response_time_minutes)
+
+
+def kpis_measured(hotel_id: str | None, window: str, values: dict[str, float | None]) -> None:
+    """Set the KPI gauges of one hotel (or all hotels) and window; unknown values are left as they were."""
+    for name, value in values.items():
+        gauge = KPI_GAUGES.get(name)
+        if gauge is not None and value is not None:
+            gauge.labels(hotel=hotel_id or ALL_HOTELS, window=window).set(value)
