@@ -232,7 +232,7 @@ class GuestJourneyWorkflow:
                 guest=s.reservation.guest,
                 marketing=step.kind in MARKETING_KINDS,
                 in_reply_to=manual.in_reply_to if manual else None,
-                window_open=self._whatsapp_window_open(),
+                window_open=self._in_whatsapp_window(),
                 context=self._template_context(step, manual),
             )
             delivery = s.policy.delivery
@@ -289,7 +289,7 @@ class GuestJourneyWorkflow:
         )
         return step.model_copy(update={"status": StepStatus.failed, "reason": reason, "template": template})
 
-    def _whatsapp_window_open(self) -> bool:
+    def _in_whatsapp_window(self) -> bool:
         """WhatsApp allows free text for 24 h after the guest last wrote on it."""
         last = self._s.last_inbound_at.get(Channel.whatsapp.value)
         return last is not None and workflow.now() - last < WHATSAPP_WINDOW
