@@ -14,6 +14,7 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.automation import KpiActivities
 from activities.journey_record import JourneyRecorder
 from activities.messaging import MessagingActivities
 from communications.channels.base import ChannelSender
@@ -23,11 +24,13 @@ from communications.channels.whatsapp import WhatsAppSender
 from communications.templates import TemplateCatalogue
 from guest_journey.database import SessionFactory, create_engine, create_tables, session_factory
 from guest_journey.guest_links import GuestLinks
+from guest_journey.kpi_schedule import ensure_kpi_schedule
 from guest_journey.logs import configure_logging
 from guest_journey.reservations import Channel
 from guest_journey.settings import Settings, get_settings
 from guest_journey.telemetry import configure_telemetry
 from guest_journey.temporal import connect_temporal
+from workflows.dashboard_kpis import DashboardKpisWorkflow
 from workflows.journey import GuestJourneyWorkflow
 
 logger = logging.getLogger("guest_journey.worker")
@@ -75,14 +78,16 @@ def build_worker(
         links=GuestLinks(settings.public_base_url, settings.resolved_secret_key()),
     )
     recorder = JourneyRecorder(sessions=sessions)
+    kpis = KpiActivities(sessions=sessions, webhook_url=settings.kpi_webhook_url)
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[GuestJourneyWorkflow],
+        workflows=[GuestJourneyWorkflow, DashboardKpisWorkflow],
         activities=[
             messaging.send_message,
             messaging.record_guest_message_failure,
             recorder.record_journey,
+            kpis.record_kpi_windows,
         ],
         # On shutdown, a message being sent is given time to finish and be recorded.
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
@@ -96,6 +101,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     engine = create_engine(settings.resolved_database_url)
     await create_tables(engine)
     client = await connect_temporal(settings)
+    if await ensure_kpi_schedule(client, settings.task_queue):
+        logger.info("created the daily schedule of the dashboard's KPI snapshots")
     worker = build_worker(client, settings, session_factory(engine))
     logger.info("worker polling task queue %s at %s", settings.task_queue, settings.temporal_address)
     async with worker:

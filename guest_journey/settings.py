@@ -49,6 +49,9 @@ class Settings(BaseSettings):
 
     policy_file: Path | None = None
     api_keys: str | None = Field(default=None, description="key:role,key:role")
+    kpi_webhook_url: str | None = Field(
+        default=None, pattern=r"^https?://\S+$", description="where KPI alerts are POSTed as JSON"
+    )
     secret_key: SecretStr | None = None
 
     # The OpenTelemetry SDK reads every OTEL_* variable itself; these only say
