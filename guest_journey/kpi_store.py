@@ -52,7 +52,7 @@ from guest_journey.database import UTCDateTime, utcnow
 from guest_journey.journeys import CheckinStatus, Stage, UpsellStatus
 from guest_journey.kpis import RULES, TREND_WINDOWS, Kpi
 from guest_journey.read_model import JourneyRecord
-from guest_journey.telemetry import kpis_measured
+from guest_journey.telemetry import kpi_alert_raised, kpis_measured
 
 logger = logging.getLogger(__name__)
 WEBHOOK_TIMEOUT_SECONDS = 10.0
@@ -491,6 +491,7 @@ async def _store_alerts(session: AsyncSession, snapshot: KpiSnapshot, findings: 
                        "value": finding.value, "target": finding.target,
                        "window_end": _iso(snapshot.window_end)},
             )
+            kpi_alert_raised(finding.kpi.value, finding.kind.value, snapshot.hotel_id)
         else:
             alert.value, alert.target, alert.message = finding.value, finding.target, finding.message
         session.add(alert)

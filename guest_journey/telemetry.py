@@ -66,6 +66,9 @@ KPI_GAUGES: dict[str, Gauge] = {
     }.items()
 }
 ALL_HOTELS = "all"
+KPI_ALERTS = Counter(
+    "guest_experience_kpi_alerts", "KPI alerts raised (falling trend or a target missed).", ["kpi", "kind", "hotel"]
+)
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,10 @@ def message_step_failed(template: str) -> None:
 
 def guest_replied(channel: str, response_time_minutes: float) -> None:
     RESPONSE_TIME_MINUTES.labels(channel=channel).observe(response_time_minutes)
+
+
+def kpi_alert_raised(kpi: str, kind: str, hotel_id: str | None) -> None:
+    KPI_ALERTS.labels(kpi=kpi, kind=kind, hotel=hotel_id or ALL_HOTELS).inc()
 
 
 def kpis_measured(hotel_id: str | None, window: str, values: dict[str, float | None]) -> None:

@@ -40,6 +40,7 @@ from guest_journey.kpi_store import (
 )
 from guest_journey.read_model import save_journey
 from guest_journey.reservations import Guest
+from guest_journey.telemetry import KPI_ALERTS
 from tests.communications import database_fixtures
 
 db_sessions = database_fixtures.db_sessions
@@ -202,6 +203,7 @@ async def test_an_empty_window_measures_nothing_and_alerts_nothing(db_sessions):
 
 async def test_thresholds_of_the_runbook_raise_alerts_that_are_logged(db_sessions, caplog):
     await load(db_sessions)
+    alerts_before = KPI_ALERTS.labels(kpi="failure_rate", kind="threshold", hotel=SP)._value.get()
     with caplog.at_level(logging.WARNING, logger="guest_journey.kpi_store"):
         await record(db_sessions, hotel_id=SP)
         await record(db_sessions)
@@ -216,6 +218,8 @@ async def test_thresholds_of_the_runbook_raise_alerts_that_are_logged(db_session
     logged = [r for r in caplog.records if r.getMessage().startswith("guest experience KPI alert")]
     assert len(logged) == len(sp) + len(every)
     assert {getattr(r, "kpi", None) for r in logged} >= {"failure_rate", "avg_response_time_minutes"}
+    exported = KPI_ALERTS.labels(kpi="failure_rate", kind="threshold", hotel=SP)._value.get()
+    assert exported == alerts_before + 1  # exported as a metric too
 
 
 async def test_recomputing_a_window_replaces_its_snapshot_and_keeps_its_alerts(db_sessions, caplog):
