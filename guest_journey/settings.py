@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     task_queue: str = "guest-journey"
     temporal_ui_port: int = 8233
+    temporal_metrics_address: str | None = Field(
+        default=None,
+        description="host:port where the Temporal SDK's own metrics are served for Prometheus; unset: off",
+    )
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000

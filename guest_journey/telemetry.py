@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import lru_cache
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -30,6 +31,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from guest_journey.settings import Settings, get_settings
 
@@ -99,6 +101,13 @@ def configure_telemetry(
         logger.info("traces exported over OTLP", extra={"service": service_name})
     trace.set_tracer_provider(provider)
     return Telemetry(tracer_provider=provider)
+
+
+@lru_cache
+def temporal_runtime(metrics_address: str) -> Runtime:
+    """One Temporal runtime per process that serves the SDK's metrics (workflow task
+    and activity latencies, polls, cache) at `metrics_address` for Prometheus."""
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=metrics_address)))
 
 
 def tracer() -> trace.Tracer:

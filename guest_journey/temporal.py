@@ -11,6 +11,7 @@ from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from guest_journey.settings import Settings
+from guest_journey.telemetry import temporal_runtime
 
 RESERVATION_ID = SearchAttributeKey.for_keyword("ReservationId")
 HOTEL_ID = SearchAttributeKey.for_keyword("HotelId")
@@ -41,6 +42,7 @@ async def connect_temporal(settings: Settings, *, lazy: bool = False) -> Client:
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
         interceptors=[TracingInterceptor()],
+        runtime=temporal_runtime(settings.temporal_metrics_address) if settings.temporal_metrics_address else None,
         lazy=lazy,
     )
 

@@ -29,7 +29,8 @@ from guest_journey.temporal import connect_temporal
 from tests.api.conftest import app_client
 from tests.api.test_reservations import reservation_body
 from tests.recording_sender import RecordingSender
-from tests.workflows.journeys import end, now
+from tests.smtp_server import free_port
+from tests.workflows.journeys import booking, end, now, put, quiet_policy
 from worker import build_worker
 from workflows.journey import GuestJourneyWorkflow
 
@@ -143,3 +144,22 @@ async def test_recorded_history_replays_with_tracing(exporter, path: Path) -> No
         interceptors=[TracingInterceptor()],
     )
     await replayer.replay_workflow(WorkflowHistory.from_json(path.stem, path.read_text()))
+
+
+async def test_temporal_sdk_metrics_are_served_for_prometheus(dev_env, settings, sessions, email):
+    metrics_address = f"127.0.0.1:{free_port()}"
+    sdk_settings = settings.model_copy(update={
+        "temporal_address": dev_env.client.service_client.config.target_host,
+        "temporal_metrics_address": metrics_address,
+    })
+    client = await connect_temporal(sdk_settings)
+    reservation = booking(await dev_env.get_current_time(), arrive_in=timedelta(days=2))
+    async with build_worker(client, sdk_settings, sessions, {Channel.email: email}):
+        await put(client, sdk_settings.task_queue, reservation, quiet_policy())
+        await email.wait_for(1)
+        await end(dev_env, reservation.reservation_id)
+        async with httpx.AsyncClient() as http:
+            exposition = (await http.get(f"http://{metrics_address}/metrics")).text
+    assert "temporal_workflow_completed" in exposition
+    assert "temporal_workflow_task_execution_latency_bucket" in exposition
+    assert "temporal_activity_execution_latency_bucket" in exposition
