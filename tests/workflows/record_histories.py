@@ -8,8 +8,6 @@ old files, so that CI proves old journeys still replay.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import sys
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
@@ -22,6 +20,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from guest_journey.database import create_engine, create_tables, session_factory
+from guest_journey.devserver import find_installed_binary
 from guest_journey.reservations import Channel
 from guest_journey.settings import Settings
 from guest_journey.temporal import register_search_attributes
@@ -90,8 +89,7 @@ SCENARIOS: dict[str, Scenario] = {
 
 async def record(target: Path) -> None:
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=shutil.which("temporal-test-server")
-        or str(Path(sys.executable).parent / "temporal-test-server"),
+        test_server_existing_path=str(find_installed_binary("temporal-test-server")),
         data_converter=pydantic_data_converter,
     )
     await register_search_attributes(env.client, "default")
