@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from playwright.async_api import async_playwright
 
 from guest_journey.journeys import Stage, Upsell, UpsellStatus
 from guest_journey.settings import Settings
@@ -30,13 +31,11 @@ from tests.smtp_server import free_port
 from tests.workflows.journeys import end, now
 from worker import build_channels, build_worker
 
-playwright_api = pytest.importorskip("playwright.async_api")
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run",
 ]
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed")
 
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 DESKTOP = {"viewport": {"width": 1360, "height": 900}, "device_scale_factor": 1}
@@ -150,7 +149,7 @@ async def test_staff_use_the_panel_and_the_dashboard_in_a_browser(env, site, ses
     arrival = await now(env) + timedelta(days=2)
     ops = httpx.AsyncClient(base_url=base, timeout=30, headers={"authorization": f"Bearer {OPS}"})
     reservations = httpx.AsyncClient(base_url=base, timeout=30, headers={"authorization": f"Bearer {RES}"})
-    async with ops, reservations, playwright_api.async_playwright() as pw:
+    async with ops, reservations, async_playwright() as pw:
         body = reservation_body(arrival, marketing_consent=True, phone="+5511999990000")
         assert (await reservations.put(f"/reservations/{rid}", json=body)).status_code == 201
         await wait_for_messages(ops, rid, 2)

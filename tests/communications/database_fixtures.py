@@ -48,7 +48,7 @@ async def _postgres_schema(_: Settings) -> AsyncIterator[SessionFactory]:
             await connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     except OperationalError as error:
         await admin.dispose()
-        pytest.skip(f"PostgreSQL at {POSTGRES_URL} is not reachable: {error.orig}")
+        pytest.fail(f"PostgreSQL at {POSTGRES_URL} is not reachable (start it; .ci/run does): {error.orig}")
     engine = create_async_engine(POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"})
     try:
         await create_tables(engine)
