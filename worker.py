@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from datetime import timedelta
 
 from temporalio.client import Client
@@ -22,11 +23,12 @@ from communications.channels.email import OutboxEmailSender, SmtpEmailSender
 from communications.channels.webchat import WebchatSender
 from communications.channels.whatsapp import WhatsAppSender
 from communications.templates import TemplateCatalogue
-from guest_journey.database import SessionFactory, create_engine, create_tables, session_factory
+from guest_journey.database import SessionFactory, create_engine, session_factory
 from guest_journey.guest_links import GuestLinks
 from guest_journey.kpi_schedule import ensure_kpi_schedule
 from guest_journey.logs import configure_logging
 from guest_journey.reservations import Channel
+from guest_journey.schema import SchemaNotCurrent, prepare_database
 from guest_journey.settings import Settings, get_settings
 from guest_journey.telemetry import configure_telemetry
 from guest_journey.temporal import connect_temporal
@@ -99,7 +101,11 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     if not settings.smtp_configured:
         logger.warning("SMTP is not configured: e-mails go to the local outbox %s", settings.outbox_dir)
     engine = create_engine(settings.resolved_database_url)
-    await create_tables(engine)
+    try:
+        await prepare_database(engine, settings)  # production: refuses a schema not at the head
+    except BaseException:
+        await engine.dispose()
+        raise
     client = await connect_temporal(settings)
     if await ensure_kpi_schedule(client, settings.task_queue):
         logger.info("created the daily schedule of the dashboard's KPI snapshots")
@@ -124,6 +130,9 @@ def main() -> None:
 
     try:
         asyncio.run(serve())
+    except SchemaNotCurrent as error:
+        logger.error("%s", error)
+        sys.exit(1)
     finally:
         telemetry.shutdown()
 

@@ -48,11 +48,13 @@ class MessageRecord(SQLModel, table=True):
             postgresql_where=text("in_reply_to IS NOT NULL"),
         ),
         Index("ix_message_replied_to", "id", "direction", "created_at"),
+        # A journey's timeline: its messages in order.
+        Index("ix_message_reservation_timeline", "reservation_id", "created_at"),
     )
 
     id: str = Field(primary_key=True, max_length=64)
     idempotency_key: str | None = Field(default=None, unique=True, max_length=300)
-    reservation_id: str | None = Field(default=None, index=True, max_length=128)
+    reservation_id: str | None = Field(default=None, max_length=128)
     hotel_id: str | None = Field(default=None, max_length=64)
     direction: str = Field(max_length=16)
     channel: str = Field(max_length=16)

@@ -4,6 +4,8 @@
   the data dir), the worker and the HTTP API; Ctrl-C stops all three.
 - `api`: only the HTTP API (production shape, against a Temporal cluster).
 - `worker`: only a worker, like `python worker.py`.
+- `gdpr export|erase RESERVATION_ID`: a guest's personal data on request.
+- `db upgrade` / `db current`: bring the database schema to this release / print its revision.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from functools import partial
 from pathlib import Path
 
 import uvicorn
 from pydantic import ValidationError
 
+from guest_journey import db_command, gdpr_command
 from guest_journey.devserver import (
     DevServerError,
     PortClaim,
@@ -125,12 +129,13 @@ async def _serve(settings: Settings, shutdown: _Shutdown, *, with_worker: bool) 
 
 
 async def _prepare_database(settings: Settings) -> None:
-    """Create the app's tables once, before the API and the worker open the database together."""
-    from guest_journey.database import create_engine, create_tables
+    """Upgrade the schema once, before the API and the worker open the database together."""
+    from guest_journey.database import create_engine
+    from guest_journey.schema import prepare_database
 
     engine = create_engine(settings.resolved_database_url)
     try:
-        await create_tables(engine)
+        await prepare_database(engine, settings)
     finally:
         await engine.dispose()
 
@@ -238,9 +243,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Guest Journey: one durable Temporal workflow per hotel reservation. "
         "Settings come from GUEST_JOURNEY_* environment variables.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{dev,api,worker}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{dev,api,worker,gdpr,db}")
     for name, (_, help_text) in COMMANDS.items():
         commands.add_parser(name, help=help_text, description=help_text)
+    gdpr_command.add_parser(commands)  # commands with arguments set `run_with_args`
+    db_command.add_parser(commands)
     return parser
 
 
@@ -256,7 +263,8 @@ def main(argv: list[str] | None = None) -> None:
             for e in error.errors()
         )
         sys.exit(_fail(args.command, f"invalid settings: {problems}"))
-    run, _ = COMMANDS[args.command]
+    run_with_args = getattr(args, "run_with_args", None)
+    run = partial(run_with_args, args=args) if run_with_args else COMMANDS[args.command][0]
     telemetry = configure_telemetry(f"guest-journey-{args.command}", settings=settings)
     try:
         status = run(settings)

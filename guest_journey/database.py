@@ -6,10 +6,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, event, text
+from sqlalchemy import DateTime, event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
-from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 SessionFactory = async_sessionmaker[AsyncSession]
@@ -61,16 +60,3 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
 def session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
-
-async def create_tables(engine: AsyncEngine) -> None:
-    import communications.message_status  # noqa: F401  (registers the tables)
-    import communications.message_store  # noqa: F401
-    import communications.unsubscribes  # noqa: F401
-    import guest_journey.automation  # noqa: F401
-    import guest_journey.kpi_store  # noqa: F401
-    import guest_journey.read_model  # noqa: F401
-
-    async with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":  # many API/worker processes start at once
-            await connection.execute(text("SELECT pg_advisory_xact_lock(724031)"))
-        await connection.run_sync(SQLModel.metadata.create_all)

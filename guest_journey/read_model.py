@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, func
+from sqlalchemy import JSON, Column, Index, func
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -16,10 +16,16 @@ from guest_journey.journeys import FINAL_STAGES, JourneyView, Stage
 
 class JourneyRecord(SQLModel, table=True):
     __tablename__ = "journey"
+    __table_args__ = (
+        # Staff pages and the dashboard: journeys of a stage arriving in a period
+        # (check-in pending, stuck journeys), of all hotels or of one.
+        Index("ix_journey_stage_arrival", "stage", "arrival"),
+        Index("ix_journey_hotel_stage_arrival", "hotel_id", "stage", "arrival"),
+    )
 
     reservation_id: str = Field(primary_key=True, max_length=128)
-    hotel_id: str = Field(index=True, max_length=64)
-    stage: str = Field(index=True, max_length=16)
+    hotel_id: str = Field(max_length=64)
+    stage: str = Field(max_length=16)
     arrival: datetime = Field(sa_column=Column(UTCDateTime(), index=True, nullable=False))
     departure: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     revision: int = 0

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -14,9 +14,10 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from communications.channels.base import ChannelSender
-from guest_journey.database import SessionFactory, create_engine, create_tables, session_factory
+from guest_journey.database import SessionFactory, create_engine, session_factory
 from guest_journey.devserver import find_installed_binary
 from guest_journey.reservations import Channel
+from guest_journey.schema import upgrade_database
 from guest_journey.settings import Settings
 from guest_journey.temporal import (
     ARRIVAL_DATE,
@@ -25,6 +26,7 @@ from guest_journey.temporal import (
     RESERVATION_ID,
     register_search_attributes,
 )
+from tests.databases import DATABASES, chosen_database, postgres_schema
 from tests.recording_sender import RecordingSender
 from worker import build_worker
 
@@ -38,6 +40,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--update-screenshots", action="store_true",
         help="browser tests save their screenshots in docs/screenshots/",
+    )
+    parser.addoption(
+        "--database", default="sqlite", choices=DATABASES,
+        help="the app's database in every test: 'sqlite' (default, a file in the test's data dir) "
+        "or 'postgresql' (a schema of its own on 127.0.0.1:5432/test)",
     )
 
 
@@ -80,14 +87,25 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", task_queue=f"tq-{uuid.uuid4()}", secret_key="test-secret")
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """The test's settings: its own data dir (made, as SQLite would) and task queue, and
+    the `--database` chosen."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    with ExitStack() as stack:
+        postgresql = chosen_database(request.config) == "postgresql"
+        yield Settings(
+            data_dir=data_dir,
+            task_queue=f"tq-{uuid.uuid4()}",
+            secret_key="test-secret",
+            database_url=stack.enter_context(postgres_schema()) if postgresql else None,
+        )
 
 
 @pytest.fixture
 async def sessions(settings: Settings) -> AsyncIterator[SessionFactory]:
     engine = create_engine(settings.resolved_database_url)
-    await create_tables(engine)
+    await upgrade_database(engine)
     yield session_factory(engine)
     await engine.dispose()
 

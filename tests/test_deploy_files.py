@@ -29,7 +29,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 REGISTER_SCRIPT = ROOT / "deploy" / "register-search-attributes.sh"
 ENV_EXAMPLE = ROOT / "deploy" / "env.example"
 
-SERVICES = {"postgresql", "temporal", "temporal-admin-tools", "temporal-ui", "mailpit", "api", "worker"}
+SERVICES = {"postgresql", "temporal", "temporal-admin-tools", "temporal-ui", "mailpit", "migrate", "api", "worker"}
 # What .env must provide; each one stands for a secret or a site-specific address.
 REQUIRED = {
     "TEMPORAL_DB_PASSWORD": "t3mporal0db0pw",
@@ -187,8 +187,19 @@ def test_start_order_and_health_checks(rendered: dict[str, Any]) -> None:
     assert _condition(services["temporal-ui"], "temporal") == "service_healthy"
     for name in ("api", "worker"):
         assert _condition(services[name], "temporal-admin-tools") == "service_completed_successfully"
+        assert _condition(services[name], "migrate") == "service_completed_successfully"
     assert _condition(services["api"], "postgresql") == "service_healthy"
-    assert _condition(services["worker"], "api") == "service_healthy"
+    assert _condition(services["migrate"], "postgresql") == "service_healthy"
+
+
+def test_the_schema_is_upgraded_once_before_api_and_workers(rendered: dict[str, Any]) -> None:
+    """Production processes only check the schema (`guest-journey db upgrade` changes it)."""
+    services = rendered["services"]
+    migrate = services["migrate"]
+    assert migrate["command"] == ["guest-journey", "db", "upgrade"]
+    assert migrate["image"] == services["api"]["image"]
+    assert migrate["environment"] == services["api"]["environment"]
+    assert migrate["restart"] == "no", "a one-shot: restarted, it would keep the API waiting"
 
 
 def test_temporal_uses_the_postgresql_service(rendered: dict[str, Any]) -> None:

@@ -22,6 +22,8 @@ import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from guest_journey.settings import Settings
+
 START_TIMEOUT = 45.0
 STOP_TIMEOUT = 20.0
 
@@ -133,7 +135,7 @@ class DevRun:
 
 
 @pytest.fixture
-def dev_run(tmp_path: Path) -> Iterator[DevRun]:
+def dev_run(tmp_path: Path, settings: Settings) -> Iterator[DevRun]:
     temporal_port, ui_port, api_port = _free_ports(3)
     policy = tmp_path / "policy.yaml"
     policy.write_text("quiet_hours: null\n")
@@ -147,6 +149,8 @@ def dev_run(tmp_path: Path) -> Iterator[DevRun]:
         GUEST_JOURNEY_PUBLIC_BASE_URL=f"http://127.0.0.1:{api_port}",
         GUEST_JOURNEY_POLICY_FILE=str(policy),
     )
+    if settings.database_url is not None:  # the test's PostgreSQL schema (`--database`)
+        env["GUEST_JOURNEY_DATABASE_URL"] = settings.database_url
     run = DevRun(tmp_path=tmp_path, env=env, api_port=api_port, temporal_port=temporal_port)
     try:
         yield run

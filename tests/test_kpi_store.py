@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import col, select
 
 from communications.message_store import MessageRecord
@@ -404,15 +404,16 @@ async def test_a_failing_webhook_degrades_telemetry_and_is_retried_on_the_next_r
     assert await telemetry_check() == "ok"
 
 
-async def test_a_failed_computation_degrades_telemetry(tmp_path):
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'no-tables.sqlite'}")
+async def test_a_failed_computation_degrades_telemetry(settings):
+    engine = create_engine(settings.resolved_database_url)  # never upgraded: no tables
     try:
         async with session_factory(engine)() as session:
-            with pytest.raises(OperationalError):
+            with pytest.raises(DBAPIError) as failed:
                 await record_dashboard_guest_experience(session=session, window_start=T0, window_end=T0 + DAY)
     finally:
         await engine.dispose()
-    assert await telemetry_check() == "KPI computation failed: OperationalError"
+    assert "no such table" in str(failed.value) or "does not exist" in str(failed.value)
+    assert await telemetry_check() == f"KPI computation failed: {type(failed.value).__name__}"
 
 
 async def test_a_bad_window_is_refused_without_degrading_telemetry(db_sessions):

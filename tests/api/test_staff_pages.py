@@ -21,7 +21,7 @@ from api.staff import analytics_data, attention, svg_charts
 from api.staff.attention import AttentionKind
 from api.staff.session import SESSION_COOKIE, make_session_cookie, read_session_cookie
 from communications.message_store import MessageRecord
-from guest_journey.database import SessionFactory, create_engine, create_tables, session_factory
+from guest_journey.database import SessionFactory, create_engine, session_factory
 from guest_journey.journeys import (
     Checkin,
     CheckinStatus,
@@ -39,6 +39,7 @@ from guest_journey.journeys import (
 from guest_journey.kpi_store import KpiSnapshot
 from guest_journey.read_model import save_journey
 from guest_journey.reservations import Guest
+from guest_journey.schema import upgrade_database
 from guest_journey.settings import Settings
 from tests.api.test_reservations import reservation_body
 from tests.workflows.journeys import end, now
@@ -78,7 +79,7 @@ async def web(staff_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 async def app_sessions(staff_settings: Settings) -> AsyncIterator[SessionFactory]:
     """The app's own database (the settings' data dir), for seeding and reading back."""
     engine = create_engine(staff_settings.resolved_database_url)
-    await create_tables(engine)
+    await upgrade_database(engine)
     yield session_factory(engine)
     await engine.dispose()
 

@@ -16,7 +16,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import communications.message_status  # noqa: F401  (registers the status history table)
-from guest_journey.database import SessionFactory, create_engine, create_tables, session_factory
+from guest_journey.database import SessionFactory, create_engine, session_factory
+from guest_journey.schema import upgrade_database
 from guest_journey.settings import Settings
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -32,9 +33,9 @@ async def db_sessions(
 
 
 async def _sqlite_file(settings: Settings) -> AsyncIterator[SessionFactory]:
-    engine = create_engine(settings.resolved_database_url)
+    engine = create_engine(f"sqlite+aiosqlite:///{settings.data_dir.resolve() / 'guest-journey.sqlite'}")
     try:
-        await create_tables(engine)
+        await upgrade_database(engine)
         yield session_factory(engine)
     finally:
         await engine.dispose()
@@ -51,7 +52,7 @@ async def _postgres_schema(_: Settings) -> AsyncIterator[SessionFactory]:
         pytest.fail(f"PostgreSQL at {POSTGRES_URL} is not reachable (start it; .ci/run does): {error.orig}")
     engine = create_async_engine(POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"})
     try:
-        await create_tables(engine)
+        await upgrade_database(engine)
         yield session_factory(engine)
     finally:
         await engine.dispose()

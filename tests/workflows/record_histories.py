@@ -19,9 +19,10 @@ from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from guest_journey.database import create_engine, create_tables, session_factory
+from guest_journey.database import create_engine, session_factory
 from guest_journey.devserver import find_installed_binary
 from guest_journey.reservations import Channel
+from guest_journey.schema import upgrade_database
 from guest_journey.settings import Settings
 from guest_journey.temporal import register_search_attributes
 from tests.recording_sender import RecordingSender
@@ -96,7 +97,7 @@ async def record(target: Path) -> None:
     with tempfile.TemporaryDirectory() as data_dir:
         settings = Settings(data_dir=Path(data_dir), task_queue=f"record-{uuid.uuid4()}", secret_key="record")
         engine = create_engine(settings.resolved_database_url)
-        await create_tables(engine)
+        await upgrade_database(engine)
         channels = {Channel.email: RecordingSender(Channel.email)}
         async with build_worker(env.client, settings, session_factory(engine), channels):
             for name, scenario in SCENARIOS.items():

@@ -1,0 +1,290 @@
+"""A guest's personal data in the database: export it, or erase it.
+
+Where it is stored, per table:
+
+- `journey` (the read model): the guest's name, e-mail and phone, the check-in
+  details (document, nationality, birth date, address, signature name), the
+  feedback comment, the preferences (dietary and accessibility needs, notes),
+  and step reasons that may quote an address.
+- `message`: recipients and senders, subjects and bodies (rendered messages,
+  guest replies, web chat and feedback comments), failure reasons. Besides the
+  reservation's own messages, the guest's messages that matched no
+  reservation (found by the guest's e-mail or phone) belong here too.
+- `message_status_event`: the channel's failure reasons, which may quote an address.
+- `unsubscribe`: the address that asked for no more offers.
+- `snapshot_pending`: no personal data, exported for completeness.
+
+The KPI tables (`kpi_snapshot`, `kpi_alert`) hold aggregates per hotel only.
+
+Erasing keeps every row and replaces the personal fields with a marker, so the
+delivery figures, the NPS score, check-in adoption and upsell conversion stay
+what they were. It runs in one transaction, committed with its audit row.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from sqlmodel import SQLModel, col, or_, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from communications.message_status import MessageStatusEvent
+from communications.message_store import MessageRecord, normalise_address
+from communications.unsubscribes import Unsubscribe
+from guest_journey.automation import SnapshotPending
+from guest_journey.database import SessionFactory, utcnow
+from guest_journey.gdpr_audit import audit_record
+from guest_journey.journeys import JourneyView
+from guest_journey.messages import MessageDirection
+from guest_journey.read_model import JourneyRecord
+
+ERASED_NAME = "erased"
+ERASED_TEXT = "[erased]"
+ERASED_ADDRESS_PREFIX = "erased:"
+TABLES = ("journey", "message", "message_status_event", "unsubscribe", "snapshot_pending")
+# check-in details that say nothing about who the guest is; every other key is removed
+CHECKIN_KEPT = frozenset(
+    {"estimated_arrival", "estimated_arrival_at", "marketing_consent", "terms_accepted_at", "language"}
+)
+
+
+class UnknownReservation(LookupError):
+    """No table holds data of this reservation."""
+
+    def __init__(self, reservation_id: str) -> None:
+        super().__init__(f"no data stored for reservation {reservation_id!r}")
+        self.reservation_id = reservation_id
+
+
+class _GuestRows:
+    """Every row that holds personal data of one reservation's guest."""
+
+    def __init__(
+        self,
+        journey: JourneyRecord | None,
+        messages: list[MessageRecord],
+        status_events: list[MessageStatusEvent],
+        unsubscribes: list[Unsubscribe],
+        snapshots: list[SnapshotPending],
+    ) -> None:
+        self.journey = journey
+        self.messages = messages
+        self.status_events = status_events
+        self.unsubscribes = unsubscribes
+        self.snapshots = snapshots
+
+    @property
+    def empty(self) -> bool:
+        return self.journey is None and not (self.messages or self.unsubscribes or self.snapshots)
+
+    def by_table(self) -> dict[str, list[Any]]:
+        return {
+            "journey": [self.journey] if self.journey is not None else [],
+            "message": self.messages,
+            "message_status_event": self.status_events,
+            "unsubscribe": self.unsubscribes,
+            "snapshot_pending": self.snapshots,
+        }
+
+
+async def has_guest_data(sessions: SessionFactory, reservation_id: str) -> bool:
+    """Whether any table holds data of the reservation."""
+    async with sessions() as session:
+        return not (await _guest_rows(session, reservation_id)).empty
+
+
+async def export_guest_data(
+    sessions: SessionFactory, reservation_id: str, *, actor: str, reason: str | None = None
+) -> dict[str, Any]:
+    """Every row of the reservation's guest, grouped by table, as JSON-ready data;
+    the export is recorded in the audit trail. Raises `UnknownReservation`."""
+    async with sessions() as session:
+        rows = await _guest_rows(session, reservation_id)
+        if rows.empty:
+            raise UnknownReservation(reservation_id)
+        tables = {name: [_row(record) for record in records] for name, records in rows.by_table().items()}
+        counts = {name: len(records) for name, records in tables.items()}
+        session.add(
+            audit_record(reservation_id=reservation_id, action="export", actor=actor, reason=reason, counts=counts)
+        )
+        await session.commit()
+    return {"reservation_id": reservation_id, "exported_at": utcnow().isoformat(), "tables": tables}
+
+
+async def erase_guest_data(
+    sessions: SessionFactory, reservation_id: str, *, actor: str, reason: str | None = None
+) -> dict[str, int]:
+    """Replace the personal fields of the reservation's guest with a marker, in one
+    transaction with its audit row; answers the rows changed per table (0 for
+    everything on a second run). Raises `UnknownReservation`."""
+    async with sessions() as session:
+        rows = await _guest_rows(session, reservation_id)
+        if rows.empty:
+            raise UnknownReservation(reservation_id)
+        scrub = _Scrubber(_personal_words(rows))
+        counts = {
+            "journey": _erase_journey(rows.journey, scrub) if rows.journey is not None else 0,
+            "message": sum(_erase_message(message, scrub) for message in rows.messages),
+            "message_status_event": sum(_erase_status_event(event, scrub) for event in rows.status_events),
+            "unsubscribe": sum(_erase_unsubscribe(entry) for entry in rows.unsubscribes),
+            "snapshot_pending": 0,
+        }
+        for records in rows.by_table().values():
+            session.add_all(records)
+        session.add(
+            audit_record(reservation_id=reservation_id, action="erase", actor=actor, reason=reason, counts=counts)
+        )
+        await session.commit()
+    return counts
+
+
+# -- finding the rows ----------------------------------------------------------------------
+
+
+async def _guest_rows(session: AsyncSession, reservation_id: str) -> _GuestRows:
+    journey = await session.get(JourneyRecord, reservation_id)
+    addresses = _addresses(journey)
+    unmatched_from_guest = (
+        (col(MessageRecord.reservation_id).is_(None))
+        & (MessageRecord.direction == MessageDirection.inbound.value)
+        & col(MessageRecord.sender).in_(addresses)
+    )
+    messages = list(
+        (
+            await session.exec(
+                select(MessageRecord)
+                .where(or_(MessageRecord.reservation_id == reservation_id, unmatched_from_guest))
+                .order_by(col(MessageRecord.created_at), col(MessageRecord.id))
+            )
+        ).all()
+    )
+    status_events = list(
+        (
+            await session.exec(
+                select(MessageStatusEvent)
+                .where(col(MessageStatusEvent.message_id).in_([message.id for message in messages]))
+                .order_by(col(MessageStatusEvent.message_id), col(MessageStatusEvent.at), col(MessageStatusEvent.id))
+            )
+        ).all()
+    )
+    unsubscribes = list(
+        (
+            await session.exec(
+                select(Unsubscribe)
+                .where(
+                    or_(
+                        Unsubscribe.reservation_id == reservation_id,
+                        col(Unsubscribe.reservation_id).is_(None) & col(Unsubscribe.address).in_(addresses),
+                    )
+                )
+                .order_by(col(Unsubscribe.created_at))
+            )
+        ).all()
+    )
+    snapshots = list(
+        (
+            await session.exec(
+                select(SnapshotPending)
+                .where(SnapshotPending.reservation_id == reservation_id)
+                .order_by(col(SnapshotPending.sent_at))
+            )
+        ).all()
+    )
+    return _GuestRows(journey, messages, status_events, unsubscribes, snapshots)
+
+
+def _addresses(journey: JourneyRecord | None) -> list[str]:
+    """The guest's e-mail and phone, normalised as messages and unsubscribes store them."""
+    if journey is None:
+        return []
+    found = {normalise_address(journey.guest_email), normalise_address(journey.guest_phone)}
+    return sorted(address for address in found if address)
+
+
+def _row(record: SQLModel) -> dict[str, Any]:
+    return record.model_dump(mode="json")
+
+
+# -- erasing -------------------------------------------------------------------------------
+
+
+class _Scrubber:
+    """Replaces the guest's name, e-mail and phone inside free text (failure reasons)."""
+
+    def __init__(self, words: Iterable[str]) -> None:
+        unique = sorted({word for word in words if len(word) >= 3}, key=len, reverse=True)
+        self._pattern = re.compile("|".join(re.escape(word) for word in unique), re.IGNORECASE) if unique else None
+
+    def __call__(self, text: str | None) -> str | None:
+        if text is None or self._pattern is None:
+            return text
+        return self._pattern.sub(ERASED_TEXT, text)
+
+
+def _personal_words(rows: _GuestRows) -> set[str]:
+    words: set[str] = set()
+    if rows.journey is not None:
+        guest = rows.journey.view.get("guest") or {}
+        words.update(str(guest.get(key) or "") for key in ("name", "email", "phone"))
+        words.update(rows.journey.guest_email or "", rows.journey.guest_phone or "")
+    for message in rows.messages:
+        words.update(message.recipient or "", message.sender or "")
+    words.update(entry.address for entry in rows.unsubscribes)
+    words.update({word.lstrip("+") for word in words if word.startswith("+")})  # phones as channels quote them
+    return {
+        word for word in words
+        if word and word not in (ERASED_NAME, ERASED_TEXT) and not word.startswith(ERASED_ADDRESS_PREFIX)
+    }
+
+
+def _erase_journey(record: JourneyRecord, scrub: _Scrubber) -> int:
+    view = JourneyView.model_validate(record.view)
+    view.guest = view.guest.model_copy(update={"name": ERASED_NAME, "email": None, "phone": None})
+    view.checkin.details = {key: value for key, value in view.checkin.details.items() if key in CHECKIN_KEPT}
+    if view.feedback.comment is not None:
+        view.feedback.comment = ERASED_TEXT
+    view.preferences = dict.fromkeys(view.preferences)
+    view.steps = [step.model_copy(update={"reason": scrub(step.reason)}) for step in view.steps]
+    erased = view.model_dump(mode="json")
+    changed = erased != record.view or record.guest_email is not None or record.guest_phone is not None
+    record.view = erased
+    record.guest_email = None
+    record.guest_phone = None
+    return int(changed)
+
+
+def _erase_message(record: MessageRecord, scrub: _Scrubber) -> int:
+    before = (record.subject, record.body_text, record.body_html, record.recipient, record.sender, record.reason)
+    record.subject = _marker(record.subject)
+    record.body_text = _marker(record.body_text)
+    record.body_html = _marker(record.body_html)
+    record.recipient = None
+    record.sender = None
+    record.reason = scrub(record.reason)
+    after = (record.subject, record.body_text, record.body_html, record.recipient, record.sender, record.reason)
+    if before == after:
+        return 0
+    record.updated_at = utcnow()
+    return 1
+
+
+def _erase_status_event(event: MessageStatusEvent, scrub: _Scrubber) -> int:
+    reason = scrub(event.reason)
+    if reason == event.reason:
+        return 0
+    event.reason = reason
+    return 1
+
+
+def _erase_unsubscribe(entry: Unsubscribe) -> int:
+    if entry.address.startswith(ERASED_ADDRESS_PREFIX):
+        return 0
+    entry.address = f"{ERASED_ADDRESS_PREFIX}{uuid.uuid4().hex}"
+    return 1
+
+
+def _marker(text: str | None) -> str | None:
+    return None if text is None else ERASED_TEXT

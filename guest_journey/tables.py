@@ -1,0 +1,19 @@
+"""Every table of the app's database, registered on `SQLModel.metadata` by importing its module.
+
+The migrations (`guest_journey/migrations/env.py`) and the tests compare the
+database with this metadata, so a new table module is added here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import SQLModel
+
+import communications.message_status  # noqa: F401  (each import registers its tables)
+import communications.message_store  # noqa: F401
+import communications.unsubscribes  # noqa: F401
+import guest_journey.automation  # noqa: F401
+import guest_journey.gdpr_audit  # noqa: F401
+import guest_journey.kpi_store  # noqa: F401
+import guest_journey.read_model  # noqa: F401
+
+metadata = SQLModel.metadata

@@ -1,0 +1,80 @@
+"""`guest-journey db upgrade|current` as an operator runs them, and what the
+production processes say when the schema has not been upgraded."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+from guest_journey.schema import head_revision
+from guest_journey.settings import Settings
+from tests.databases import postgres_schema
+
+TIMEOUT = 60
+
+
+def run(command: list[str], settings_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("GUEST_JOURNEY_", "OTEL_"))}
+    env.update(settings_env)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False)
+
+
+def cli(*args: str, settings_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return run([sys.executable, "-m", "guest_journey.cli", *args], settings_env)
+
+
+def env_of(settings: Settings) -> dict[str, str]:
+    env = {"GUEST_JOURNEY_DATA_DIR": str(settings.data_dir)}
+    if settings.database_url is not None:
+        env["GUEST_JOURNEY_DATABASE_URL"] = settings.database_url
+    return env
+
+
+def production_env(database_url: str) -> dict[str, str]:
+    return {
+        "GUEST_JOURNEY_ENV": "production",
+        "GUEST_JOURNEY_DATABASE_URL": database_url,
+        "GUEST_JOURNEY_API_KEYS": "pms-key:reservations",
+        "GUEST_JOURNEY_SECRET_KEY": "production-secret",
+        "GUEST_JOURNEY_TEMPORAL_ADDRESS": "127.0.0.1:1",
+    }
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_db_current_says_what_to_run_then_db_upgrade_brings_the_schema_to_the_head(settings: Settings) -> None:
+    env = env_of(settings)
+    before = cli("db", "current", settings_env=env)
+    assert before.returncode == 0, before.stderr
+    assert before.stdout == f"none (this release needs {head_revision()}: run `guest-journey db upgrade`)\n"
+
+    for _ in range(2):  # the second run has nothing to do
+        upgraded = cli("db", "upgrade", settings_env=env)
+        assert upgraded.returncode == 0, upgraded.stderr
+        assert f"database schema at revision {head_revision()} (head)" in upgraded.stderr
+
+    after = cli("db", "current", settings_env=env)
+    assert after.stdout == f"{head_revision()} (head)\n"
+
+
+def test_production_processes_refuse_an_old_schema_until_db_upgrade_runs() -> None:
+    with postgres_schema() as database_url:
+        env = production_env(database_url)
+        worker = run([sys.executable, "-m", "worker"], env)
+        api = cli("api", settings_env={**env, "GUEST_JOURNEY_API_PORT": str(free_port())})
+        upgraded = cli("db", "upgrade", settings_env=env)
+        current = cli("db", "current", settings_env=env)
+
+    assert worker.returncode == 1
+    assert "the database has no schema yet" in worker.stderr
+    assert "run `guest-journey db upgrade`" in worker.stderr
+    assert api.returncode == 1
+    assert "run `guest-journey db upgrade`" in api.stderr
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert current.stdout == f"{head_revision()} (head)\n"
