@@ -12,6 +12,7 @@ from api.deps import Services
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
 from api.pages import mount_static
+from api.rate_limits import RateLimiter, RateLimits
 from api.routes import (
     communications,
     guest_experience,
@@ -29,15 +30,17 @@ from api.security_headers import SecurityHeaders
 from api.tracing import RequestTracing
 from communications.templates import TemplateCatalogue
 from guest_journey.automation import automation_queue, guest_journey_bridge
-from guest_journey.database import create_engine, create_tables, session_factory
+from guest_journey.database import create_engine, session_factory
 from guest_journey.policy import load_policy
+from guest_journey.schema import prepare_database
 from guest_journey.settings import Settings, get_settings
 from guest_journey.temporal import connect_temporal
 
 logger = logging.getLogger("guest_journey.api")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, rate_limiter: RateLimiter | None = None) -> FastAPI:
+    """The app; `rate_limiter` replaces the one built from the settings (tests give it a clock)."""
     settings = settings or get_settings()
     policy = load_policy(settings.policy_file)
     templates = TemplateCatalogue.load()
@@ -47,7 +50,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not settings.api_key_roles:
             logger.warning("GUEST_JOURNEY_API_KEYS is not set: only loopback callers are allowed")
         engine = create_engine(settings.resolved_database_url)
-        await create_tables(engine)
+        try:
+            await prepare_database(engine, settings)  # production: refuses a schema not at the head
+        except BaseException:
+            await engine.dispose()
+            raise
         client = await connect_temporal(settings, lazy=True)
         sessions = session_factory(engine)
         # The runbook's `guest_journey_bridge.pending()` and `automation_queue.pending()`.
@@ -75,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(RateLimits, limiter=rate_limiter or RateLimiter.from_settings(settings))
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestTracing)  # outermost: the span covers the whole request
     app.include_router(reservations.router)

@@ -1,6 +1,7 @@
 """Logging for every process: one JSON object per line, with the fields a
 log line was given (`extra=`, e.g. `reservation_id`) and the current trace and
-span ids, never a guest's address in clear."""
+span ids, never a guest's address in clear: e-mail addresses and phone numbers
+anywhere in the line are masked (`guest_journey.privacy`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import sys
 from datetime import UTC, datetime
 
 from opentelemetry import trace
+
+from guest_journey.privacy import mask_text
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
@@ -29,7 +32,7 @@ class JsonFormatter(logging.Formatter):
         entry.update({key: value for key, value in record.__dict__.items() if key not in _STANDARD})
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return mask_text(json.dumps(entry, default=str))
 
 
 def configure_logging(level: int = logging.INFO) -> None:

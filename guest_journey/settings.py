@@ -5,6 +5,7 @@ This is the only module that reads the environment (CONTRACT §1).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from functools import lru_cache
@@ -33,6 +34,19 @@ class Settings(BaseSettings):
         default=None,
         description="host:port where the Temporal SDK's own metrics are served for Prometheus; unset: off",
     )
+    # Temporal Cloud, or any cluster behind TLS (see `guest_journey.temporal.temporal_connection`).
+    temporal_tls: bool = Field(
+        default=False, description="TLS to Temporal; implied by a client certificate, a CA or an API key"
+    )
+    temporal_tls_cert: Path | None = Field(default=None, description="client certificate (PEM) for mTLS")
+    temporal_tls_key: Path | None = Field(default=None, description="the client certificate's private key (PEM)")
+    temporal_tls_ca: Path | None = Field(
+        default=None, description="CA (PEM) that signed the server's certificate; unset: the system's CAs"
+    )
+    temporal_tls_server_name: str | None = Field(
+        default=None, description="the name on the server's certificate, when the address's host differs"
+    )
+    temporal_api_key: SecretStr | None = Field(default=None, description="Temporal Cloud API key; implies TLS")
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -57,6 +71,19 @@ class Settings(BaseSettings):
         default=None, pattern=r"^https?://\S+$", description="where KPI alerts are POSTed as JSON"
     )
     secret_key: SecretStr | None = None
+
+    # Requests per minute and per caller, per API replica (see `api.rate_limits`); 0: no limit.
+    rate_limit_guest_per_minute: int = Field(
+        default=300, ge=0, description="guest pages, unsubscribe, web chat polling: per client address"
+    )
+    rate_limit_webhook_per_minute: int = Field(default=600, ge=0, description="channel webhooks: per client address")
+    rate_limit_login_per_minute: int = Field(default=10, ge=0, description="staff sign-in attempts: per client address")
+    rate_limit_api_key_per_minute: int = Field(
+        default=1200, ge=0, description="every other route: per API key, per client address without a known key"
+    )
+    trusted_proxies: str | None = Field(
+        default=None, description="IPs/CIDRs of reverse proxies whose X-Forwarded-For names the client"
+    )
 
     # The OpenTelemetry SDK reads every OTEL_* variable itself; these only say
     # whether spans are exported over OTLP at all.
@@ -87,6 +114,35 @@ class Settings(BaseSettings):
             seen.add(key)
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        for number, entry in enumerate(value.split(","), start=1):
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"entry {number}, {entry.strip()!r}, is not an IP address or CIDR network") from None
+        return value
+
+    @field_validator("temporal_tls_cert", "temporal_tls_key", "temporal_tls_ca")
+    @classmethod
+    def _check_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no file at {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _mtls_needs_cert_and_key(self) -> Settings:
+        if (self.temporal_tls_cert is None) != (self.temporal_tls_key is None):
+            given, missing = ("CERT", "KEY") if self.temporal_tls_key is None else ("KEY", "CERT")
+            raise ValueError(
+                f"GUEST_JOURNEY_TEMPORAL_TLS_{given} is set without GUEST_JOURNEY_TEMPORAL_TLS_{missing}: "
+                "mTLS needs both the client certificate and its key"
+            )
+        return self
+
     @model_validator(mode="after")
     def _production_needs_real_parts(self) -> Settings:
         if self.env != "production":
@@ -108,6 +164,12 @@ class Settings(BaseSettings):
             return {}
         pairs = (entry.strip().partition(":") for entry in self.api_keys.split(","))
         return {key: role for key, _, role in pairs}  # type: ignore[misc]
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        if not self.trusted_proxies:
+            return ()
+        return tuple(ipaddress.ip_network(entry.strip(), strict=False) for entry in self.trusted_proxies.split(","))
 
     @property
     def resolved_database_url(self) -> str:

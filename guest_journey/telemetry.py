@@ -6,7 +6,10 @@ collector when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) is set;
 the SDK reads the other standard `OTEL_*` variables itself (headers, protocol,
 `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`). Temporal carries the trace
 from the API's client call into the workflow and its activities through
-`TracingInterceptor` (see `guest_journey.temporal.connect_temporal`).
+`TracingInterceptor` (see `guest_journey.temporal.connect_temporal`). Every
+exporter gets the spans through `PrivateSpanExporter`: e-mail addresses and
+phone numbers in names, attributes, events (an exception's message) and
+statuses are masked (`guest_journey.privacy`).
 
 Metrics: the Prometheus instruments below, served as text by `GET /metrics`
 (`metrics_text()`). Labels are channels, templates, hotels and KPI windows:
@@ -16,13 +19,21 @@ never a guest's name, address or reservation.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
+from opentelemetry.trace import Status
+from opentelemetry.util.types import Attributes
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -33,6 +44,7 @@ from prometheus_client import (
 )
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
+from guest_journey.privacy import mask, mask_text
 from guest_journey.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -55,6 +67,10 @@ RESPONSE_TIME_MINUTES = Histogram(
     "Minutes from a message to the guest's reply to it.",
     ["channel"],
     buckets=(1, 5, 15, 30, 60, 120, 240, 480, 1440, 2880),
+)
+
+REQUESTS_RATE_LIMITED = Counter(
+    "requests_rate_limited", "Requests refused with 429 because their caller was over a rate limit.", ["limit"]
 )
 
 KPI_GAUGES: dict[str, Gauge] = {
@@ -82,6 +98,47 @@ class Telemetry:
         self.tracer_provider.shutdown()
 
 
+class PrivateSpanExporter(SpanExporter):
+    """Hands `exporter` each span with guests' addresses masked."""
+
+    def __init__(self, exporter: SpanExporter) -> None:
+        self.exporter = exporter
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.exporter.export([_masked(span) for span in spans])
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.exporter.force_flush(timeout_millis)
+
+
+def _masked(span: ReadableSpan) -> ReadableSpan:
+    status = span.status
+    if status.description:
+        status = Status(status.status_code, mask_text(status.description))
+    return ReadableSpan(
+        name=mask_text(span.name),
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=_masked_attributes(span.attributes),
+        events=[Event(mask_text(event.name), _masked_attributes(event.attributes), event.timestamp)
+                for event in span.events],
+        links=span.links,
+        kind=span.kind,
+        status=status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+def _masked_attributes(attributes: Attributes) -> Attributes:
+    return None if attributes is None else {key: mask(value) for key, value in attributes.items()}
+
+
 def configure_telemetry(
     service_name: str,
     *,
@@ -93,11 +150,11 @@ def configure_telemetry(
     settings = settings or get_settings()
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service_name}))
     if span_exporter is not None:
-        provider.add_span_processor(SimpleSpanProcessor(span_exporter))
+        provider.add_span_processor(SimpleSpanProcessor(PrivateSpanExporter(span_exporter)))
     if settings.otlp_traces_configured:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        provider.add_span_processor(BatchSpanProcessor(PrivateSpanExporter(OTLPSpanExporter())))
         logger.info("traces exported over OTLP", extra={"service": service_name})
     trace.set_tracer_provider(provider)
     return Telemetry(tracer_provider=provider)

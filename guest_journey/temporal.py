@@ -3,12 +3,16 @@ that let staff find journeys in the Temporal Web UI (CONTRACT §4)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import TLSConfig
 
 from guest_journey.settings import Settings
 from guest_journey.telemetry import temporal_runtime
@@ -32,14 +36,66 @@ _INDEXED_TYPES = {
 }
 
 
+class TemporalSettingsError(ValueError):
+    """A Temporal connection setting that cannot be used; the message names it."""
+
+
+@dataclass(frozen=True)
+class TemporalConnection:
+    """Where the client connects and how it proves who it is."""
+
+    target_host: str
+    namespace: str
+    tls: bool | TLSConfig
+    api_key: str | None
+
+
+def temporal_connection(settings: Settings) -> TemporalConnection:
+    """The address, namespace, TLS and API key for `Client.connect`, from the settings.
+
+    TLS is on when `GUEST_JOURNEY_TEMPORAL_TLS` says so, and whenever a client
+    certificate, a CA, a server name or an API key is given (Temporal Cloud needs
+    TLS). Without certificate, CA or server name it is the system's TLS defaults."""
+    api_key = settings.temporal_api_key.get_secret_value().strip() if settings.temporal_api_key else ""
+    ca = _read_pem(settings.temporal_tls_ca, "GUEST_JOURNEY_TEMPORAL_TLS_CA")
+    cert = _read_pem(settings.temporal_tls_cert, "GUEST_JOURNEY_TEMPORAL_TLS_CERT")
+    key = _read_pem(settings.temporal_tls_key, "GUEST_JOURNEY_TEMPORAL_TLS_KEY")
+    if (cert is None) != (key is None):
+        raise TemporalSettingsError(
+            "GUEST_JOURNEY_TEMPORAL_TLS_CERT and GUEST_JOURNEY_TEMPORAL_TLS_KEY go together: mTLS needs both"
+        )
+    server_name = settings.temporal_tls_server_name or None
+    tls: bool | TLSConfig = settings.temporal_tls or bool(api_key)
+    if ca is not None or cert is not None or server_name is not None:
+        tls = TLSConfig(server_root_ca_cert=ca, client_cert=cert, client_private_key=key, domain=server_name)
+    return TemporalConnection(
+        target_host=settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        tls=tls,
+        api_key=api_key or None,
+    )
+
+
+def _read_pem(path: Path | None, setting: str) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise TemporalSettingsError(f"{setting}: cannot read {path}: {error.strerror or error}") from None
+
+
 async def connect_temporal(settings: Settings, *, lazy: bool = False) -> Client:
     """The one way the API, the worker and the tools build their Temporal client.
 
     Its tracing interceptor carries the caller's trace into workflows and their
     activities; workers built from this client trace with it too."""
+    connection = temporal_connection(settings)
     return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
+        connection.target_host,
+        namespace=connection.namespace,
+        tls=connection.tls,
+        api_key=connection.api_key,
         data_converter=pydantic_data_converter,
         interceptors=[TracingInterceptor()],
         runtime=temporal_runtime(settings.temporal_metrics_address) if settings.temporal_metrics_address else None,

@@ -24,12 +24,12 @@ from guest_journey.database import SessionFactory
 from guest_journey.logs import JsonFormatter
 from guest_journey.reservations import Channel
 from guest_journey.settings import Settings
-from guest_journey.telemetry import configure_telemetry
 from guest_journey.temporal import connect_temporal
 from tests.api.conftest import app_client
 from tests.api.test_reservations import reservation_body
 from tests.recording_sender import RecordingSender
 from tests.smtp_server import free_port
+from tests.spans import recording_exporter
 from tests.workflows.journeys import booking, end, now, put, quiet_policy
 from worker import build_worker
 from workflows.journey import GuestJourneyWorkflow
@@ -40,9 +40,7 @@ HISTORIES = sorted((Path(__file__).parent / "workflows" / "histories").glob("*.j
 @pytest.fixture(scope="session")
 def exporter() -> InMemorySpanExporter:
     """The process's tracer provider, set once (OpenTelemetry keeps the first one)."""
-    spans = InMemorySpanExporter()
-    configure_telemetry("guest-journey-test", settings=Settings(), span_exporter=spans)
-    return spans
+    return recording_exporter()
 
 
 @pytest.fixture

@@ -75,7 +75,7 @@ def error_page(request: Request, error: GuestPageError) -> Response:
         "title": tr.t(f"error.{error.kind}.title"),
         "body": tr.t(error.detail or f"error.{error.kind}.body"),
         "kind": error.kind,
-        "back": error.kind in ("csrf", "too_large", "bad_form", "unavailable", "unexpected"),
+        "back": error.kind in ("csrf", "too_large", "bad_form", "unavailable", "unexpected", "too_many"),
         "back_url": f"{request.url.path}?{urlencode({**query, 'lang': tr.language})}",
     }
     return render_page("guest/error.html", context, error.status_code)

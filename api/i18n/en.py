@@ -38,6 +38,8 @@ MESSAGES: dict[str, str] = {
     "error.unavailable.body": "Nothing was lost. Please try again in a few minutes.",
     "error.unexpected.title": "Something went wrong",
     "error.unexpected.body": "Please try again. If it keeps happening, contact the hotel.",
+    "error.too_many.title": "Too many requests",
+    "error.too_many.body": "Please wait a minute and try again.",
     "error.feedback_early.title": "Tell us after your stay",
     "error.feedback_early.body": "The feedback form opens after check-out. We will send you the link then.",
     "error.back": "Go back",

@@ -38,6 +38,8 @@ MESSAGES: dict[str, str] = {
     "error.unavailable.body": "No se ha perdido nada. Inténtelo de nuevo en unos minutos.",
     "error.unexpected.title": "Algo salió mal",
     "error.unexpected.body": "Inténtelo de nuevo. Si sigue ocurriendo, contacte con el hotel.",
+    "error.too_many.title": "Demasiadas solicitudes",
+    "error.too_many.body": "Espere un minuto e inténtelo de nuevo.",
     "error.feedback_early.title": "Cuéntenos después de su estancia",
     "error.feedback_early.body": "El formulario de opinión se abre después del check-out. Le enviaremos el enlace entonces.",
     "error.back": "Volver",

@@ -38,6 +38,8 @@ MESSAGES: dict[str, str] = {
     "error.unavailable.body": "Nada foi perdido. Tente de novo em alguns minutos.",
     "error.unexpected.title": "Algo deu errado",
     "error.unexpected.body": "Tente de novo. Se continuar acontecendo, fale com o hotel.",
+    "error.too_many.title": "Muitas solicitações",
+    "error.too_many.body": "Aguarde um minuto e tente de novo.",
     "error.feedback_early.title": "Conte para nós depois da estadia",
     "error.feedback_early.body": "O formulário de avaliação abre depois do check-out. Enviaremos o link nessa hora.",
     "error.back": "Voltar",
