@@ -8,13 +8,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.limits import BodyTooLarge
 from workflows.journey_inputs import INVALID_REQUEST, JOURNEY_FINISHED
 
 logger = logging.getLogger(__name__)
@@ -85,7 +88,26 @@ def temporal_errors(reservation_id: str | None = None) -> Iterator[None]:
         raise
 
 
+def too_large_body(error: HTTPException) -> bool:
+    """FastAPI's 400 for a body whose reading `BodySizeLimit` stopped."""
+    return isinstance(error.__cause__, BodyTooLarge)
+
+
+def undecodable_body(error: HTTPException) -> bool:
+    """FastAPI's 400 for a JSON body that is not even UTF-8 text."""
+    return error.status_code == 400 and isinstance(error.__cause__, UnicodeDecodeError)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, error: HTTPException) -> Response:
+        if too_large_body(error):
+            raise BodyTooLarge from error  # `BodySizeLimit` answers 413
+        if undecodable_body(error):  # malformed JSON, like any other: 422 saying what is wrong
+            problem = {"type": "json_invalid", "loc": ["body"], "msg": "the body is not JSON: it is not UTF-8 text"}
+            return JSONResponse(status_code=422, content={"detail": [problem]})
+        return await http_exception_handler(request, error)
+
     @app.exception_handler(DomainError)
     async def _domain(_: Request, error: DomainError) -> JSONResponse:
         return JSONResponse(status_code=error.status_code, content={"detail": error.detail})

@@ -380,6 +380,7 @@ def _compile(
     if blocks:
         _check_blocks(relative, tree, blocks)
     _check_variables(relative, tree, allowed)
+    _check_private_names(relative, tree)
     return compiled
 
 
@@ -426,6 +427,25 @@ def _check_variables(
         f"{name!r} (line {line})" for name, line in sorted(lines.items(), key=lambda item: item[1])
     )
     raise TemplateError(f"{relative}: variable(s) not declared in {CATALOGUE_FILE}: {uses}")
+
+
+def _check_private_names(relative: str, tree: nodes.Template) -> None:
+    """No `x._y`, `x['_y']` or `x|attr('_y')`: names starting with `_` reach Python's
+    internals (`''.__class__`, `self._TemplateReference__context`). The sandbox also
+    refuses them when rendering; this names the file and line when loading."""
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter)):
+        if isinstance(node, nodes.Getattr):
+            name: Any = node.attr
+        elif isinstance(node, nodes.Getitem):
+            name = node.arg.value if isinstance(node.arg, nodes.Const) else None
+        else:
+            name = node.args[0].value if node.name == "attr" and node.args and isinstance(
+                node.args[0], nodes.Const) else None
+        if isinstance(name, str) and name.startswith("_"):
+            raise TemplateError(
+                f"{relative}, line {node.lineno}: {name!r} is private; "
+                "message templates may not use names starting with '_'"
+            )
 
 
 # The environment and its filters

@@ -56,6 +56,11 @@ def _signature(secret: str, payload: str) -> str:
     return _b64(hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest()[:20])
 
 
+def _same(given: str, expected: str) -> bool:
+    """Constant-time comparison; any text a caller sends (not only ASCII) is just unequal."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8"))
+
+
 def make_token(secret: str, reservation_id: str, purpose: Purpose, expires_at: datetime) -> str:
     body = {"r": reservation_id, "p": purpose.value, "e": int(expires_at.timestamp())}
     payload = _b64(json.dumps(body, separators=(",", ":")).encode())
@@ -64,7 +69,7 @@ def make_token(secret: str, reservation_id: str, purpose: Purpose, expires_at: d
 
 def read_token(secret: str, token: str, purpose: Purpose, now: datetime | None = None) -> GuestToken:
     payload, _, signature = token.partition(".")
-    if not payload or not signature or not hmac.compare_digest(signature, _signature(secret, payload)):
+    if not payload or not signature or not _same(signature, _signature(secret, payload)):
         raise GuestTokenError("this link is not valid")
     try:
         body = json.loads(_unb64(payload))
@@ -129,6 +134,6 @@ def message_replied_to(secret: str, address: str) -> str | None:
     if found is None:
         return None
     hex_id, signature = found.group(1).lower(), found.group(2)
-    if not hmac.compare_digest(signature, _signature(secret, f"reply:{hex_id}")[:12]):
+    if not _same(signature, _signature(secret, f"reply:{hex_id}")[:12]):
         return None
     return str(uuid.UUID(hex_id))

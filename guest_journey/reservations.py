@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 
@@ -12,6 +13,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 RESERVATION_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 DEFAULT_LANGUAGE = "en"
+FIRST_YEAR, LAST_YEAR = 2000, 2199
 
 
 class Channel(StrEnum):
@@ -36,8 +38,19 @@ def _check_language(value: str) -> str:
     return "-".join(part for part in (locale.language, locale.script, locale.territory) if part)
 
 
+def _check_moment(value: datetime) -> datetime:
+    """A moment the service deals in: a UTC offset some place uses, a year from 2000 to 2199."""
+    offset = value.utcoffset()
+    if offset is None or not timedelta(hours=-12) <= offset <= timedelta(hours=14):
+        raise ValueError(f"{value.isoformat()} has a UTC offset no place uses (they run from -12:00 to +14:00)")
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(f"{value.isoformat()} is not in the years {FIRST_YEAR} to {LAST_YEAR}")
+    return value
+
+
 Phone = Annotated[str, AfterValidator(_check_phone)]
 LanguageTag = Annotated[str, AfterValidator(_check_language)]
+Moment = Annotated[AwareDatetime, AfterValidator(_check_moment)]
 
 
 class Guest(BaseModel):
@@ -64,8 +77,8 @@ class ReservationIn(BaseModel):
 
     hotel_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
     guest: Guest
-    arrival: AwareDatetime
-    departure: AwareDatetime
+    arrival: Moment
+    departure: Moment
     room_type: str | None = Field(default=None, max_length=64)
     rate_plan: str | None = Field(default=None, max_length=64)
 

@@ -106,7 +106,7 @@ class Visit:
         if origin and origin != "null" and urlsplit(origin).netloc != self.request.url.netloc:
             raise GuestPageError(403, "csrf", language=self.tr.language)
         expected = csrf_token(self.secret, self.csrf_seed, self.token)
-        if self.new_csrf_seed or not sent or not hmac.compare_digest(sent, expected):
+        if self.new_csrf_seed or not sent or not hmac.compare_digest(sent.encode(), expected.encode()):
             raise GuestPageError(403, "csrf", language=self.tr.language)
 
     def page_context(self) -> dict[str, Any]:

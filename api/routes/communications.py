@@ -7,20 +7,21 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import SessionDep, TemplatesDep, TemporalClientDep, require_role
+from api.error_responses import ROLE_ERRORS, errors
 from api.errors import InvalidRequest
 from api.journey_service import update_journey
 from communications.delivery_summary import DeliverySummary, delivery_summary
 from communications.templates import TemplateInfo
 from guest_journey.messages import MessageStatus
-from guest_journey.reservations import RESERVATION_ID, Channel
+from guest_journey.reservations import RESERVATION_ID, Channel, Moment
 from workflows.journey import GuestJourneyWorkflow
 from workflows.journey_inputs import ManualMessage
 
 router = APIRouter(prefix="/communications", tags=["communications"],
-                   dependencies=[Depends(require_role("ops"))])
+                   dependencies=[Depends(require_role("ops"))], responses=ROLE_ERRORS)
 
 
 OFFER_TEMPLATES = frozenset({"upsell_offer", "upsell_follow_up"})
@@ -56,7 +57,10 @@ async def list_templates(templates: TemplatesDep) -> list[TemplateInfo]:
     return templates.describe()
 
 
-@router.post("/send", response_model=SendAnswer, status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/send", response_model=SendAnswer, status_code=status.HTTP_202_ACCEPTED,
+    responses=errors(404, 409, 413, 422, 503),
+)
 async def send_message(
     request: SendRequest, client: TemporalClientDep, session: SessionDep, templates: TemplatesDep
 ) -> SendAnswer:
@@ -76,11 +80,11 @@ async def send_message(
     return SendAnswer(message_id=ack.message_id, status=MessageStatus.queued)
 
 
-@router.get("/delivery/summary", response_model=DeliverySummary)
+@router.get("/delivery/summary", response_model=DeliverySummary, responses=errors(422, 503))
 async def get_delivery_summary(
     session: SessionDep,
-    since: Annotated[AwareDatetime | None, Query(description="from (inclusive), ISO 8601 with offset")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="until (exclusive), ISO 8601 with offset")] = None,
+    since: Annotated[Moment | None, Query(description="from (inclusive), ISO 8601 with offset")] = None,
+    until: Annotated[Moment | None, Query(description="until (exclusive), ISO 8601 with offset")] = None,
     hotel_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> DeliverySummary:
     """Delivery and failure rates, by channel, and response times (the runbook's SLA)."""

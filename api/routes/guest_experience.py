@@ -7,13 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path
 
 from api.deps import SessionDep, TemporalClientDep, require_role
+from api.error_responses import ROLE_ERRORS, errors
 from api.journey_service import read_journey
 from communications.message_store import MessageView, list_for_reservation
 from guest_journey.journeys import JourneyView
 from guest_journey.reservations import RESERVATION_ID
 
 router = APIRouter(prefix="/guest-experience", tags=["guest-experience"],
-                   dependencies=[Depends(require_role("ops"))])
+                   dependencies=[Depends(require_role("ops"))], responses=ROLE_ERRORS)
 
 
 class JourneyOut(JourneyView):
@@ -22,7 +23,7 @@ class JourneyOut(JourneyView):
     messages: list[MessageView]
 
 
-@router.get("/{reservation_id}", response_model=JourneyOut)
+@router.get("/{reservation_id}", response_model=JourneyOut, responses=errors(404, 422, 503))
 async def get_journey(
     reservation_id: Annotated[str, Path(pattern=RESERVATION_ID)],
     client: TemporalClientDep,

@@ -5,20 +5,21 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter, Depends, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import SessionDep, SettingsDep, TemporalClientDep, require_role
+from api.error_responses import ROLE_ERRORS, errors
 from api.errors import journey_not_found
 from api.journey_service import notify_inbound
 from communications.inbound import InboundResult, MatchedBy, UnknownReservation, store_inbound
 from guest_journey.database import utcnow
 from guest_journey.guest_links import message_replied_to
-from guest_journey.reservations import RESERVATION_ID, Channel
+from guest_journey.reservations import RESERVATION_ID, Channel, Moment
 from guest_journey.telemetry import guest_replied
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/communications", tags=["communications"],
-                   dependencies=[Depends(require_role("ops"))])
+                   dependencies=[Depends(require_role("ops"))], responses=ROLE_ERRORS)
 
 
 class InboundRequest(BaseModel):
@@ -33,7 +34,7 @@ class InboundRequest(BaseModel):
         description="the address the guest wrote to: a reply+<token>@ address names the message answered",
     )
     reservation_id: str | None = Field(default=None, pattern=RESERVATION_ID)
-    received_at: AwareDatetime | None = None
+    received_at: Moment | None = None
 
 
 class InboundAnswer(BaseModel):
@@ -45,7 +46,10 @@ class InboundAnswer(BaseModel):
     duplicate: bool
 
 
-@router.post("/messages/inbound", response_model=InboundAnswer, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/messages/inbound", response_model=InboundAnswer, status_code=status.HTTP_201_CREATED,
+    responses=errors(404, 413, 422, 503),
+)
 async def record_inbound_message(
     request: InboundRequest, client: TemporalClientDep, session: SessionDep, settings: SettingsDep
 ) -> InboundAnswer:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from api.deps import SessionDep, TemporalClientDep, require_role
+from api.error_responses import ROLE_ERRORS, errors
 from api.errors import DomainError, temporal_errors
 from guest_journey.automation import (
     MAX_SNAPSHOTS,
@@ -23,20 +24,23 @@ from guest_journey.automation import (
 )
 
 router = APIRouter(prefix="/guest-experience", tags=["guest-experience"],
-                   dependencies=[Depends(require_role("ops"))])
+                   dependencies=[Depends(require_role("ops"))], responses=ROLE_ERRORS)
 
 
 class TooManySnapshots(DomainError):
     status_code = 413
 
 
-@router.get("/journey", response_model=JourneyVolume)
+@router.get("/journey", response_model=JourneyVolume, responses=errors(503))
 async def get_journey_volume(session: SessionDep) -> JourneyVolume:
     """Journeys under way, by stage, with synced preferences, and async snapshots pending."""
     return await journey_volume(session=session)
 
 
-@router.post("/journey", response_model=SnapshotResult, responses={413: {"description": "too many snapshots"}})
+@router.post(
+    "/journey", response_model=SnapshotResult,
+    responses=errors(413, 422, 503, why={413: "more than 500 snapshots, or a body larger than 64 KiB"}),
+)
 async def push_journey_snapshots(
     request: GuestJourneySnapshotRequest, client: TemporalClientDep, session: SessionDep
 ) -> SnapshotResult:

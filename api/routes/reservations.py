@@ -6,18 +6,20 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Response, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict
 
 from api.deps import PolicyDep, SessionDep, SettingsDep, TemporalClientDep, require_role
+from api.error_responses import ROLE_ERRORS, errors
 from api.journey_service import put_reservation, update_journey
 from guest_journey.journeys import Stage, workflow_id_for
 from guest_journey.read_model import finished_stage
-from guest_journey.reservations import RESERVATION_ID, Reservation, ReservationIn
+from guest_journey.reservations import RESERVATION_ID, Moment, Reservation, ReservationIn
 from workflows.journey import GuestJourneyWorkflow
 from workflows.journey_inputs import CancelRequest, JourneyAck, PmsEvent, PmsEventType
 
 router = APIRouter(
-    prefix="/reservations", tags=["reservations"], dependencies=[Depends(require_role("reservations"))]
+    prefix="/reservations", tags=["reservations"], dependencies=[Depends(require_role("reservations"))],
+    responses=ROLE_ERRORS,
 )
 
 ReservationIdPath = Annotated[str, Path(pattern=RESERVATION_ID, description="the PMS reservation id")]
@@ -41,7 +43,7 @@ class PmsEventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: PmsEventType
-    at: AwareDatetime | None = None
+    at: Moment | None = None
 
 
 def _request_id(idempotency_key: str | None) -> str:
@@ -52,7 +54,7 @@ def _request_id(idempotency_key: str | None) -> str:
     "/{reservation_id}",
     response_model=JourneyRef,
     status_code=status.HTTP_200_OK,
-    responses={201: {"model": JourneyRef, "description": "journey started"}, 409: {"description": "journey finished"}},
+    responses={201: {"model": JourneyRef, "description": "journey started"}, **errors(409, 413, 422, 503)},
 )
 async def create_or_update_reservation(
     reservation_id: ReservationIdPath,
@@ -74,7 +76,7 @@ async def create_or_update_reservation(
     return JourneyRef.of(ack)
 
 
-@router.delete("/{reservation_id}", response_model=JourneyRef)
+@router.delete("/{reservation_id}", response_model=JourneyRef, responses=errors(404, 409, 422, 503))
 async def cancel_reservation(
     reservation_id: ReservationIdPath,
     client: TemporalClientDep,
@@ -91,7 +93,7 @@ async def cancel_reservation(
     return JourneyRef.of(ack)
 
 
-@router.post("/{reservation_id}/events", response_model=JourneyRef)
+@router.post("/{reservation_id}/events", response_model=JourneyRef, responses=errors(404, 409, 413, 422, 503))
 async def record_pms_event(
     reservation_id: ReservationIdPath,
     event: PmsEventIn,

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from api.deps import SessionDep, SettingsDep
+from api.error_responses import json_errors_inline, page_errors
 from communications.unsubscribes import unsubscribe
 from guest_journey.guest_links import ExpiredGuestToken, GuestTokenError, Purpose, read_token
 from guest_journey.read_model import get_journey
@@ -17,13 +18,14 @@ _PAGE = """<!doctype html><html><head><meta charset="utf-8">
 <body style="font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem">
 <h1 style="font-size:1.3rem">{title}</h1><p>{text}</p>{form}</body></html>"""
 _FORM = """<form method="post"><button type="submit">Unsubscribe / Cancelar inscrição / Darse de baja</button></form>"""
+LINK_ERRORS = page_errors(403, 410, why={403: "the link is not valid", 410: "the link has expired"})
 
 
 def _page(status: int, title: str, text: str, form: str = "") -> HTMLResponse:
     return HTMLResponse(_PAGE.format(title=title, text=text, form=form), status_code=status)
 
 
-@router.get("/{token}/unsubscribe", response_class=HTMLResponse)
+@router.get("/{token}/unsubscribe", response_class=HTMLResponse, responses=LINK_ERRORS)
 async def confirm_unsubscribe(token: str, settings: SettingsDep) -> HTMLResponse:
     """A page with one button: mail clients must never unsubscribe by merely opening a link."""
     try:
@@ -33,7 +35,7 @@ async def confirm_unsubscribe(token: str, settings: SettingsDep) -> HTMLResponse
     return _page(200, "Offers", "Stop receiving offers from the hotel? Messages about your stay continue.", _FORM)
 
 
-@router.post("/{token}/unsubscribe", response_class=HTMLResponse)
+@router.post("/{token}/unsubscribe", response_class=HTMLResponse, responses={**LINK_ERRORS, **json_errors_inline(503)})
 async def one_click_unsubscribe(token: str, settings: SettingsDep, session: SessionDep) -> HTMLResponse:
     try:
         parsed = read_token(settings.resolved_secret_key(), token, Purpose.unsubscribe)

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 
 from api.deps import ServicesDep, SessionDep, TemporalClientDep
+from api.error_responses import errors, page_errors
 from api.routes.inbound import notify_journey
 from communications.inbound import store_inbound
 from communications.message_status import apply_status_update
@@ -38,7 +39,13 @@ def _secret(value: object) -> str:
     return value.get_secret_value() if value is not None else ""  # type: ignore[attr-defined]
 
 
-@router.get("/whatsapp", response_class=PlainTextResponse)
+@router.get(
+    "/whatsapp", response_class=PlainTextResponse,
+    responses=page_errors(403, 422, media_type="text/plain", why={
+        403: "hub.verify_token does not match, or verification is not configured",
+        422: "hub.challenge is missing",
+    }),
+)
 async def verify_whatsapp_webhook(
     services: ServicesDep,
     mode: Annotated[str | None, Query(alias="hub.mode")] = None,
@@ -52,7 +59,13 @@ async def verify_whatsapp_webhook(
     return PlainTextResponse(answer)
 
 
-@router.post("/whatsapp", response_model=WebhookAnswer)
+@router.post(
+    "/whatsapp", response_model=WebhookAnswer,
+    responses=errors(401, 413, 422, 503, why={
+        401: "X-Hub-Signature-256 is missing or does not match the body",
+        422: "the body is not a WhatsApp webhook",
+    }),
+)
 async def receive_whatsapp_webhook(
     request: Request, services: ServicesDep, session: SessionDep, client: TemporalClientDep
 ) -> WebhookAnswer | JSONResponse:

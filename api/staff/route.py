@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import Depends, HTTPException, Request, Response
+from fastapi import Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError
 
 from api.deps import SettingsDep
@@ -104,7 +105,7 @@ def error_page(request: Request, status_code: int, title: str, detail: str) -> H
     return render_page("staff/error.html", context, status_code)
 
 
-def _from_http(request: Request, error: HTTPException) -> Response:
+def _from_http(request: Request, error: StarletteHTTPException) -> Response:
     if error.status_code == 401:
         if _wants_page(request):
             return login_redirect(request)
@@ -124,8 +125,11 @@ class StaffRoute(APIRoute):
         async def guarded(request: Request) -> Response:
             try:
                 response = await handle(request)
-            except HTTPException as error:
-                response = _from_http(request, error)
+            except StarletteHTTPException as error:
+                if isinstance(error.__cause__, BodyTooLarge):  # FastAPI's 400 for a form it could not read
+                    response = error_page(request, 413, "Formulário grande demais", "envie um texto mais curto")
+                else:
+                    response = _from_http(request, error)
             except RequestValidationError as error:
                 fields = ", ".join(".".join(str(part) for part in item["loc"][1:]) or "?" for item in error.errors())
                 response = error_page(request, 422, "Pedido inválido", f"confira: {fields}")

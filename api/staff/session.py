@@ -84,7 +84,7 @@ def read_session_cookie(secret: str, value: str, now: datetime | None = None) ->
     payload, _, signature = value.partition(".")
     if not payload or not signature or len(value) > 512:
         return None
-    if not hmac.compare_digest(signature, _mac(secret, _SESSION_DOMAIN, payload)):
+    if not hmac.compare_digest(signature.encode(), _mac(secret, _SESSION_DOMAIN, payload).encode()):
         return None
     try:
         body = json.loads(_unb64(payload))
@@ -208,7 +208,8 @@ def csrf_valid(request: Request, settings: Settings, submitted: str) -> bool:
     cookie = request.cookies.get(CSRF_COOKIE)
     if not cookie or not submitted:
         return False
-    return hmac.compare_digest(submitted, _mac(settings.resolved_secret_key(), _CSRF_DOMAIN, cookie))
+    expected = _mac(settings.resolved_secret_key(), _CSRF_DOMAIN, cookie)
+    return hmac.compare_digest(submitted.encode(), expected.encode())  # bytes: any text is just unequal
 
 
 def check_csrf(request: Request, settings: Settings, caller: StaffCaller | None, submitted: str) -> None:

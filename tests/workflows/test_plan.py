@@ -1329,3 +1329,58 @@ def test_any_journey_sends_each_message_once_on_time_and_never_in_quiet_hours(jo
             assert step.done_at == done[step.key]
         else:
             assert step.reason, step
+
+
+# -- re-planning after a date change ----------------------------------------------
+
+
+def carry_out_until(reservation: Reservation, policy: HotelPolicy, booked: datetime, until: datetime) -> list[Step]:
+    """The plan as it stands at `until` (before arrival), every step carried out the
+    instant it was due, the way the workflow does."""
+    now, steps = booked, []
+    for _ in range(100):
+        steps = plan_steps(reservation, policy, JourneyFacts(steps=steps), now)
+        due = due_steps(steps, now)
+        if due:
+            steps = mark(steps, due[0].key, at=now)
+            continue
+        upcoming = next_moment(steps)
+        if upcoming is None or upcoming > until:
+            return steps
+        now = upcoming
+    raise AssertionError(f"steps kept coming due: {steps}")
+
+
+@st.composite
+def date_changes(draw) -> tuple[HotelPolicy, Reservation, datetime, datetime, Reservation]:
+    """A journey, the moment its dates change (before arrival), and the new dates."""
+    journey = draw(journeys())
+    reservation, booked = journey["reservation"], journey["booked"]
+    changed_at = booked + (reservation.arrival - booked) * draw(st.floats(0, 1, exclude_max=True))
+    arrival = reservation.arrival + timedelta(minutes=draw(st.integers(-3 * 24 * 60, 5 * 24 * 60)))
+    arrival = max(arrival, changed_at + timedelta(minutes=1))
+    departure = arrival + timedelta(minutes=draw(st.integers(60, 20 * 24 * 60)))
+    moved = reservation.model_copy(update={"arrival": arrival, "departure": departure})
+    return journey["policy"], reservation, booked, changed_at, moved
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(date_changes())
+def test_a_date_change_never_resends_a_done_step_and_never_loses_a_valid_one(change):
+    policy, reservation, booked, changed_at, moved = change
+    before = carry_out_until(reservation, policy, booked, changed_at)
+    done = {step.key: step for step in before if step.status is StepStatus.done}
+
+    replanned = by_key(plan_steps(moved, policy, JourneyFacts(steps=before), changed_at))
+    # What a journey booked with the new dates at that moment would plan.
+    fresh = by_key(plan_steps(moved, policy, JourneyFacts(), changed_at))
+
+    for key, step in done.items():
+        assert replanned[key] == step, key  # still done, at the same moment: never sent again
+    assert not {step.key for step in due_steps(list(replanned.values()), moved.departure)} & set(done)
+    for key, step in fresh.items():
+        if key in done:
+            continue
+        assert key in replanned, key
+        if step.status is StepStatus.planned:
+            assert replanned[key].status is StepStatus.planned, (key, replanned[key], step)
