@@ -11,6 +11,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,6 +31,10 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     task_queue: str = "guest-journey"
     temporal_ui_port: int = 8233
+    temporal_ui_url: str | None = Field(
+        default=None,
+        description="the Temporal Web UI as staff's browsers reach it; unset: the dev server's, on the API host",
+    )
     temporal_metrics_address: str | None = Field(
         default=None,
         description="host:port where the Temporal SDK's own metrics are served for Prometheus; unset: off",
@@ -96,6 +101,24 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("temporal_ui_url")
+    @classmethod
+    def _check_temporal_ui_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        url = value.strip()
+        problem = f"{url!r} is not an http:// or https:// address such as https://temporal.example.com"
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018  (raises on a port that is not a number)
+        except ValueError:
+            raise ValueError(problem) from None
+        if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
+            raise ValueError(problem)
+        if parts.query or parts.fragment:
+            raise ValueError(f"{url!r} has a query or fragment; give the UI's base address only")
+        return url.rstrip("/")
 
     @field_validator("api_keys")
     @classmethod
@@ -180,6 +203,11 @@ class Settings(BaseSettings):
         if url.startswith("postgresql://"):
             return "postgresql+psycopg://" + url.removeprefix("postgresql://")
         return url
+
+    @property
+    def resolved_temporal_ui_url(self) -> str:
+        """Where the Temporal Web UI is: the configured address, else the dev server's UI."""
+        return self.temporal_ui_url or f"http://{self.api_host}:{self.temporal_ui_port}"
 
     @property
     def otlp_traces_configured(self) -> bool:

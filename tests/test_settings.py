@@ -133,6 +133,39 @@ def test_an_unknown_role_lists_the_valid_ones() -> None:
         assert role in message
 
 
+# -- the Temporal Web UI -----------------------------------------------------------
+
+
+def test_the_temporal_ui_is_the_dev_servers_unless_configured() -> None:
+    assert Settings(api_host="10.0.0.5", temporal_ui_port=9233).resolved_temporal_ui_url == "http://10.0.0.5:9233"
+    configured = Settings(api_host="10.0.0.5", temporal_ui_url=" https://temporal.example.com/ ")
+    assert configured.resolved_temporal_ui_url == "https://temporal.example.com"
+
+
+def test_the_temporal_ui_url_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GUEST_JOURNEY_TEMPORAL_UI_URL", "http://localhost:8080")
+    assert Settings().resolved_temporal_ui_url == "http://localhost:8080"
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("temporal.example.com", "is not an http:// or https:// address"),
+        ("ftp://temporal.example.com", "is not an http:// or https:// address"),
+        ("https://", "is not an http:// or https:// address"),
+        ("https://temporal.example.com:ui", "is not an http:// or https:// address"),
+        ("https://temporal example.com", "is not an http:// or https:// address"),
+        ("https://temporal.example.com/?tab=1", "has a query or fragment"),
+    ],
+)
+def test_a_bad_temporal_ui_url_is_refused_with_the_setting_named(url: str, problem: str) -> None:
+    with pytest.raises(ValidationError) as error:
+        Settings(temporal_ui_url=url)
+    [found] = error.value.errors()
+    assert found["loc"] == ("temporal_ui_url",)
+    assert problem in found["msg"] and repr(url) in found["msg"]
+
+
 # -- the generated secret key -------------------------------------------------------
 
 

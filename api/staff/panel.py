@@ -136,7 +136,7 @@ class PanelJourney:
 def temporal_url(settings: Settings, workflow_id: str) -> str:
     """The journey's workflow in the Temporal Web UI."""
     return (
-        f"http://{settings.api_host}:{settings.temporal_ui_port}"
+        f"{settings.resolved_temporal_ui_url}"
         f"/namespaces/{quote(settings.temporal_namespace, safe='')}/workflows/{quote(workflow_id, safe='')}"
     )
 

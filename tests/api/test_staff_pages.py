@@ -426,6 +426,26 @@ async def test_needs_attention_lists_each_kind_and_leaves_out_what_is_handled(ap
     assert loaded.status_code == 200 and "detrator" in loaded.text  # finished journeys come from the read model
 
 
+# -- the Temporal Web UI link ---------------------------------------------------------
+
+
+async def test_the_journey_links_to_the_configured_temporal_ui(app_sessions, staff_settings):
+    rid = f"R-UI-{uuid.uuid4().hex[:8]}"
+    await seed(app_sessions, [view(rid, arrival=datetime.now(UTC) - timedelta(days=9), stage=Stage.completed)], [])
+    production = staff_settings.model_copy(
+        update={"temporal_ui_url": "https://ops.hotel.example/temporal", "temporal_namespace": "hotel-prod"}
+    )
+
+    async for web in client_for(production, "203.0.113.7"):
+        await sign_in(web)
+        page = await web.get(f"/guest-experience?reservation_id={rid}", headers=HTML)
+
+    assert page.status_code == 200, page.text
+    link = re.search(r'<a href="([^"]+)"[^>]*id="temporal-link"', page.text)
+    assert link is not None, page.text
+    assert link.group(1) == f"https://ops.hotel.example/temporal/namespaces/hotel-prod/workflows/journey-{rid}"
+
+
 # -- the dashboard -------------------------------------------------------------------
 
 
