@@ -15,6 +15,7 @@ import email
 import email.policy
 import socket
 import threading
+import time
 from email.message import EmailMessage
 from types import TracebackType
 
@@ -32,6 +33,7 @@ class _Collector:
     def __init__(self, refuse: dict[str, str]) -> None:
         self.refuse = {address.lower(): reply for address, reply in refuse.items()}
         self.received: list[EmailMessage] = []
+        self.received_at: list[float] = []
         self.envelopes: list[Envelope] = []
         self.arrived = threading.Condition()
 
@@ -60,6 +62,7 @@ class _Collector:
         with self.arrived:
             self.envelopes.append(envelope)
             self.received.append(message)
+            self.received_at.append(time.monotonic())
             self.arrived.notify_all()
         return "250 Message accepted for delivery"
 
@@ -75,6 +78,11 @@ class SmtpTestServer:
     def received(self) -> list[EmailMessage]:
         """Every accepted message, parsed with `email.policy.default` (with `\\n` line endings)."""
         return self._collector.received
+
+    @property
+    def received_at(self) -> list[float]:
+        """When each of `received` was accepted, as `time.monotonic()`."""
+        return self._collector.received_at
 
     @property
     def envelopes(self) -> list[Envelope]:

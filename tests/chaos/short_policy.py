@@ -1,0 +1,78 @@
+"""A whole stay in seconds of real time: the policy and the reservations for it.
+
+Every message of the default journey is in it — check-in invitation and
+reminder, two upsell offers and a follow-up, the feedback request and its
+reminder — with moments a few seconds apart, no quiet hours, and delivery
+retried within seconds, so that a journey from booking to close runs while a
+test watches it on the real Temporal dev server.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from guest_journey.policy import Delivery, HotelPolicy, UpsellOffer
+from guest_journey.reservations import Guest, Reservation
+
+SECOND = timedelta(seconds=1)
+HOTEL_ID = "hotel-chaos"
+
+# Retries a few seconds apart, and an attempt given up soon enough that one lost
+# with a killed worker is tried again within the stay.
+FAST_DELIVERY = Delivery(
+    first_retry_after=1 * SECOND,
+    max_retry_interval=2 * SECOND,
+    give_up_on_channel_after=timedelta(hours=1),
+    attempt_timeout=10 * SECOND,
+)
+
+
+def _whole_seconds(value: timedelta) -> timedelta:
+    return timedelta(seconds=max(1, round(value.total_seconds())))
+
+
+def short_policy(*, lead: timedelta, stay: timedelta, close_after: timedelta) -> HotelPolicy:
+    """Booking `lead` before arrival, `stay` long, closed `close_after` the departure."""
+    return HotelPolicy(
+        checkin_reminders_before_arrival=[_whole_seconds(lead * 0.4)],
+        upsell_offers=[
+            UpsellOffer(offer="room_upgrade", send_before_arrival=timedelta(hours=48)),  # at once
+            UpsellOffer(
+                offer="late_checkout",
+                send_before_departure=_whole_seconds(stay * 0.6),
+                follow_up_after=_whole_seconds(stay * 0.25),
+            ),
+        ],
+        post_stay_feedback_after_departure=1 * SECOND,
+        feedback_reminder_after=_whole_seconds(close_after * 0.3),
+        close_after_departure=close_after,
+        quiet_hours=None,
+        delivery=FAST_DELIVERY,
+    )
+
+
+def new_reservation_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def short_stay(
+    reservation_id: str,
+    *,
+    booked_at: datetime,
+    lead: timedelta,
+    stay: timedelta,
+    email: str | None = "guest@example.com",
+    phone: str | None = None,
+) -> Reservation:
+    """A reservation arriving `lead` after `booked_at`, with consent to offers."""
+    arrival = booked_at + lead
+    return Reservation(
+        reservation_id=reservation_id,
+        hotel_id=HOTEL_ID,
+        guest=Guest(
+            name="Ana Souza", email=email, phone=phone, language="pt-BR", marketing_consent=True
+        ),
+        arrival=arrival,
+        departure=arrival + stay,
+    )
