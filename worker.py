@@ -73,11 +73,13 @@ def build_worker(
     channels: dict[Channel, ChannelSender] | None = None,
 ) -> Worker:
     """The worker with its activities; `channels` default to the configured ones."""
+    secret_key = settings.resolved_secret_key()
     messaging = MessagingActivities(
         sessions=sessions,
         templates=TemplateCatalogue.load(),
         channels=channels if channels is not None else build_channels(settings),
-        links=GuestLinks(settings.public_base_url, settings.resolved_secret_key()),
+        links=GuestLinks(settings.public_base_url, secret_key),
+        secret_key=secret_key,
     )
     recorder = JourneyRecorder(sessions=sessions)
     kpis = KpiActivities(sessions=sessions, webhook_url=settings.kpi_webhook_url)

@@ -2,18 +2,27 @@
 
 An unsubscribed address still gets transactional messages (check-in, feedback,
 staff replies); marketing messages (offers and their follow-ups) are skipped.
+
+When a guest's data is erased, the row keeps a keyed one-way digest of the
+address (`address_digest`) instead of the address, so the opt-out survives: the
+same address booking again is still unsubscribed, and the table no longer says
+who it was.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from datetime import datetime
 
 from sqlalchemy import Column
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from communications.message_store import normalise_address
 from guest_journey.database import UTCDateTime, utcnow
+
+DIGEST_PREFIX = "sha256:"
 
 
 class Unsubscribe(SQLModel, table=True):
@@ -33,6 +42,17 @@ async def unsubscribe(*, session: AsyncSession, address: str, reservation_id: st
     await session.commit()
 
 
-async def is_unsubscribed(*, session: AsyncSession, address: str) -> bool:
+async def is_unsubscribed(*, session: AsyncSession, address: str, secret_key: str) -> bool:
+    """Whether the address, or the digest an erasure left of it, asked for no more offers."""
     key = normalise_address(address)
-    return key is not None and await session.get(Unsubscribe, key) is not None
+    if key is None:
+        return False
+    keys = [key, address_digest(key, secret_key)]
+    found = await session.exec(select(Unsubscribe.address).where(col(Unsubscribe.address).in_(keys)).limit(1))
+    return found.first() is not None
+
+
+def address_digest(address: str, secret_key: str) -> str:
+    """`sha256:` and the HMAC-SHA256 of the normalised address under the service's secret key."""
+    key = normalise_address(address) or address
+    return DIGEST_PREFIX + hmac.new(secret_key.encode(), key.encode(), hashlib.sha256).hexdigest()

@@ -18,13 +18,14 @@ The KPI tables (`kpi_snapshot`, `kpi_alert`) hold aggregates per hotel only.
 
 Erasing keeps every row and replaces the personal fields with a marker, so the
 delivery figures, the NPS score, check-in adoption and upsell conversion stay
-what they were. It runs in one transaction, committed with its audit row.
+what they were. An unsubscribe keeps a keyed digest of the address instead, so
+the guest's opt-out outlives the erasure. It runs in one transaction,
+committed with its audit row.
 """
 
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -33,7 +34,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from communications.message_status import MessageStatusEvent
 from communications.message_store import MessageRecord, normalise_address
-from communications.unsubscribes import Unsubscribe
+from communications.unsubscribes import DIGEST_PREFIX, Unsubscribe, address_digest
 from guest_journey.automation import SnapshotPending
 from guest_journey.database import SessionFactory, utcnow
 from guest_journey.gdpr_audit import audit_record
@@ -43,7 +44,8 @@ from guest_journey.read_model import JourneyRecord
 
 ERASED_NAME = "erased"
 ERASED_TEXT = "[erased]"
-ERASED_ADDRESS_PREFIX = "erased:"
+# an erased unsubscribe holds a digest; rows erased before digests were kept hold `erased:<random>`
+ERASED_ADDRESS_PREFIXES = (DIGEST_PREFIX, "erased:")
 TABLES = ("journey", "message", "message_status_event", "unsubscribe", "snapshot_pending")
 # check-in details that say nothing about who the guest is; every other key is removed
 CHECKIN_KEPT = frozenset(
@@ -115,11 +117,12 @@ async def export_guest_data(
 
 
 async def erase_guest_data(
-    sessions: SessionFactory, reservation_id: str, *, actor: str, reason: str | None = None
+    sessions: SessionFactory, reservation_id: str, *, secret_key: str, actor: str, reason: str | None = None
 ) -> dict[str, int]:
-    """Replace the personal fields of the reservation's guest with a marker, in one
-    transaction with its audit row; answers the rows changed per table (0 for
-    everything on a second run). Raises `UnknownReservation`."""
+    """Replace the personal fields of the reservation's guest with a marker, and an
+    unsubscribed address with its digest under `secret_key`, in one transaction
+    with its audit row; answers the rows changed per table (0 for everything on a
+    second run). Raises `UnknownReservation`."""
     async with sessions() as session:
         rows = await _guest_rows(session, reservation_id)
         if rows.empty:
@@ -129,7 +132,7 @@ async def erase_guest_data(
             "journey": _erase_journey(rows.journey, scrub) if rows.journey is not None else 0,
             "message": sum(_erase_message(message, scrub) for message in rows.messages),
             "message_status_event": sum(_erase_status_event(event, scrub) for event in rows.status_events),
-            "unsubscribe": sum(_erase_unsubscribe(entry) for entry in rows.unsubscribes),
+            "unsubscribe": await _erase_unsubscribes(session, rows.unsubscribes, secret_key),
             "snapshot_pending": 0,
         }
         for records in rows.by_table().values():
@@ -236,7 +239,7 @@ def _personal_words(rows: _GuestRows) -> set[str]:
     words.update({word.lstrip("+") for word in words if word.startswith("+")})  # phones as channels quote them
     return {
         word for word in words
-        if word and word not in (ERASED_NAME, ERASED_TEXT) and not word.startswith(ERASED_ADDRESS_PREFIX)
+        if word and word not in (ERASED_NAME, ERASED_TEXT) and not word.startswith(ERASED_ADDRESS_PREFIXES)
     }
 
 
@@ -279,11 +282,21 @@ def _erase_status_event(event: MessageStatusEvent, scrub: _Scrubber) -> int:
     return 1
 
 
-def _erase_unsubscribe(entry: Unsubscribe) -> int:
-    if entry.address.startswith(ERASED_ADDRESS_PREFIX):
-        return 0
-    entry.address = f"{ERASED_ADDRESS_PREFIX}{uuid.uuid4().hex}"
-    return 1
+async def _erase_unsubscribes(session: AsyncSession, entries: list[Unsubscribe], secret_key: str) -> int:
+    """Each address becomes its digest; one whose digest is stored already (the same
+    guest, erased before) is deleted, the stored digest keeps the opt-out."""
+    changed = 0
+    for entry in list(entries):
+        if entry.address.startswith(ERASED_ADDRESS_PREFIXES):
+            continue
+        digest = address_digest(entry.address, secret_key)
+        if await session.get(Unsubscribe, digest) is not None:
+            await session.delete(entry)
+            entries.remove(entry)
+        else:
+            entry.address = digest
+        changed += 1
+    return changed
 
 
 def _marker(text: str | None) -> str | None:

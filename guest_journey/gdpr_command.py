@@ -116,7 +116,9 @@ async def _erase_command(settings: Settings, args: argparse.Namespace) -> int:
                 return _fail(f"{error}; nothing was erased. Fix that and run it again, or use --force "
                              "to erase the database anyway")
             ended = f"warning: {error}; erasing the database anyway (--force)"
-        counts = await erase_guest_data(sessions, reservation_id, actor=args.actor, reason=args.reason)
+        counts = await erase_guest_data(
+            sessions, reservation_id, secret_key=settings.resolved_secret_key(), actor=args.actor, reason=args.reason
+        )
     if ended:
         _say(ended)
     touched = ", ".join(f"{table} {count}" for table, count in counts.items())

@@ -10,28 +10,32 @@ import stat
 import sys
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlmodel import SQLModel, col, select
 from temporalio.client import WorkflowExecutionStatus
-from temporalio.testing import WorkflowEnvironment
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 import guest_journey.tables  # noqa: F401  (every table, for the dump)
+from activities.messaging import UNSUBSCRIBED, MessagingActivities
 from api.guest.checkin_form import CheckinForm, blank_values, submission
 from api.i18n import Translator
 from communications.delivery_summary import delivery_summary
 from communications.inbound import store_inbound
 from communications.message_status import apply_status_update
 from communications.message_store import MessageRecord, get_or_create_outbound, save_message
-from communications.unsubscribes import is_unsubscribed, unsubscribe
+from communications.templates import TemplateCatalogue
+from communications.unsubscribes import Unsubscribe, is_unsubscribed, unsubscribe
 from guest_journey.automation import SnapshotPending
 from guest_journey.database import SessionFactory
 from guest_journey.gdpr import UnknownReservation, erase_guest_data, export_guest_data
 from guest_journey.gdpr_audit import GdprAudit, audit_trail
 from guest_journey.gdpr_command import JourneyNotEnded, end_journey
+from guest_journey.guest_links import GuestLinks
 from guest_journey.journeys import (
     Checkin,
     CheckinStatus,
@@ -52,6 +56,7 @@ from guest_journey.reservations import Channel
 from guest_journey.settings import Settings
 from tests.communications import database_fixtures
 from tests.factories import make_reservation
+from tests.recording_sender import RecordingSender
 from tests.workflows.journeys import booking, end, put, quiet_policy
 from workflows.journey import GuestJourneyWorkflow
 from workflows.journey_inputs import JourneyInput
@@ -60,6 +65,7 @@ db_sessions = database_fixtures.db_sessions
 
 T0 = datetime(2025, 3, 18, 12, 0, tzinfo=UTC)
 HOTEL = "hotel-sp"
+SECRET_KEY = "the-service-secret-key"
 CLI_TIMEOUT_SECONDS = 120
 
 
@@ -258,7 +264,9 @@ async def test_erasing_removes_the_guests_data_everywhere_and_keeps_the_figures(
         messages_before = sorted((await session.exec(select(MessageRecord.id, MessageRecord.status))).all())
     bruno_before = json.dumps((await export_guest_data(db_sessions, BRUNO.reservation_id, actor="test"))["tables"])
 
-    counts = await erase_guest_data(db_sessions, ANA.reservation_id, actor="dpo@hotel.example", reason="ticket 43")
+    counts = await erase_guest_data(
+        db_sessions, ANA.reservation_id, secret_key=SECRET_KEY, actor="dpo@hotel.example", reason="ticket 43"
+    )
 
     assert counts == {"journey": 1, "message": 4, "message_status_event": 1, "unsubscribe": 1, "snapshot_pending": 0}
     dump = await database_dump(db_sessions)
@@ -271,7 +279,7 @@ async def test_erasing_removes_the_guests_data_everywhere_and_keeps_the_figures(
         assert await delivery_summary(session=session, hotel_id=HOTEL) == summary_before
         assert sorted((await session.exec(select(MessageRecord.id, MessageRecord.status))).all()) == messages_before
         view = await get_journey(session=session, reservation_id=ANA.reservation_id)
-        assert not await is_unsubscribed(session=session, address=ANA.email)
+        assert await is_unsubscribed(session=session, address=ANA.email, secret_key=SECRET_KEY)
         trail = await audit_trail(session=session, reservation_id=ANA.reservation_id)
     assert view is not None
     assert (view.guest.name, view.guest.email, view.guest.phone) == ("erased", None, None)
@@ -288,10 +296,10 @@ async def test_erasing_removes_the_guests_data_everywhere_and_keeps_the_figures(
 
 async def test_erasing_twice_changes_nothing_the_second_time(db_sessions):
     await seed(db_sessions)
-    await erase_guest_data(db_sessions, ANA.reservation_id, actor="dpo")
+    await erase_guest_data(db_sessions, ANA.reservation_id, secret_key=SECRET_KEY, actor="dpo")
     dump = await database_dump(db_sessions)
 
-    counts = await erase_guest_data(db_sessions, ANA.reservation_id, actor="dpo")
+    counts = await erase_guest_data(db_sessions, ANA.reservation_id, secret_key=SECRET_KEY, actor="dpo")
 
     assert set(counts.values()) == {0}
     dump_again = await database_dump(db_sessions)
@@ -302,13 +310,76 @@ async def test_erasing_twice_changes_nothing_the_second_time(db_sessions):
     assert [entry.action for entry in trail] == ["erase", "erase"]
 
 
+def offer_to(person: Person, reservation_id: str) -> SendMessageInput:
+    """The room-upgrade offer of a reservation of this guest, by e-mail, as the journey sends it."""
+    reservation = make_reservation(reservation_id=reservation_id, hotel_id=HOTEL, name=person.name,
+                                   email=person.email, phone=person.phone, marketing_consent=True)
+    key = message_key(reservation_id, "upsell:room_upgrade", Channel.email)
+    return SendMessageInput(
+        message_id=message_id_for(key), message_key=key, reservation_id=reservation_id, hotel_id=HOTEL,
+        step_key="upsell:room_upgrade", template="upsell_offer", channel=Channel.email, guest=reservation.guest,
+        marketing=True,
+        context={"arrival": reservation.arrival.isoformat(), "departure": reservation.departure.isoformat(),
+                 "journey_stage": "pre_arrival", "step_key": "upsell:room_upgrade", "upsell_offer": "room_upgrade",
+                 "hotel_timezone": "America/Sao_Paulo"},
+    )
+
+
+async def send_offer(sessions: SessionFactory, email: RecordingSender, offer: SendMessageInput) -> str:
+    """Send the offer through the messaging activity; answers "sent" or the failure type."""
+    messaging = MessagingActivities(
+        sessions=sessions, templates=TemplateCatalogue.load(), channels={Channel.email: email},
+        links=GuestLinks("https://stay.example.com", SECRET_KEY), secret_key=SECRET_KEY,
+    )
+    try:
+        return (await ActivityEnvironment().run(messaging.send_message, offer)).status
+    except ApplicationError as error:
+        return str(error.type)
+
+
+async def test_an_erased_guest_who_books_again_still_gets_no_offers(db_sessions):
+    await seed(db_sessions)  # Ana unsubscribed from offers during her stay
+    carla = replace(ANA, reservation_id="R-CARLA", name="Carla Dias", email="carla.dias@example.com",
+                    phone="+5511988880000")
+    email = RecordingSender(Channel.email)
+
+    await erase_guest_data(db_sessions, ANA.reservation_id, secret_key=SECRET_KEY, actor="dpo")
+
+    export = json.dumps(await export_guest_data(db_sessions, ANA.reservation_id, actor="dpo"))
+    assert found(export, ANA) == []
+    assert found(await database_dump(db_sessions), ANA) == []
+    [kept] = json.loads(export)["tables"]["unsubscribe"]
+    assert kept["address"].startswith("sha256:")
+    assert await send_offer(db_sessions, email, offer_to(ANA, "R-ANA-AGAIN")) == UNSUBSCRIBED
+    assert await send_offer(db_sessions, email, offer_to(carla, "R-CARLA")) == "sent"
+    assert [outgoing.recipient for outgoing in email.sent] == [carla.email]
+
+
+async def test_a_guest_who_unsubscribes_again_and_is_erased_again_keeps_one_opt_out(db_sessions):
+    await seed(db_sessions)
+    again = replace(ANA, reservation_id="R-ANA-AGAIN")
+    await erase_guest_data(db_sessions, ANA.reservation_id, secret_key=SECRET_KEY, actor="dpo")
+    await seed_journey(db_sessions, again, Stage.completed)
+    async with db_sessions() as session:  # from an offer of the new stay, sent before the first erasure
+        await unsubscribe(session=session, address=again.email, reservation_id=again.reservation_id)
+
+    counts = await erase_guest_data(db_sessions, again.reservation_id, secret_key=SECRET_KEY, actor="dpo")
+
+    assert counts["unsubscribe"] == 1
+    assert found(await database_dump(db_sessions), ANA) == []
+    async with db_sessions() as session:
+        addresses = sorted((await session.exec(select(Unsubscribe.address))).all())
+        assert await is_unsubscribed(session=session, address=ANA.email, secret_key=SECRET_KEY)
+    assert len(addresses) == 2 and addresses[0] == BRUNO.email and addresses[1].startswith("sha256:")
+
+
 async def test_an_unknown_reservation_is_refused_and_leaves_no_audit_row(db_sessions):
     await seed(db_sessions)
 
     with pytest.raises(UnknownReservation, match="R-NOBODY"):
         await export_guest_data(db_sessions, "R-NOBODY", actor="dpo")
     with pytest.raises(UnknownReservation, match="R-NOBODY"):
-        await erase_guest_data(db_sessions, "R-NOBODY", actor="dpo")
+        await erase_guest_data(db_sessions, "R-NOBODY", secret_key=SECRET_KEY, actor="dpo")
 
     async with db_sessions() as session:
         assert (await session.exec(select(GdprAudit))).all() == []

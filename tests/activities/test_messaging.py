@@ -47,6 +47,7 @@ def messaging(sessions, email: RecordingSender) -> MessagingActivities:
         templates=TemplateCatalogue.load(),
         channels={Channel.email: email},
         links=GuestLinks("https://stay.example.com", "secret"),
+        secret_key="secret",
     )
 
 
