@@ -55,16 +55,20 @@ class MessagingActivities:
         templates: TemplateCatalogue,
         channels: dict[Channel, ChannelSender],
         links: GuestLinks,
+        secret_key: str,
     ) -> None:
         self._sessions = sessions
         self._templates = templates
         self._channels = channels
         self._links = links
+        self._secret_key = secret_key  # unsubscribes of erased guests are kept as digests under it
 
     @activity.defn
     async def send_message(self, message: SendMessageInput) -> SendMessageResult:
         async with self._sessions() as session:
-            if message.marketing and await is_unsubscribed(session=session, address=_recipient(message)):
+            if message.marketing and await is_unsubscribed(
+                session=session, address=_recipient(message), secret_key=self._secret_key
+            ):
                 raise ApplicationError("the guest unsubscribed from offers", type=UNSUBSCRIBED, non_retryable=True)
             record = await get_or_create_outbound(session=session, message=message)
             if record.sent_at is not None:  # handed to its channel before: never again
@@ -87,6 +91,8 @@ class MessagingActivities:
                 record.reason = f"attempt {record.attempts}: {error}"
                 await save_message(session=session, record=record)
                 raise
+            if delivery.note is None and message.note is not None:  # the channel's note, else the journey's
+                delivery = delivery.model_copy(update={"note": message.note})
             # Once the channel has it, recording that must not be interrupted by a
             # cancellation (worker shutdown), or a retry would send it again.
             await asyncio.shield(_record_handed_over(session, record, delivery))

@@ -8,7 +8,7 @@ unreachable Temporal are the same everywhere.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -28,7 +28,13 @@ from guest_journey.policy import JourneyPolicy
 from guest_journey.reservations import Channel, Reservation
 from guest_journey.settings import Settings
 from workflows.journey import GuestJourneyWorkflow
-from workflows.journey_inputs import InboundNotice, JourneyAck, JourneyInput, ReservationUpdate
+from workflows.journey_inputs import (
+    InboundNotice,
+    JourneyAck,
+    JourneyInput,
+    MessageFailedLater,
+    ReservationUpdate,
+)
 
 logger = logging.getLogger(__name__)
 QUERY_TIMEOUT = timedelta(seconds=5)
@@ -122,4 +128,30 @@ async def notify_inbound(*, client: Client, message: MessageRecord) -> None:
             await journey_handle(client, message.reservation_id).signal(GuestJourneyWorkflow.record_inbound, notice)
     except (NotFound, Unavailable) as error:
         logger.warning("inbound message not signalled to its journey: %s", error.detail,
+                       extra={"reservation_id": message.reservation_id, "message_id": message.id})
+
+
+async def notify_failed_later(
+    *, client: Client, message: MessageRecord, error_code: int | None, reason: str | None, at: datetime
+) -> None:
+    """Tell a running journey that a message of one of its steps failed after its channel
+    accepted it (the journey decides whether to send it again). A finished journey only
+    costs the signal (logged); an unreachable Temporal is a 503, so the channel redelivers."""
+    if message.reservation_id is None or message.step_key is None:
+        return
+    failure = MessageFailedLater(
+        message_id=message.id,
+        step_key=message.step_key,
+        channel=Channel(message.channel),
+        error_code=error_code,
+        reason=reason,
+        failed_at=at,
+    )
+    try:
+        with temporal_errors(message.reservation_id):
+            await journey_handle(client, message.reservation_id).signal(
+                GuestJourneyWorkflow.message_failed_later, failure
+            )
+    except NotFound as error:
+        logger.warning("late message failure not signalled to its journey: %s", error.detail,
                        extra={"reservation_id": message.reservation_id, "message_id": message.id})

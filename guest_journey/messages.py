@@ -18,6 +18,12 @@ def message_key(reservation_id: str, step_key: str, channel: Channel) -> str:
     return f"{reservation_id}:{step_key}:{channel.value}"
 
 
+def template_resend_key(key: str) -> str:
+    """The idempotency key of a message's one re-send as a WhatsApp template, after
+    its free text was reported failed because the 24-hour window had closed."""
+    return f"{key}:template"
+
+
 def message_id_for(key: str) -> str:
     """A stable message id derived from the idempotency key (deterministic in workflows)."""
     return str(uuid.uuid5(_MESSAGE_NAMESPACE, key))
@@ -69,6 +75,7 @@ class SendMessageInput(BaseModel):
     in_reply_to: str | None = None
     window_open: bool = False
     context: dict[str, Any] = Field(default_factory=dict)
+    note: str | None = Field(default=None, description="why it is sent this way, kept with the message once sent")
 
 
 class SendMessageResult(BaseModel):

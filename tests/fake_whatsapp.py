@@ -4,11 +4,14 @@
         sender = WhatsAppSender("1234567890", "test-token", api.base_url)
         api.fail_next(status=429, code=130429, times=2)
         ...
+        await api.wait_for(1)   # until one request has arrived
         api.requests[0].json["type"]
 
 Every `POST {base_url}/{phone_number_id}/messages` is recorded in `.requests`.
-Queued answers (`fail_next`, `reply_next`) are used first, in order; then each
-request gets Meta's success answer with a fresh `wamid.` id. A request whose
+While an outage is on (`start_outage(status=429, code=130429)` until
+`end_outage()`), every request gets that error. Otherwise queued answers
+(`fail_next`, `reply_next`) are used first, in order; then each request gets
+Meta's success answer with a fresh `wamid.` id. A request whose
 bearer token is not `access_token` gets Meta's 401 / code 190, as the real API does.
 """
 
@@ -111,6 +114,9 @@ class FakeWhatsAppApi:
         self.requests: list[ReceivedRequest] = []
         self.sent_ids: list[str] = []
         self._queue: deque[_Answer] = deque()
+        self._outage: _Answer | None = None
+        self.refused_in_outage = 0
+        self._arrived = asyncio.Condition()
         self._server: _QuietServer | None = None
         self._task: asyncio.Task[None] | None = None
         self._port: int | None = None
@@ -146,6 +152,20 @@ class FakeWhatsAppApi:
         """
         for _ in range(times):
             self._queue.append(_Answer(status, body, delay))
+
+    def start_outage(self, *, status: int, code: int) -> None:
+        """Every request gets Meta's error answer with this status and code until
+        `end_outage()`: the provider rate limiting or down for a while."""
+        self._outage = _Answer(status, error_body(code))
+
+    def end_outage(self) -> None:
+        self._outage = None
+
+    async def wait_for(self, count: int, timeout: float = 30.0) -> list[ReceivedRequest]:
+        """Wait until `count` requests have arrived (the server runs in this event loop)."""
+        async with asyncio.timeout(timeout), self._arrived:
+            await self._arrived.wait_for(lambda: len(self.requests) >= count)
+        return self.requests
 
     async def start(self) -> None:
         sock = free_socket(self.host)
@@ -202,9 +222,14 @@ class FakeWhatsAppApi:
                     json=body,
                 )
             )
+            async with self._arrived:
+                self._arrived.notify_all()
             if self.access_token is not None:
                 if request.headers.get("authorization") != f"Bearer {self.access_token}":
                     return JSONResponse(error_body(190, subcode=463), status_code=401)
+            if self._outage is not None:
+                self.refused_in_outage += 1
+                return JSONResponse(self._outage.body, status_code=self._outage.status)
             if self._queue:
                 answer = self._queue.popleft()
                 if answer.delay:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Coroutine
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +22,7 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from activities.journey_record import JourneyRecorder
     from activities.messaging import NON_RETRYABLE_ERRORS, UNSUBSCRIBED, MessagingActivities
+    from communications.channels.whatsapp import RE_ENGAGEMENT_REQUIRED
     from guest_journey import temporal
     from guest_journey.journeys import (
         Checkin,
@@ -39,8 +41,10 @@ with workflow.unsafe.imports_passed_through():
     from guest_journey.messages import (
         MessageFailureNotice,
         SendMessageInput,
+        SendMessageResult,
         message_id_for,
         message_key,
+        template_resend_key,
     )
     from guest_journey.reservations import Channel
     from workflows.channels import channels_for
@@ -56,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
         JourneySnapshot,
         JourneyState,
         ManualMessage,
+        MessageFailedLater,
         OfferAnswer,
         PmsEvent,
         PmsEventType,
@@ -74,6 +79,7 @@ TEMPLATE_FOR_KIND = {
 MARKETING_KINDS = frozenset({StepKind.upsell, StepKind.upsell_follow_up})
 REMEMBERED_REQUESTS = 200
 RECORD_BEFORE_SLEEPING = "record-before-sleeping"  # workflow.patched id
+CHECKIN_MARKETING_CONSENT = "checkin-marketing-consent"  # workflow.patched id
 WHATSAPP_WINDOW = timedelta(hours=24)
 RECORD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 
@@ -100,6 +106,9 @@ class GuestJourneyWorkflow:
             await self._record()
             if self._s.stage.is_final:
                 break
+            if self._s.resends_due:
+                await self._carry_out_resend(self._s.resends_due[0])
+                continue
             due = due_steps(self._s.steps, workflow.now())
             if due:
                 await self._carry_out(due[0])
@@ -128,10 +137,10 @@ class GuestJourneyWorkflow:
             # A handler that ran while the read model was being written changed the
             # journey after that write: wake at once so the change is recorded too.
             def woken() -> bool:
-                return self._woken or self._recorded_revision != self._s.revision
+                return self._woken or self._recorded_revision != self._s.revision or bool(self._s.resends_due)
         else:
             def woken() -> bool:
-                return self._woken
+                return self._woken or bool(self._s.resends_due)
         try:
             await workflow.wait_condition(woken, timeout=timeout)
         except TimeoutError:
@@ -167,6 +176,7 @@ class GuestJourneyWorkflow:
         facts = JourneyFacts(
             stage=s.stage,
             checkin_completed=s.checkin.status is CheckinStatus.completed,
+            checkin_marketing_consent=self._checkin_marketing_consent(),
             checked_out_at=s.checked_out_at,
             answered_offers=list(s.answers),
             feedback_received=s.feedback.status is FeedbackStatus.received,
@@ -179,6 +189,15 @@ class GuestJourneyWorkflow:
             s.revision += 1
         if s.feedback.status is FeedbackStatus.pending and self._step_done("guest_post_stay_feedback"):
             s.feedback = s.feedback.model_copy(update={"status": FeedbackStatus.requested})
+
+    def _checkin_marketing_consent(self) -> bool | None:
+        """The guest's answer to "send me offers" on the check-in form, if given."""
+        checkin = self._s.checkin
+        answer = checkin.details.get("marketing_consent")
+        if checkin.status is not CheckinStatus.completed or not isinstance(answer, bool):
+            return None
+        # Journeys that were checked in before the planner heeded the answer replay as they ran.
+        return answer if workflow.patched(CHECKIN_MARKETING_CONSENT) else None
 
     def _changed(self) -> None:
         """A handler changed the journey: re-plan now so its answer is current, wake the loop."""
@@ -194,7 +213,25 @@ class GuestJourneyWorkflow:
             self._set_step(step.model_copy(update={"status": StepStatus.done, "done_at": workflow.now()}))
             return
         self._set_step(step.model_copy(update={"status": StepStatus.due}))
-        delivery = asyncio.create_task(self._deliver(step))
+        sent = await self._unless_the_journey_ends(self._deliver(step))
+        if sent is None:
+            reason = f"stopped while sending: stage is {self._s.stage}"
+            self._set_step(step.model_copy(update={"status": StepStatus.cancelled, "reason": reason}))
+            return
+        self._set_step(sent)
+
+    async def _carry_out_resend(self, key: str) -> None:
+        step = next((step for step in self._s.steps if step.key == key), None)
+        # A step that went out on another channel after all (or not at all) has nothing to re-send.
+        if step is not None and step.status is StepStatus.done and step.channel == Channel.whatsapp.value:
+            resent = await self._unless_the_journey_ends(self._resend_as_template(step))
+            if resent is not None:
+                self._set_step(resent)
+        self._s.resends_due.remove(key)
+
+    async def _unless_the_journey_ends(self, sending: Coroutine[Any, Any, Step]) -> Step | None:
+        """The step as sending left it; None when the journey ended (cancel, no-show) first."""
+        delivery = asyncio.create_task(sending)
         await workflow.wait_condition(lambda: delivery.done() or self._s.stage.is_final)
         if not delivery.done():
             # The journey ended while sending: an attempt under way may finish
@@ -205,10 +242,8 @@ class GuestJourneyWorkflow:
             delivery.cancel()
             with contextlib.suppress(asyncio.CancelledError, ActivityError, CancelledError):
                 await delivery
-            reason = f"stopped while sending: stage is {self._s.stage}"
-            self._set_step(step.model_copy(update={"status": StepStatus.cancelled, "reason": reason}))
-            return
-        self._set_step(delivery.result())
+            return None
+        return delivery.result()
 
     async def _deliver(self, step: Step) -> Step:
         s = self._s
@@ -221,37 +256,9 @@ class GuestJourneyWorkflow:
         failures = []
         for channel in channels:
             key = message_key(s.reservation.reservation_id, step.key, channel)
-            message = SendMessageInput(
-                message_id=message_id_for(key),
-                message_key=key,
-                reservation_id=s.reservation.reservation_id,
-                hotel_id=s.reservation.hotel_id,
-                step_key=step.key,
-                template=template,
-                channel=channel,
-                guest=s.reservation.guest,
-                marketing=step.kind in MARKETING_KINDS,
-                in_reply_to=manual.in_reply_to if manual else None,
-                window_open=self._in_whatsapp_window(),
-                context=self._template_context(step, manual),
-            )
-            delivery = s.policy.delivery
+            message = self._message(step, template, channel, key, window_open=self._in_whatsapp_window())
             try:
-                result = await workflow.execute_activity_method(
-                    MessagingActivities.send_message,
-                    message,
-                    start_to_close_timeout=delivery.attempt_timeout,
-                    schedule_to_close_timeout=delivery.give_up_on_channel_after,
-                    # A cancelled journey stops waiting at once; no cancel request
-                    # races an activity that may already have finished.
-                    cancellation_type=ActivityCancellationType.ABANDON,
-                    retry_policy=RetryPolicy(
-                        initial_interval=delivery.first_retry_after,
-                        maximum_interval=delivery.max_retry_interval,
-                        backoff_coefficient=2.0,
-                        non_retryable_error_types=list(NON_RETRYABLE_ERRORS),
-                    ),
-                )
+                result = await self._send(message)
             except ActivityError as error:
                 if isinstance(error.cause, CancelledError):
                     raise
@@ -271,6 +278,68 @@ class GuestJourneyWorkflow:
                 }
             )
         return await self._failed(step, template, channels, "every channel failed: " + "; ".join(failures))
+
+    async def _resend_as_template(self, step: Step) -> Step:
+        """Send a done step again on WhatsApp as its approved template: its free text
+        was reported failed after it was sent, because the 24-hour window had closed."""
+        s = self._s
+        failure = s.late_failures[step.key]
+        template = step.template or TEMPLATE_FOR_KIND[step.kind]
+        key = template_resend_key(message_key(s.reservation.reservation_id, step.key, Channel.whatsapp))
+        why = f"the free text was reported failed after it was sent ({failure.reason or 'no reason given'})"
+        note = f"sent again as template {template!r}: {why}; the failed message is {failure.message_id}"
+        message = self._message(step, template, Channel.whatsapp, key, window_open=False, note=note)
+        try:
+            result = await self._send(message)
+        except ActivityError as error:
+            if isinstance(error.cause, CancelledError):
+                raise
+            if isinstance(error.cause, ApplicationError) and error.cause.type == UNSUBSCRIBED:
+                self._s.unsubscribed = True
+            reason = f"whatsapp: {why}; sending it again as template {template!r} failed: {_cause(error)}"
+            return await self._failed(step, template, [Channel.whatsapp], reason)
+        return step.model_copy(
+            update={"message_id": result.message_id, "reason": f"whatsapp: {why}; sent again as template {template!r}"}
+        )
+
+    def _message(
+        self, step: Step, template: str, channel: Channel, key: str, *, window_open: bool, note: str | None = None
+    ) -> SendMessageInput:
+        s = self._s
+        manual = s.manual_messages.get(step.key)
+        return SendMessageInput(
+            message_id=message_id_for(key),
+            message_key=key,
+            reservation_id=s.reservation.reservation_id,
+            hotel_id=s.reservation.hotel_id,
+            step_key=step.key,
+            template=template,
+            channel=channel,
+            guest=s.reservation.guest,
+            marketing=step.kind in MARKETING_KINDS,
+            in_reply_to=manual.in_reply_to if manual else None,
+            window_open=window_open,
+            context=self._template_context(step, manual),
+            note=note,
+        )
+
+    async def _send(self, message: SendMessageInput) -> SendMessageResult:
+        delivery = self._s.policy.delivery
+        return await workflow.execute_activity_method(
+            MessagingActivities.send_message,
+            message,
+            start_to_close_timeout=delivery.attempt_timeout,
+            schedule_to_close_timeout=delivery.give_up_on_channel_after,
+            # A cancelled journey stops waiting at once; no cancel request
+            # races an activity that may already have finished.
+            cancellation_type=ActivityCancellationType.ABANDON,
+            retry_policy=RetryPolicy(
+                initial_interval=delivery.first_retry_after,
+                maximum_interval=delivery.max_retry_interval,
+                backoff_coefficient=2.0,
+                non_retryable_error_types=list(NON_RETRYABLE_ERRORS),
+            ),
+        )
 
     async def _failed(self, step: Step, template: str, channels: list[Channel], reason: str) -> Step:
         s = self._s
@@ -604,6 +673,25 @@ class GuestJourneyWorkflow:
         if previous is None or notice.received_at > previous:
             self._s.last_inbound_at[notice.channel.value] = notice.received_at
             self._changed()
+
+    @workflow.signal
+    def message_failed_later(self, failure: MessageFailedLater) -> None:
+        """A step's message failed after its channel accepted it. WhatsApp free text
+        refused because the 24-hour window had closed (131047) is sent again, once,
+        as the approved template; any other late failure stays on the message only."""
+        s = self._s
+        if s.stage.is_final or failure.step_key in s.late_failures:
+            return  # a redelivered webhook, or the step was sent again already
+        if failure.channel is not Channel.whatsapp or failure.error_code != RE_ENGAGEMENT_REQUIRED:
+            return
+        step = next((step for step in s.steps if step.key == failure.step_key), None)
+        if step is None or step.status not in (StepStatus.due, StepStatus.done):
+            return
+        first = message_id_for(message_key(s.reservation.reservation_id, step.key, Channel.whatsapp))
+        if failure.message_id != first:
+            return  # not the step's first WhatsApp message (the template sent again is never re-sent)
+        s.late_failures[step.key] = failure
+        s.resends_due.append(step.key)  # the main loop wakes for it
 
 
 def _may_move(current: Stage, target: Stage) -> bool:

@@ -35,6 +35,10 @@ class JourneyState(BaseModel):
     manual_messages: dict[str, ManualMessage] = Field(default_factory=dict)
     last_inbound_at: dict[str, datetime] = Field(default_factory=dict)
     unsubscribed: bool = False
+    late_failures: dict[str, MessageFailedLater] = Field(
+        default_factory=dict, description="step key -> the late failure that got it sent again (once)"
+    )
+    resends_due: list[str] = Field(default_factory=list, description="step keys to send again as a template")
     created_request_id: str
     applied_requests: list[str] = Field(default_factory=list)
     revision: int = 0
@@ -117,6 +121,18 @@ class InboundNotice(BaseModel):
     channel: Channel
     received_at: AwareDatetime
     in_reply_to: str | None = None
+
+
+class MessageFailedLater(BaseModel):
+    """A channel reported, after accepting it, that the message of a step failed
+    (a WhatsApp status webhook `failed`, with Meta's error code)."""
+
+    message_id: str
+    step_key: str
+    channel: Channel
+    error_code: int | None = None
+    reason: str | None = None
+    failed_at: AwareDatetime
 
 
 class JourneySnapshot(BaseModel):

@@ -26,6 +26,9 @@ INVITATION_KEY = StepKind.checkin_invitation.value
 FEEDBACK_KEY = StepKind.guest_post_stay_feedback.value
 FEEDBACK_REMINDER_KEY = StepKind.feedback_reminder.value
 
+NO_CONSENT = "no marketing consent"
+NO_CONSENT_ON_CHECKIN = "no marketing consent: the guest declined offers on the check-in form"
+
 _KIND_ORDER = {kind: index for index, kind in enumerate(StepKind)}
 
 
@@ -34,6 +37,9 @@ class JourneyFacts(BaseModel):
 
     stage: Stage = Stage.pre_arrival
     checkin_completed: bool = False
+    # The guest's own answer on the check-in form ("send me offers"); None when
+    # not given. When given it outranks the reservation's `marketing_consent`.
+    checkin_marketing_consent: bool | None = None
     checked_out_at: datetime | None = None
     answered_offers: list[str] = Field(default_factory=list)
     feedback_received: bool = False
@@ -251,8 +257,9 @@ class _Planner:
     def _offer_obstacle(self, offer: UpsellOffer, stage: Stage, cutoff: datetime) -> str | None:
         if offer.offer in self.facts.answered_offers:
             return "offer answered"
-        if not self.reservation.guest.marketing_consent:
-            return "no marketing consent"
+        no_consent = self._no_marketing_consent()
+        if no_consent:
+            return no_consent
         if self.facts.unsubscribed:
             return "the guest unsubscribed from offers"
         current = self.facts.stage
@@ -262,6 +269,15 @@ class _Planner:
         if self.now >= cutoff:
             return "its moment has passed"
         return None
+
+    def _no_marketing_consent(self) -> str | None:
+        """Why offers may not be sent, if they may not: the guest's answer on the
+        check-in form when there is one (the more recent, more direct statement),
+        else the reservation's consent from the PMS."""
+        answer = self.facts.checkin_marketing_consent
+        if answer is None:
+            return None if self.reservation.guest.marketing_consent else NO_CONSENT
+        return None if answer else NO_CONSENT_ON_CHECKIN
 
     def _timed(
         self,

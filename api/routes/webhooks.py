@@ -1,5 +1,8 @@
 """Channel webhooks: WhatsApp's verification challenge, delivery statuses and
-guest messages. Meta redelivers; every event is applied once."""
+guest messages. Meta redelivers; every event is applied once. A message of a
+journey that a report leaves `failed` (not one delivered or read before) is
+also told to its journey, which may send it again (as a template, when the
+24-hour window had closed); it does so once, however often the report comes."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from pydantic import BaseModel
 
 from api.deps import ServicesDep, SessionDep, TemporalClientDep
 from api.error_responses import errors, page_errors
+from api.journey_service import notify_failed_later
 from api.routes.inbound import notify_journey
 from communications.inbound import store_inbound
 from communications.message_status import apply_status_update
@@ -24,6 +28,7 @@ from communications.whatsapp_webhook import (
     verify_challenge,
     verify_signature,
 )
+from guest_journey.messages import MessageStatus
 from guest_journey.reservations import Channel
 
 logger = logging.getLogger(__name__)
@@ -87,6 +92,10 @@ async def receive_whatsapp_webhook(
         )
         if found is None:
             logger.info("status for a message we do not know", extra={"status": update.status.value})
+        elif update.status is MessageStatus.failed and found.status == MessageStatus.failed.value:
+            await notify_failed_later(
+                client=client, message=found, error_code=update.error_code, reason=update.reason, at=update.at
+            )
     for message in events.messages:
         result = await store_inbound(
             session=session, channel=Channel.whatsapp, sender=message.sender, body=message.body,

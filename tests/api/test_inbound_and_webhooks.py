@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import SecretStr
 
+from communications.channels.whatsapp import WhatsAppSender
+from guest_journey.reservations import Channel
 from guest_journey.settings import Settings
 from tests.api.conftest import app_client
 from tests.api.test_reservations import reservation_body
+from tests.communications.test_message_store import sent_message
+from tests.fake_whatsapp import FakeWhatsAppApi
 from tests.smtp_server import SmtpTestServer
 from tests.workflows.journeys import end, now
 from worker import build_channels
@@ -42,6 +47,16 @@ def whatsapp_payload(*, messages=(), statuses=()) -> dict:  # type: ignore[no-un
              "messages": list(messages), "statuses": list(statuses)}
     return {"object": "whatsapp_business_account",
             "entry": [{"id": "waba", "changes": [{"field": "messages", "value": value}]}]}
+
+
+async def handed_over(api, reservation_id: str) -> None:  # type: ignore[no-untyped-def]
+    """Until the journey's first outbound message is recorded as handed to its channel."""
+    for _ in range(600):
+        messages = (await api.get(f"/guest-experience/{reservation_id}")).json()["messages"]
+        if any(m["direction"] == "outbound" and m["sent_at"] for m in messages):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no message of {reservation_id} was handed over within 30 s")
 
 
 async def test_a_reply_to_our_message_is_matched_and_timed(env, worker, email, api, sessions):
@@ -132,6 +147,75 @@ async def test_webhook_statuses_apply_once_in_order_and_inbound_opens_the_window
     inbound_messages = [m for m in journey["messages"] if m["direction"] == "inbound"]
     assert len(inbound_messages) == 1 and inbound_messages[0]["channel"] == "whatsapp"
     assert handle is not None
+
+
+async def test_free_text_reported_failed_for_the_closed_window_is_sent_again_once_as_template(
+    env, worker, webhook_api
+):
+    arrival = await now(env) + timedelta(days=10)
+    body = reservation_body(arrival, phone="+5511999990000", preferred_channels=["whatsapp"])
+    async with FakeWhatsAppApi(access_token="token") as cloud_api:
+        whatsapp = WhatsAppSender("1234567890", "token", cloud_api.base_url)
+        async with worker({Channel.whatsapp: whatsapp}):
+            await webhook_api.put("/reservations/R-WH-2", json=body)
+            wrote = whatsapp_payload(messages=[{  # the guest writes: free text may be sent for 24 hours
+                "from": "5511999990000", "id": "wamid.IN2", "timestamp": str(int((await now(env)).timestamp())),
+                "type": "text", "text": {"body": "Oi! Vocês têm estacionamento?"}}])
+            raw, headers = signed(wrote)
+            assert (await webhook_api.post("/webhooks/whatsapp", content=raw, headers=headers)).status_code == 200
+            sent = await webhook_api.post("/communications/send", json={
+                "reservation_id": "R-WH-2", "template": "checkin_invitation", "channel": "whatsapp"})
+            [text] = await cloud_api.wait_for(1)
+            await handed_over(webhook_api, "R-WH-2")  # Meta reports the failure seconds later
+            failed = whatsapp_payload(statuses=[{
+                "id": cloud_api.sent_ids[0], "status": "failed", "recipient_id": "5511999990000",
+                "timestamp": str(int(datetime.now(UTC).timestamp()) + 1),
+                "errors": [{"code": 131047, "title": "Re-engagement message", "message": "Re-engagement message",
+                            "error_data": {"details": "More than 24 hours have passed since the customer last replied."}}],
+            }])
+            raw, headers = signed(failed)
+            answers = [await webhook_api.post("/webhooks/whatsapp", content=raw, headers=headers)]
+            await cloud_api.wait_for(2)
+            answers.append(await webhook_api.post("/webhooks/whatsapp", content=raw, headers=headers))  # redelivered
+            # A second staff message goes out after anything the journey had queued before it.
+            await webhook_api.post("/communications/send", json={
+                "reservation_id": "R-WH-2", "template": "free_text", "channel": "whatsapp",
+                "context": {"body": "Temos, sim."}})
+            await cloud_api.wait_for(3)
+            journey = (await webhook_api.get("/guest-experience/R-WH-2")).json()
+            await end(env, "R-WH-2")
+        await whatsapp.aclose()
+
+    assert [answer.status_code for answer in answers] == [200, 200]
+    assert text.json["type"] == "text"
+    assert [r.json["type"] for r in cloud_api.requests] == ["text", "template", "text"]
+    assert cloud_api.requests[1].json["template"]["name"] == "checkin_invitation"
+    assert cloud_api.requests[2].json["text"]["body"].startswith("Temos, sim.")  # not the invitation again
+    outbound = [m for m in journey["messages"] if m["direction"] == "outbound"]
+    first, again = outbound[0], outbound[1]
+    assert first["id"] == sent.json()["message_id"]
+    assert (first["template"], first["status"]) == ("checkin_invitation", "failed")
+    assert "code 131047" in first["reason"]
+    assert (again["template"], again["status"]) == ("checkin_invitation", "sent")
+    assert again["reason"].startswith("sent again as template 'checkin_invitation'")
+    assert first["id"] in again["reason"]
+    step = next(s for s in journey["steps"] if s["key"] == first["step_key"])
+    assert step["status"] == "done" and "sent again as template" in step["reason"]
+
+
+async def test_a_failure_the_journey_cannot_be_told_of_gets_503_so_that_meta_redelivers(settings, sessions):
+    await sent_message(sessions, provider_message_id="wamid.OUT1", reservation_id="R-WH-3")
+    unreachable = settings.model_copy(update={
+        "temporal_address": "127.0.0.1:1", "whatsapp_app_secret": SecretStr(APP_SECRET)})
+    ts = str(int(datetime.now(UTC).timestamp()))
+    delivered = whatsapp_payload(statuses=[{"id": "wamid.OUT1", "status": "delivered", "timestamp": ts}])
+    failed = whatsapp_payload(statuses=[{"id": "wamid.OUT1", "status": "failed", "timestamp": ts,
+                                         "errors": [{"code": 131047, "title": "Re-engagement message"}]}])
+    async for client in app_client(unreachable):
+        answers = [await client.post("/webhooks/whatsapp", content=raw, headers=headers)
+                   for raw, headers in (signed(failed), signed(delivered), signed(failed))]
+    # Once delivered, the guest has it: a failure redelivered after that is not the journey's business.
+    assert [answer.status_code for answer in answers] == [503, 200, 200]
 
 
 async def test_a_body_over_64_kib_gets_413(api):

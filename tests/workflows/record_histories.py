@@ -21,6 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from guest_journey.database import create_engine, session_factory
 from guest_journey.devserver import find_installed_binary
+from guest_journey.journeys import StepStatus
 from guest_journey.reservations import Channel
 from guest_journey.schema import upgrade_database
 from guest_journey.settings import Settings
@@ -32,7 +33,9 @@ from workflows.journey import GuestJourneyWorkflow
 from workflows.journey_inputs import (
     CheckinSubmission,
     FeedbackSubmission,
+    InboundNotice,
     ManualMessage,
+    MessageFailedLater,
     OfferAnswer,
     PmsEvent,
     PmsEventType,
@@ -41,7 +44,7 @@ from workflows.journey_inputs import (
 HISTORIES = Path(__file__).parent / "histories"
 # Bump with every workflow change guarded by `workflow.patched`: new files are
 # added beside the old ones, which must keep replaying.
-SHAPE = "record-before-sleeping"
+SHAPE = "checkin-marketing-consent"
 Scenario = Callable[[WorkflowEnvironment, str], Awaitable[WorkflowHandle[Any, Any]]]
 
 
@@ -52,7 +55,8 @@ async def whole_stay(env: WorkflowEnvironment, task_queue: str) -> WorkflowHandl
 
 
 async def changes_and_answers(env: WorkflowEnvironment, task_queue: str) -> WorkflowHandle[Any, Any]:
-    """Date change, check-in, an offer answer, a staff message, PMS events, feedback."""
+    """Date change, check-in (offers declined on the form), an offer answer, a staff
+    message, PMS events, feedback."""
     reservation = booking(await env.get_current_time(), arrive_in=timedelta(days=4), nights=2)
     handle, _ = await put(env.client, task_queue, reservation, quiet_policy())
     later = reservation.model_copy(
@@ -61,7 +65,8 @@ async def changes_and_answers(env: WorkflowEnvironment, task_queue: str) -> Work
     )
     await put(env.client, task_queue, later, quiet_policy())
     await handle.execute_update(GuestJourneyWorkflow.complete_checkin,
-                                CheckinSubmission(request_id="c", preferences={"pillow": "firm"}))
+                                CheckinSubmission(request_id="c", details={"marketing_consent": False},
+                                                  preferences={"pillow": "firm"}))
     await handle.execute_update(GuestJourneyWorkflow.answer_offer,
                                 OfferAnswer(request_id="o", offer="room_upgrade", accepted=True))
     await handle.execute_update(GuestJourneyWorkflow.send_message,
@@ -75,6 +80,46 @@ async def changes_and_answers(env: WorkflowEnvironment, task_queue: str) -> Work
     return handle
 
 
+async def checked_in_declining_offers(env: WorkflowEnvironment, task_queue: str) -> WorkflowHandle[Any, Any]:
+    """The reservation consents to offers; the guest declines them on the check-in form."""
+    reservation = booking(await env.get_current_time(), arrive_in=timedelta(days=5), nights=2, marketing_consent=True)
+    handle, _ = await put(env.client, task_queue, reservation, quiet_policy())
+    await handle.execute_update(GuestJourneyWorkflow.complete_checkin,
+                                CheckinSubmission(request_id="c", details={"marketing_consent": False}))
+    return handle
+
+
+async def whatsapp_failed_later(env: WorkflowEnvironment, task_queue: str) -> WorkflowHandle[Any, Any]:
+    """A staff message sent as WhatsApp free text, reported failed later (131047, twice):
+    sent again as the template, once."""
+    now = await env.get_current_time()
+    reservation = booking(now, arrive_in=timedelta(days=5), nights=2, marketing_consent=False,
+                          email=None, phone="+5511999990000")
+    handle, _ = await put(env.client, task_queue, reservation, quiet_policy())
+    await handle.signal(GuestJourneyWorkflow.record_inbound,
+                        InboundNotice(message_id="in", channel=Channel.whatsapp, received_at=now))
+    ack = await handle.execute_update(
+        GuestJourneyWorkflow.send_message,
+        ManualMessage(request_id="m", template="checkin_invitation", channel=Channel.whatsapp),
+    )
+    assert ack.message_id is not None
+    await _until_done(handle, "manual:m")  # the failure is reported once the message went out
+    failure = MessageFailedLater(message_id=ack.message_id, step_key="manual:m", channel=Channel.whatsapp,
+                                 error_code=131047, reason="Re-engagement message (code 131047)", failed_at=now)
+    for _ in range(2):
+        await handle.signal(GuestJourneyWorkflow.message_failed_later, failure)
+    return handle
+
+
+async def _until_done(handle: WorkflowHandle[Any, Any], key: str) -> None:
+    for _ in range(600):
+        state = await handle.query(GuestJourneyWorkflow.state)
+        if any(step.key == key and step.status is StepStatus.done for step in state.steps):
+            return
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"step {key} was not done within 30 s")
+
+
 async def continued_as_new(env: WorkflowEnvironment, task_queue: str) -> WorkflowHandle[Any, Any]:
     reservation = booking(await env.get_current_time(), arrive_in=timedelta(days=5), nights=3)
     handle, _ = await put(env.client, task_queue, reservation, quiet_policy(), continue_as_new_after_events=60)
@@ -85,6 +130,8 @@ SCENARIOS: dict[str, Scenario] = {
     "whole_stay": whole_stay,
     "changes_and_answers": changes_and_answers,
     "continued_as_new": continued_as_new,
+    "checked_in_declining_offers": checked_in_declining_offers,
+    "whatsapp_failed_later": whatsapp_failed_later,
 }
 
 
@@ -98,7 +145,7 @@ async def record(target: Path) -> None:
         settings = Settings(data_dir=Path(data_dir), task_queue=f"record-{uuid.uuid4()}", secret_key="record")
         engine = create_engine(settings.resolved_database_url)
         await upgrade_database(engine)
-        channels = {Channel.email: RecordingSender(Channel.email)}
+        channels = {Channel.email: RecordingSender(Channel.email), Channel.whatsapp: RecordingSender(Channel.whatsapp)}
         async with build_worker(env.client, settings, session_factory(engine), channels):
             for name, scenario in SCENARIOS.items():
                 handle = await scenario(env, settings.task_queue)

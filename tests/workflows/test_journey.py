@@ -17,6 +17,7 @@ from tests.workflows.journeys import booking, finish, now, put, quiet_policy
 from workflows.journey import GuestJourneyWorkflow
 from workflows.journey_inputs import (
     CancelRequest,
+    CheckinSubmission,
     FeedbackSubmission,
     PmsEvent,
     PmsEventType,
@@ -153,6 +154,24 @@ async def test_pms_events_advance_stages_and_feedback_follows_check_out(env, wor
     assert email.templates() == ["checkin_invitation", "guest_post_stay_feedback"]
     reminder = next(step for step in result.steps if step.key == "feedback_reminder")
     assert reminder.status is StepStatus.skipped and reminder.reason == "feedback already received"
+
+
+async def test_consent_refused_on_the_check_in_form_stops_offers_the_pms_allowed(env, worker, email, settings):
+    t0 = await now(env)
+    reservation = booking(t0, arrive_in=timedelta(days=5), nights=2, marketing_consent=True)
+    async with worker():
+        handle, _ = await put(env.client, settings.task_queue, reservation, quiet_policy())
+        await handle.execute_update(
+            GuestJourneyWorkflow.complete_checkin,
+            CheckinSubmission(request_id="form", details={"marketing_consent": False}),
+        )
+        result = await finish(env, handle)
+
+    steps = {step.key: step for step in result.steps}
+    for key in ("upsell:room_upgrade", "upsell:late_checkout", "upsell_follow_up:late_checkout"):
+        assert steps[key].status is StepStatus.skipped, key
+        assert steps[key].reason == "no marketing consent: the guest declined offers on the check-in form", key
+    assert email.templates() == ["guest_post_stay_feedback", "feedback_reminder"]  # no offer, ever
 
 
 async def test_transient_failures_are_retried_and_the_message_is_sent_once(env, worker, email, settings):

@@ -603,6 +603,50 @@ def test_without_marketing_consent_no_offers_and_no_follow_ups():
     )
 
 
+def test_consent_refused_on_the_check_in_form_stops_offers_the_pms_allowed():
+    steps = by_key(plan(stay(), checkin_completed=True, checkin_marketing_consent=False))
+
+    for key in (ROOM_UPGRADE, LATE_CHECKOUT, LATE_CHECKOUT_FOLLOW_UP):
+        assert steps[key].status is StepStatus.skipped, key
+        assert steps[key].reason == "no marketing consent: the guest declined offers on the check-in form", key
+    assert steps[FEEDBACK_KEY].status is StepStatus.planned  # service messages still go
+
+
+def test_consent_given_on_the_check_in_form_allows_offers_the_pms_had_not():
+    reservation = make_reservation(marketing_consent=False)
+    steps = by_key(plan(reservation, checkin_completed=True, checkin_marketing_consent=True))
+
+    assert moments([steps[ROOM_UPGRADE], steps[LATE_CHECKOUT], steps[LATE_CHECKOUT_FOLLOW_UP]]) == {
+        ROOM_UPGRADE: (StepStatus.planned, sp(3, 18, 15)),
+        LATE_CHECKOUT: (StepStatus.planned, sp(3, 22, 16)),
+        LATE_CHECKOUT_FOLLOW_UP: (StepStatus.planned, sp(3, 22, 20)),
+    }
+
+
+@pytest.mark.parametrize("pms_consent", [True, False])
+def test_without_an_answer_on_the_check_in_form_the_pms_consent_decides(pms_consent):
+    reservation = make_reservation(marketing_consent=pms_consent)
+    steps = by_key(plan(reservation, checkin_completed=True, checkin_marketing_consent=None))
+
+    expected = StepStatus.planned if pms_consent else StepStatus.skipped
+    assert steps[ROOM_UPGRADE].status is expected
+    assert steps[ROOM_UPGRADE].reason == (None if pms_consent else "no marketing consent")
+
+
+def test_consent_refused_at_check_in_during_the_stay_keeps_the_offer_sent_and_stops_its_follow_up():
+    sent_at = sp(3, 22, 16)
+    before = mark(plan(now=sp(3, 21, 10), stage=Stage.in_stay), LATE_CHECKOUT, at=sent_at)
+    steps = by_key(
+        plan(now=sp(3, 22, 17), stage=Stage.in_stay, steps=before,
+             checkin_completed=True, checkin_marketing_consent=False)
+    )
+
+    assert (steps[LATE_CHECKOUT].status, steps[LATE_CHECKOUT].done_at) == (StepStatus.done, sent_at)
+    follow_up = steps[LATE_CHECKOUT_FOLLOW_UP]
+    assert follow_up.status is StepStatus.skipped
+    assert follow_up.reason == "no marketing consent: the guest declined offers on the check-in form"
+
+
 # -- check-in done ----------------------------------------------------------------
 
 
@@ -1085,6 +1129,7 @@ def simulate(
     booked: datetime,
     *,
     checkin_at: datetime | None = None,
+    checkin_consent: bool | None = None,
     feedback_after: timedelta | None = None,
     checked_out_early_by: timedelta | None = None,
     answer_after: timedelta | None = None,
@@ -1117,9 +1162,11 @@ def simulate(
         if stage is Stage.in_stay and now >= reservation.departure:
             stage = Stage.post_stay
         received = feedback_at()
+        checked_in = checkin_at is not None and now >= checkin_at
         facts = JourneyFacts(
             stage=stage,
-            checkin_completed=checkin_at is not None and now >= checkin_at,
+            checkin_completed=checked_in,
+            checkin_marketing_consent=checkin_consent if checked_in else None,
             checked_out_at=checked_out_at,
             answered_offers=[offer for offer, at in answered.items() if now >= at],
             feedback_received=stage is Stage.post_stay and received is not None and now >= received,
@@ -1276,6 +1323,7 @@ def journeys(draw) -> dict:
         "checkin_at": draw(
             st.one_of(st.none(), fraction.map(lambda f: booked + (arrival - booked) * f))
         ),
+        "checkin_consent": draw(st.one_of(st.none(), st.booleans())),
         "feedback_after": draw(
             st.one_of(st.none(), st.integers(0, 12 * 24 * 60).map(lambda m: timedelta(minutes=m)))
         ),
@@ -1321,7 +1369,7 @@ def test_any_journey_sends_each_message_once_on_time_and_never_in_quiet_hours(jo
             )
             assert at == _after_quiet_hours(reservation.arrival - offset, policy), (step, at)
         if step.kind in (StepKind.upsell, StepKind.upsell_follow_up):
-            assert reservation.guest.marketing_consent
+            assert _consent_at(at, reservation, journey["checkin_at"], journey["checkin_consent"]), (step, at)
     done = {step.key: at for step, at, _ in sent}
     for step in final:
         assert step.status in (StepStatus.done, StepStatus.skipped, StepStatus.cancelled), step
@@ -1329,6 +1377,15 @@ def test_any_journey_sends_each_message_once_on_time_and_never_in_quiet_hours(jo
             assert step.done_at == done[step.key]
         else:
             assert step.reason, step
+
+
+def _consent_at(
+    at: datetime, reservation: Reservation, checkin_at: datetime | None, checkin_consent: bool | None
+) -> bool:
+    """The marketing consent in force at `at`: the check-in form's answer once given, else the PMS's."""
+    if checkin_at is not None and at >= checkin_at and checkin_consent is not None:
+        return checkin_consent
+    return reservation.guest.marketing_consent
 
 
 # -- re-planning after a date change ----------------------------------------------
