@@ -93,8 +93,8 @@ async def show_checkin(visit: CheckinVisit) -> Response:
     checkin = visit.journey.checkin
     if checkin.status is CheckinStatus.completed:
         values = values_from_journey(checkin.details, visit.journey.preferences)
-    else:
-        values = blank_values()
+    else:  # the consent the guest gave at booking is kept unless they untick it here
+        values = blank_values() | {"marketing": bool(visit.journey.guest.marketing_consent)}
     return _render_form(visit, CheckinForm(values=values), new_request_id())
 
 

@@ -145,6 +145,18 @@ async def test_check_in_page_is_in_the_guests_language_with_safe_headers(env, wo
     assert "guest_csrf" in page.headers["set-cookie"]
 
 
+@pytest.mark.parametrize("consented", [True, False])
+async def test_the_consent_box_starts_as_the_guest_left_it_at_booking(env, worker, web, links, rid, consented):
+    """An untouched box keeps the booking's answer: the form's answer outranks the PMS's."""
+    async with worker():
+        departure = await book(web, env, rid, marketing_consent=consented)
+        page = await web.get(links.of(rid, departure)["checkin_url"])
+        await end(env, rid)
+    box = re.search(r'<input id="marketing"[^>]*>', page.text)
+    assert box is not None
+    assert ("checked" in box.group(0)) is consented
+
+
 async def test_language_is_switchable_and_remembered(env, worker, web, links, rid):
     async with worker():
         departure = await book(web, env, rid, language="en")
