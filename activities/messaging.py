@@ -22,7 +22,7 @@ from communications.channels.base import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
-from communications.message_status import apply_status_update
+from communications.message_status import record_hand_over
 from communications.message_store import MessageRecord, get_or_create_outbound, save_message
 from communications.templates import TemplateCatalogue, TemplateError
 from communications.unsubscribes import is_unsubscribed
@@ -164,15 +164,16 @@ def _recipient(message: SendMessageInput) -> str:
 
 
 async def _record_handed_over(session: AsyncSession, record: MessageRecord, delivery: Delivery) -> None:
-    """Mark the message handed to its channel; its status moves only forward, so a
-    delivery report that arrived first (a fast webhook) is not overwritten."""
-    now = utcnow()
-    record.provider_message_id = delivery.provider_message_id
-    record.reason = delivery.note
-    record.sent_at = now
-    await save_message(session=session, record=record)
+    """Mark the message handed to its channel (see `record_hand_over`)."""
+    await record_hand_over(
+        session=session,
+        message_id=record.id,
+        provider_message_id=delivery.provider_message_id,
+        status=delivery.status,
+        at=utcnow(),
+        note=delivery.note,
+    )
     await session.refresh(record)
-    await apply_status_update(session=session, message_id=record.id, status=delivery.status, at=now)
 
 
 async def _fail(session: AsyncSession, record: MessageRecord, reason: str) -> None:

@@ -17,6 +17,9 @@ The message's current status then moves by these rules:
 - From `failed`, `delivered` and `read` always win (proof of delivery);
   `sent` wins only when it happened after the failure (a later attempt that
   went through); `queued` never does.
+- Providers give times to the second, ours carry microseconds: `sent` and
+  `failed` are compared to the second, and within the same second `failed`
+  wins (a failure is never hidden by our own record of the hand-over).
 
 `status_at` is the time of the event that set the current status.
 `delivered_at` and `read_at` are the earliest times reported for them; a read
@@ -84,11 +87,13 @@ def takes_over(
     if new is MessageStatus.failed:
         if current is MessageStatus.queued:
             return True
-        return current is MessageStatus.sent and (current_at is None or new_at >= current_at)
+        return current is MessageStatus.sent and (
+            current_at is None or _second(new_at) >= _second(current_at)
+        )
     if current is MessageStatus.failed:
         if new in _PROOF_OF_DELIVERY:
             return True
-        return new is MessageStatus.sent and current_at is not None and new_at > current_at
+        return new is MessageStatus.sent and current_at is not None and _second(new_at) > _second(current_at)
     if new in _LADDER and current in _LADDER:
         return new.rank > current.rank
     return False
@@ -112,15 +117,50 @@ async def apply_status_update(
     """
     if message_id is None and provider_message_id is None:
         raise ValueError("give message_id or provider_message_id")
-    if status is MessageStatus.received:
-        raise ValueError("received is the status of inbound messages, not a delivery report")
-    if at.tzinfo is None:
-        raise ValueError("the time of a status report must carry its offset")
     record = await _message_for_update(
         session, message_id=message_id, provider_message_id=provider_message_id
     )
     if record is None:
         return None
+    return await _record_report(session, record, status=status, at=at, reason=reason, event_id=event_id)
+
+
+async def record_hand_over(
+    *,
+    session: AsyncSession,
+    message_id: str,
+    provider_message_id: str | None,
+    status: MessageStatus,
+    at: datetime,
+    note: str | None = None,
+) -> MessageRecord:
+    """The channel took the message: its provider id, `sent_at` and first status,
+    in one transaction with the row locked, so a delivery report that arrives in
+    the same instant (a fast webhook) is applied after it, never overwritten by it."""
+    record = await _message_for_update(session, message_id=message_id, provider_message_id=None)
+    if record is None:
+        raise LookupError(f"no message {message_id!r}")
+    record.provider_message_id = provider_message_id
+    record.reason = note
+    record.sent_at = at
+    recorded = await _record_report(session, record, status=status, at=at, reason=None, event_id=None)
+    assert recorded is not None
+    return recorded
+
+
+async def _record_report(
+    session: AsyncSession,
+    record: MessageRecord,
+    *,
+    status: MessageStatus,
+    at: datetime,
+    reason: str | None,
+    event_id: str | None,
+) -> MessageRecord:
+    if status is MessageStatus.received:
+        raise ValueError("received is the status of inbound messages, not a delivery report")
+    if at.tzinfo is None:
+        raise ValueError("the time of a status report must carry its offset")
     if await _already_recorded(session, record.id, status, at, event_id):
         await session.commit()
         return record
@@ -165,6 +205,11 @@ def _apply(record: MessageRecord, status: MessageStatus, at: datetime, reason: s
         record.status = status.value
         record.status_at = at
     record.updated_at = utcnow()
+
+
+def _second(at: datetime) -> datetime:
+    """Providers report times to the second (WhatsApp's `timestamp`): compare at that grain."""
+    return at.replace(microsecond=0)
 
 
 def _earliest(known: datetime | None, at: datetime) -> datetime:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from communications.inbound import MatchedBy, UnknownReservation, list_unmatched, store_inbound
-from communications.message_status import apply_status_update, status_history
+from communications.message_status import apply_status_update, record_hand_over, status_history
 from communications.message_store import (
     MessageRecord,
     get_or_create_outbound,
@@ -219,6 +219,24 @@ async def test_a_failure_reported_before_the_send_time_does_not_undo_it(db_sessi
             at=T0 - timedelta(minutes=1),
         )
     assert record is not None and record.status == MessageStatus.sent
+
+
+async def test_a_failure_reported_in_the_second_of_the_hand_over_is_not_hidden_by_it(db_sessions):
+    """WhatsApp's times are whole seconds; our hand-over has microseconds."""
+    async with db_sessions() as session:
+        queued = await get_or_create_outbound(session=session, message=send_input())
+        handed_at = T0 + timedelta(microseconds=700_000)
+        sent = await record_hand_over(
+            session=session, message_id=queued.id, provider_message_id="wamid.fast",
+            status=MessageStatus.sent, at=handed_at,
+        )
+        assert (sent.status, sent.sent_at) == (MessageStatus.sent, handed_at)
+        failed = await apply_status_update(
+            session=session, provider_message_id="wamid.fast", status=MessageStatus.failed,
+            at=T0, reason="131047 re-engagement required",
+        )
+    assert failed is not None and failed.status == MessageStatus.failed
+    assert failed.reason == "131047 re-engagement required"
 
 
 async def test_a_report_for_an_unknown_message_is_answered_with_none(db_sessions):
