@@ -1,6 +1,6 @@
 """Whole stays: journeys from booking to close on the time-skipping test server.
 
-    python -m bench.whole_stays                  # 200 journeys at once
+    python -m bench.whole_stays                  # 200 journeys
     python -m bench.whole_stays --count 100
 
 Each journey is booked 5 days before a 3-night stay, under a policy without
@@ -9,16 +9,15 @@ reminders, offers, feedback and its reminder; e-mails discarded, the read
 model in SQLite in a temp dir). The baseline is a bare workflow with the
 same shape as a recorded whole stay (tests/workflows/histories/whole_stay.json:
 11 timers, 22 activities), its timers and trivial activities in sequence.
-Each side is warmed up with one run, then `--count` are started at once and
-time is unlocked until the last one has finished; the rate is workflows
-finished per second of wall-clock time, from the first start.
+Each side is warmed up with one run, then `--count` are started (32 calls at
+a time) and time is unlocked until the last one has finished; the rate is
+workflows finished per second of wall-clock time, from the first start.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import tempfile
 import time
 import uuid
@@ -35,10 +34,11 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.testing import WorkflowEnvironment
     from temporalio.worker import Worker
 
-    from bench.intake import DiscardSender, git_commit
-    from guest_journey.database import create_engine, create_tables, session_factory
+    from bench.common import DiscardSender, machine, use_bytecode_cache
+    from guest_journey.database import create_engine, session_factory
     from guest_journey.devserver import find_installed_binary
     from guest_journey.reservations import Channel
+    from guest_journey.schema import upgrade_database
     from guest_journey.settings import Settings
     from guest_journey.temporal import register_search_attributes
     from tests.workflows.journeys import booking, put, quiet_policy
@@ -48,6 +48,9 @@ TARGET_RATIO = 0.5
 TIMERS = 11
 ACTIVITIES = 22
 RESULT_TIMEOUT = 900.0
+# With 1,000 update-with-start calls at once the test server failed some of them
+# (a NullPointerException in its waitForUpdateResponse).
+STARTS_AT_ONCE = 32
 
 
 @activity.defn
@@ -91,8 +94,14 @@ async def timed_run(
     env: WorkflowEnvironment, count: int, start: Callable[[], Awaitable[WorkflowHandle[Any, Any]]]
 ) -> float:
     """Seconds from the first start until `count` workflows have all finished."""
+    gate = asyncio.Semaphore(STARTS_AT_ONCE)
+
+    async def one() -> WorkflowHandle[Any, Any]:
+        async with gate:
+            return await start()
+
     started = time.perf_counter()
-    handles = await asyncio.gather(*(start() for _ in range(count)))
+    handles = await asyncio.gather(*(one() for _ in range(count)))
     async with env.time_skipping_unlocked():
         with env.auto_time_skipping_disabled():
             await wait_for(handles)
@@ -117,7 +126,7 @@ async def measure(env: WorkflowEnvironment, data_dir: Path, count: int) -> None:
         data_dir=data_dir, task_queue=f"bench-stays-{uuid.uuid4().hex[:8]}", secret_key="bench"
     )
     engine = create_engine(settings.resolved_database_url)
-    await create_tables(engine)
+    await upgrade_database(engine)
     bare_queue = f"bench-bare-{uuid.uuid4().hex[:8]}"
     journeys = build_worker(
         env.client, settings, session_factory(engine), {Channel.email: DiscardSender()}
@@ -146,7 +155,7 @@ async def measure(env: WorkflowEnvironment, data_dir: Path, count: int) -> None:
     journey_rate = count / journey_seconds
     ratio = journey_rate / bare_rate
     verdict = "met" if ratio >= TARGET_RATIO else "not met"
-    print(f"{os.cpu_count()} cores; commit {git_commit()}; {count:,} of each at once")
+    print(f"{machine()}; {count:,} of each, started {STARTS_AT_ONCE} at a time")
     print(f"{'what':<42}{'seconds':>9}{'per s':>9}")
     print(f"{f'baseline: bare ({TIMERS} timers, {ACTIVITIES} activities)':<42}"
           f"{bare_seconds:>9.1f}{bare_rate:>9.2f}")
@@ -158,6 +167,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=200, help="journeys of each kind (default 200)")
     arguments = parser.parse_args()
+    use_bytecode_cache()
+    print(machine())
     asyncio.run(run(arguments.count))
 
 
