@@ -36,7 +36,9 @@ from workflows.dashboard_kpis import DashboardKpisWorkflow
 from workflows.journey import GuestJourneyWorkflow
 
 logger = logging.getLogger("guest_journey.worker")
-GRACEFUL_SHUTDOWN = timedelta(seconds=15)
+# On shutdown, sends in flight finish and are recorded before the worker stops:
+# the grace is the longest send of any channel plus the time to record it.
+HAND_OVER_RECORD_TIME = timedelta(seconds=15)
 DEFAULT_SENDER = "Guest Journey <no-reply@guest-journey.localhost>"
 
 
@@ -52,6 +54,7 @@ def build_channels(settings: Settings) -> dict[Channel, ChannelSender]:
             password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
             starttls=settings.smtp_starttls,
             sender=sender,
+            timeout=settings.smtp_timeout_seconds,
         )
     else:
         email = OutboxEmailSender(directory=settings.outbox_dir, sender=sender)
@@ -62,6 +65,7 @@ def build_channels(settings: Settings) -> dict[Channel, ChannelSender]:
             phone_number_id=settings.whatsapp_phone_number_id,
             access_token=settings.whatsapp_access_token.get_secret_value(),
             api_base_url=settings.whatsapp_api_base_url,
+            timeout=settings.whatsapp_timeout_seconds,
         )
     return channels
 
@@ -74,10 +78,11 @@ def build_worker(
 ) -> Worker:
     """The worker with its activities; `channels` default to the configured ones."""
     secret_key = settings.resolved_secret_key()
+    channels = channels if channels is not None else build_channels(settings)
     messaging = MessagingActivities(
         sessions=sessions,
         templates=TemplateCatalogue.load(),
-        channels=channels if channels is not None else build_channels(settings),
+        channels=channels,
         links=GuestLinks(settings.public_base_url, secret_key),
         secret_key=secret_key,
     )
@@ -93,9 +98,14 @@ def build_worker(
             recorder.record_journey,
             kpis.record_kpi_windows,
         ],
-        # On shutdown, a message being sent is given time to finish and be recorded.
-        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        graceful_shutdown_timeout=graceful_shutdown(channels),
     )
+
+
+def graceful_shutdown(channels: dict[Channel, ChannelSender]) -> timedelta:
+    """How long a stopping worker lets the sends in flight finish and be recorded."""
+    longest = max((sender.longest_send for sender in channels.values()), default=timedelta(0))
+    return longest + HAND_OVER_RECORD_TIME
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:

@@ -8,6 +8,8 @@ event id, or names the same message, status and time.
 
 The message's current status then moves by these rules:
 
+- Before the channel's answer is known (`queued`, `sending`, `in_doubt`), any
+  report takes over: it is the provider's word on what became of the message.
 - Along the ladder `queued < sent < delivered < read` (`MessageStatus.rank`) a
   status only moves up: a `sent` or `delivered` that arrives after `read` is
   kept in the history and changes nothing.
@@ -38,7 +40,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from communications.message_store import MessageRecord
 from guest_journey.database import UTCDateTime, utcnow
-from guest_journey.messages import MessageDirection, MessageStatus
+from guest_journey.messages import NOT_HANDED_OVER, MessageDirection, MessageStatus
 
 _LADDER = frozenset(
     {MessageStatus.queued, MessageStatus.sent, MessageStatus.delivered, MessageStatus.read}
@@ -84,6 +86,8 @@ def takes_over(
     """Whether a report of `new` at `new_at` replaces the current status (module rules)."""
     if current == new:
         return False
+    if current in NOT_HANDED_OVER:
+        return new not in NOT_HANDED_OVER
     if new is MessageStatus.failed:
         if current is MessageStatus.queued:
             return True
@@ -108,9 +112,15 @@ async def apply_status_update(
     at: datetime,
     reason: str | None = None,
     event_id: str | None = None,
+    callback_message_id: str | None = None,
 ) -> MessageRecord | None:
     """Record a status report for a message (ours by `message_id`, or the channel's
     `provider_message_id`) and move its current status by the module's rules.
+
+    `callback_message_id` is our message id as the provider echoes it (WhatsApp's
+    `biz_opaque_callback_data`): when no message has the provider's id yet — the
+    answer to the send was lost — it finds the message and gives it that id, and
+    a report that it was sent also records when it was handed over.
 
     A report seen before changes nothing. Answers the message, or None when no
     message has that id (a webhook acknowledges it anyway).
@@ -120,6 +130,15 @@ async def apply_status_update(
     record = await _message_for_update(
         session, message_id=message_id, provider_message_id=provider_message_id
     )
+    if record is None and callback_message_id is not None and provider_message_id is not None:
+        record = await _message_for_update(session, message_id=callback_message_id, provider_message_id=None)
+        if record is None or record.direction != MessageDirection.outbound.value:
+            return None
+        if record.provider_message_id not in (None, provider_message_id):
+            return None  # the message has another provider id: not this report's message
+        record.provider_message_id = provider_message_id
+        if status is not MessageStatus.failed and record.sent_at is None:
+            record.sent_at = at  # the provider had it: it was handed over
     if record is None:
         return None
     return await _record_report(session, record, status=status, at=at, reason=reason, event_id=event_id)
@@ -140,12 +159,33 @@ async def record_hand_over(
     record = await _message_for_update(session, message_id=message_id, provider_message_id=None)
     if record is None:
         raise LookupError(f"no message {message_id!r}")
+    if record.sent_at is not None:
+        return record  # recorded before, or a status report said it was handed over
+    if MessageStatus(record.status) in (MessageStatus.sending, MessageStatus.in_doubt):
+        record.status = MessageStatus.queued.value  # the attempt's outcome is now known
     record.provider_message_id = provider_message_id
     record.reason = note
     record.sent_at = at
     recorded = await _record_report(session, record, status=status, at=at, reason=None, event_id=None)
     assert recorded is not None
     return recorded
+
+
+async def declare_in_doubt(*, session: AsyncSession, message_id: str, reason: str, at: datetime) -> MessageRecord:
+    """An attempt reached the provider but its answer was lost: the message is in
+    doubt — unless a status report (a fast webhook) already said what became of it,
+    which is kept."""
+    record = await _message_for_update(session, message_id=message_id, provider_message_id=None)
+    if record is None:
+        raise LookupError(f"no message {message_id!r}")
+    if record.sent_at is None and MessageStatus(record.status) in NOT_HANDED_OVER:
+        record.status = MessageStatus.in_doubt.value
+        record.reason = reason
+        record.status_at = at
+        record.updated_at = utcnow()
+        session.add(record)
+    await session.commit()
+    return record
 
 
 async def _record_report(

@@ -64,6 +64,7 @@ class StatusUpdate(BaseModel):
     at: AwareDatetime
     reason: str | None = None
     error_code: int | None = None
+    callback_data: str | None = None  # `biz_opaque_callback_data`: our message id, as we sent it
 
 
 class InboundWhatsApp(BaseModel):
@@ -153,7 +154,12 @@ def _status(raw: dict[str, Any]) -> StatusUpdate | None:
     if status is MessageStatus.failed and reason is None:
         reason = "WhatsApp reported the message as failed without a reason"
     return StatusUpdate(
-        provider_message_id=wamid, status=status, at=at, reason=reason, error_code=code
+        provider_message_id=wamid,
+        status=status,
+        at=at,
+        reason=reason,
+        error_code=code,
+        callback_data=_text(raw.get("biz_opaque_callback_data")),
     )
 
 

@@ -53,11 +53,12 @@ class StepStatus(StrEnum):
     skipped = "skipped"
     failed = "failed"
     cancelled = "cancelled"
+    in_doubt = "in_doubt"  # its message may or may not have arrived: staff decide whether to send again
 
     @property
     def is_settled(self) -> bool:
         """A settled step is never planned again: it happened (or was given up)."""
-        return self in (StepStatus.done, StepStatus.failed, StepStatus.cancelled)
+        return self in (StepStatus.done, StepStatus.failed, StepStatus.cancelled, StepStatus.in_doubt)
 
 
 class Step(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -35,7 +36,14 @@ class MessageDirection(StrEnum):
 
 
 class MessageStatus(StrEnum):
+    """Where a message is. Before its channel has it: `queued` (nothing sent yet, or
+    an attempt that surely failed), `sending` (an attempt is under way: recorded
+    before the provider is called), `in_doubt` (an attempt reached the provider but
+    its answer was lost: it may have arrived; never sent again without staff)."""
+
     queued = "queued"
+    sending = "sending"
+    in_doubt = "in_doubt"
     sent = "sent"
     delivered = "delivered"
     read = "read"
@@ -50,6 +58,8 @@ class MessageStatus(StrEnum):
 
 _RANK = {
     MessageStatus.queued: 0,
+    MessageStatus.sending: 0,
+    MessageStatus.in_doubt: 1,
     MessageStatus.failed: 1,
     MessageStatus.sent: 2,
     MessageStatus.delivered: 3,
@@ -58,6 +68,7 @@ _RANK = {
 }
 
 SENT_STATUSES = frozenset({MessageStatus.sent, MessageStatus.delivered, MessageStatus.read})
+NOT_HANDED_OVER = frozenset({MessageStatus.queued, MessageStatus.sending, MessageStatus.in_doubt})
 
 
 class SendMessageInput(BaseModel):
@@ -76,6 +87,13 @@ class SendMessageInput(BaseModel):
     window_open: bool = False
     context: dict[str, Any] = Field(default_factory=dict)
     note: str | None = Field(default=None, description="why it is sent this way, kept with the message once sent")
+    wait_for_provider_status: timedelta = Field(
+        default=timedelta(minutes=2),
+        description="a send in doubt on a channel that reports statuses waits this long for the report",
+    )
+    send_again_request: str | None = Field(
+        default=None, description="staff asked to send this message again after it was in doubt (their request id)"
+    )
 
 
 class SendMessageResult(BaseModel):

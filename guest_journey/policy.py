@@ -109,6 +109,10 @@ class Delivery(BaseModel):
     max_retry_interval: Duration = timedelta(minutes=5)
     give_up_on_channel_after: Duration = timedelta(hours=2)
     attempt_timeout: Duration = timedelta(seconds=60)
+    # A send whose outcome is unknown (the provider's answer was lost) on a channel
+    # that reports statuses (WhatsApp) waits this long for the status report before
+    # the message is declared in doubt for staff; it is never sent again blindly.
+    wait_for_provider_status: Duration = timedelta(minutes=2)
 
 
 class HotelPolicy(BaseModel):

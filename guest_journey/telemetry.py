@@ -57,6 +57,12 @@ MESSAGES_SENT = Counter(
 MESSAGES_FAILED = Counter(
     "messages_failed", "Messages that failed on their channel for good (no retry can fix them).", ["channel"]
 )
+MESSAGES_IN_DOUBT = Counter(
+    "messages_in_doubt",
+    "Messages whose provider may or may not have taken them (its answer was lost): "
+    "listed for staff, never sent again without them.",
+    ["channel"],
+)
 MESSAGE_STEPS_FAILED = Counter(
     "message_steps_failed",
     "Journey steps whose message failed on every channel tried.",
@@ -182,6 +188,10 @@ def message_sent(channel: str) -> None:
 
 def message_failed(channel: str) -> None:
     MESSAGES_FAILED.labels(channel=channel).inc()
+
+
+def message_in_doubt(channel: str) -> None:
+    MESSAGES_IN_DOUBT.labels(channel=channel).inc()
 
 
 def message_step_failed(template: str) -> None:

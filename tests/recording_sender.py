@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from communications.channels.base import (
     Delivery,
+    InDoubtDeliveryError,
     Outgoing,
     PermanentDeliveryError,
     TransientDeliveryError,
@@ -15,12 +17,18 @@ from guest_journey.reservations import Channel
 
 
 class RecordingSender:
+    retry_is_safe = False
+    reports_status = False
+    longest_send = timedelta(seconds=1)
+
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
         self.sent: list[Outgoing] = []
         self.transient_failures = 0
+        self.in_doubt_failures = 0  # the provider takes these, but its answer is lost
         self.permanent_failure: str | None = None
         self.calls = 0
+        self.in_doubt_raised = asyncio.Event()
         self._sent_changed = asyncio.Condition()
 
     async def send(self, outgoing: Outgoing) -> Delivery:
@@ -30,6 +38,11 @@ class RecordingSender:
         if self.transient_failures > 0:
             self.transient_failures -= 1
             raise TransientDeliveryError("server busy, try later")
+        if self.in_doubt_failures > 0:
+            self.in_doubt_failures -= 1
+            self.sent.append(outgoing)
+            self.in_doubt_raised.set()
+            raise InDoubtDeliveryError("the provider took it but its answer was lost")
         async with self._sent_changed:
             self.sent.append(outgoing)
             self._sent_changed.notify_all()

@@ -377,7 +377,7 @@ def _sent_or_sending_at(step: Step | None) -> datetime | None:
     """When a step's message went (or is going) out: the base of its follow-up."""
     if step is None:
         return None
-    if step.status is StepStatus.done:
+    if step.status in (StepStatus.done, StepStatus.in_doubt):  # in doubt: it may have arrived
         return step.done_at
     if step.status in (StepStatus.planned, StepStatus.due):
         return step.scheduled_for

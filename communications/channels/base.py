@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Protocol
 
 from pydantic import BaseModel
@@ -47,7 +48,22 @@ class PermanentDeliveryError(DeliveryError):
     """Retrying will not help (bad address, rejected): fall back to the next channel."""
 
 
+class InDoubtDeliveryError(DeliveryError):
+    """The request reached the provider but its answer did not reach us (a timeout
+    or a dropped connection after the message was written, a success without an id):
+    the guest may or may not have it. Never sent again blindly."""
+
+
 class ChannelSender(Protocol):
     channel: Channel
+    # Sending the same message again replaces it, never duplicates it (our own
+    # web chat, the local outbox): an interrupted attempt may simply be repeated.
+    retry_is_safe: bool
+    # The provider reports what became of a message (WhatsApp status webhooks),
+    # so a send in doubt can wait for that report before it is declared in doubt.
+    reports_status: bool
+    # The longest one `send` may take, every attempt and fallback inside it
+    # included: the worker's graceful shutdown is derived from it.
+    longest_send: timedelta
 
     async def send(self, outgoing: Outgoing) -> Delivery: ...

@@ -6,18 +6,20 @@ import asyncio
 import logging
 import os
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.errors import MessageError
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
+from typing import Any
 
 import aiosmtplib
 
 from communications.channels.base import (
     Delivery,
     DeliveryError,
+    InDoubtDeliveryError,
     Outgoing,
     PermanentDeliveryError,
     TransientDeliveryError,
@@ -27,7 +29,8 @@ from guest_journey.reservations import Channel
 
 logger = logging.getLogger(__name__)
 
-SMTP_TIMEOUT_SECONDS = 30.0
+SMTP_TIMEOUT_SECONDS = 30.0  # the whole conversation with the server, not one command
+QUIT_TIMEOUT_SECONDS = 5.0
 SMTP_PORT = 25
 SUBMISSION_PORT = 587
 SMTPS_PORT = 465
@@ -76,7 +79,18 @@ def build_email(outgoing: Outgoing, sender: str) -> EmailMessage:
 
 
 class SmtpEmailSender:
+    """Delivers by SMTP, and knows how far a failed conversation got.
+
+    A failure before the message content was handed over (connection refused,
+    any answer of the server, a timeout before DATA) means the server does not
+    have it: retried later, or given up when the answer is a 5xx. A timeout or
+    dropped connection once DATA began leaves the message in doubt: the server
+    may have accepted it without our hearing so (`InDoubtDeliveryError`).
+    """
+
     channel = Channel.email
+    retry_is_safe = False
+    reports_status = False
 
     def __init__(
         self,
@@ -98,23 +112,30 @@ class SmtpEmailSender:
         self.sender = sender
         self.timeout = timeout
 
+    @property
+    def longest_send(self) -> timedelta:
+        return timedelta(seconds=self.timeout + QUIT_TIMEOUT_SECONDS)
+
     async def send(self, outgoing: Outgoing) -> Delivery:
         message = build_email(outgoing, self.sender)
+        smtp = _SmtpConversation(
+            hostname=self.host,
+            port=self.port,
+            username=self.username or None,
+            password=self.password or None,
+            start_tls=self.starttls,
+            use_tls=self.port == SMTPS_PORT and not self.starttls,
+            timeout=self.timeout,
+        )
         try:
-            await aiosmtplib.send(
-                message,
-                sender=parseaddr(self.sender)[1],
-                recipients=[outgoing.recipient],
-                hostname=self.host,
-                port=self.port,
-                username=self.username or None,
-                password=self.password or None,
-                start_tls=self.starttls,
-                use_tls=self.port == SMTPS_PORT and not self.starttls,
-                timeout=self.timeout,
-            )
-        except (aiosmtplib.SMTPException, OSError) as error:
-            failure = self._failure(error)
+            async with asyncio.timeout(self.timeout):
+                await smtp.connect()
+                await smtp.send_message(
+                    message, sender=parseaddr(self.sender)[1], recipients=[outgoing.recipient]
+                )
+        except (aiosmtplib.SMTPException, OSError) as error:  # TimeoutError is an OSError
+            smtp.close()
+            failure = self._failure(error, content_sent=smtp.data_started)
             logger.warning(  # no reason text: SMTP answers may quote the guest's address
                 "e-mail %s not sent (%s after %s)",
                 outgoing.message_id,
@@ -122,14 +143,22 @@ class SmtpEmailSender:
                 type(error).__name__,
             )
             raise failure from error
+        await self._quit(smtp)
         logger.info("e-mail %s sent via %s:%s", outgoing.message_id, self.host, self.port)
         return Delivery(status=MessageStatus.sent, provider_message_id=message["Message-ID"])
 
-    def _failure(self, error: Exception) -> DeliveryError:
-        """Server down, slow or deferring: try again later. A 5xx answer: retrying will not help."""
+    async def _quit(self, smtp: aiosmtplib.SMTP) -> None:
+        """The server took the message: a failure to say goodbye changes nothing."""
+        try:
+            async with asyncio.timeout(QUIT_TIMEOUT_SECONDS):
+                await smtp.quit()
+        except (aiosmtplib.SMTPException, OSError):
+            smtp.close()
+
+    def _failure(self, error: Exception, *, content_sent: bool) -> DeliveryError:
+        """Server down, slow or deferring: try again later. A 5xx answer: retrying will
+        not help. No answer once the content went out: in doubt."""
         server = f"{self.host}:{self.port}"
-        if isinstance(error, aiosmtplib.SMTPTimeoutError):
-            return TransientDeliveryError(f"SMTP server {server} timed out: {error}")
         if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
             answers = "; ".join(f"{refused.code} {refused.message}" for refused in error.recipients)
             if error.recipients and all(refused.code >= 500 for refused in error.recipients):
@@ -148,15 +177,37 @@ class SmtpEmailSender:
             return PermanentDeliveryError(
                 f"SMTP server {server} does not support what we need: {error}"
             )
+        timed_out = isinstance(error, aiosmtplib.SMTPTimeoutError | TimeoutError)
+        what = f"timed out after {self.timeout:g}s" if timed_out else f"dropped the connection ({error})"
+        if content_sent:
+            return InDoubtDeliveryError(
+                f"SMTP server {server} {what} after the message was handed over: "
+                "it may have been delivered"
+            )
+        if timed_out:
+            return TransientDeliveryError(f"SMTP server {server} timed out: {error}")
         if isinstance(error, OSError):  # refused, reset, disconnected, TLS failure
             return TransientDeliveryError(f"SMTP server unreachable: {server}: {error}")
         return TransientDeliveryError(f"SMTP error at {server}: {error}")
+
+
+class _SmtpConversation(aiosmtplib.SMTP):
+    """An SMTP client that remembers whether the message content began to go out."""
+
+    data_started = False
+
+    async def data(self, message: str | bytes, /, **options: Any) -> aiosmtplib.SMTPResponse:
+        self.data_started = True
+        return await super().data(message, **options)
 
 
 class OutboxEmailSender:
     """SMTP not configured: each message is kept as `{message_id}.eml` in a local directory."""
 
     channel = Channel.email
+    retry_is_safe = True  # the file is replaced, never duplicated
+    reports_status = False
+    longest_send = timedelta(seconds=5)
 
     def __init__(self, directory: Path, sender: str) -> None:
         sender_domain(sender)

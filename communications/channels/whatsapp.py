@@ -15,14 +15,21 @@ the template.
 
 Failures follow Meta's error codes: rate limits and outages are
 `TransientDeliveryError`, everything retrying cannot fix is
-`PermanentDeliveryError`. Neither the access token nor the guest's number ever
-appears in a reason or a log line.
+`PermanentDeliveryError`. A request that reached Meta but whose answer did not
+reach us (a read timeout, a dropped connection, a 5xx without a Graph error, a
+success without a message id) is `InDoubtDeliveryError`: Meta may have taken it.
+Every message carries our message id in `biz_opaque_callback_data`, which Meta
+echoes in its status webhooks, so such a message is recognised when its status
+arrives. Neither the access token nor the guest's number ever appears in a
+reason or a log line.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -30,6 +37,7 @@ import httpx
 from communications.channels.base import (
     Delivery,
     DeliveryError,
+    InDoubtDeliveryError,
     Outgoing,
     PermanentDeliveryError,
     TransientDeliveryError,
@@ -78,6 +86,7 @@ PERMANENT_MEANINGS = {
     INVALID_PARAMETER: "WhatsApp rejected a parameter of the request",
 }
 
+_DEADLINE_MARGIN_SECONDS = 1.0  # httpx's own timeouts fire first and say which phase failed
 _NOT_DIGITS = re.compile(r"\D")
 _SPACES = re.compile(r"\s+")
 _REDACTED = "[redacted]"
@@ -85,6 +94,8 @@ _REDACTED = "[redacted]"
 
 class WhatsAppSender:
     channel = Channel.whatsapp
+    retry_is_safe = False
+    reports_status = True  # status webhooks, matched by wamid or biz_opaque_callback_data
 
     def __init__(
         self,
@@ -106,6 +117,11 @@ class WhatsAppSender:
         self._access_token = access_token
         self._client = client
         self._owns_client = client is None
+
+    @property
+    def longest_send(self) -> timedelta:
+        """Free text refused for the closed window, then the template: two requests."""
+        return 2 * timedelta(seconds=self.timeout + _DEADLINE_MARGIN_SECONDS)
 
     @property
     def messages_url(self) -> str:
@@ -158,15 +174,32 @@ class WhatsAppSender:
     async def _post(self, outgoing: Outgoing, body: dict[str, Any], to: str) -> Delivery:
         kind = body["type"]
         try:
-            response = await self._http().post(
-                self.messages_url,
-                json=body,
-                headers={"Authorization": f"Bearer {self._access_token}"},
-                timeout=self.timeout,
-            )
-        except httpx.TimeoutException as error:
+            async with asyncio.timeout(self.timeout + _DEADLINE_MARGIN_SECONDS):
+                response = await self._http().post(
+                    self.messages_url,
+                    json=body,
+                    headers={"Authorization": f"Bearer {self._access_token}"},
+                    timeout=self.timeout,
+                )
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.WriteError,
+                httpx.WriteTimeout) as error:  # the request never reached Meta whole
             failure: DeliveryError = TransientDeliveryError(
-                f"WhatsApp Cloud API timed out after {self.timeout:g}s ({type(error).__name__})"
+                f"WhatsApp Cloud API unreachable at {self.api_base_url}: "
+                f"{self._scrub(str(error), to) or type(error).__name__}"
+            )
+            self._log_failure(outgoing, kind, failure, None)
+            raise failure from error
+        except (httpx.TimeoutException, TimeoutError) as error:
+            failure = InDoubtDeliveryError(
+                f"WhatsApp Cloud API took the request but did not answer within {self.timeout:g}s "
+                f"({type(error).__name__}): it may have been sent"
+            )
+            self._log_failure(outgoing, kind, failure, None)
+            raise failure from error
+        except (httpx.ReadError, httpx.RemoteProtocolError) as error:
+            failure = InDoubtDeliveryError(
+                f"WhatsApp Cloud API dropped the connection before answering "
+                f"({type(error).__name__}): it may have been sent"
             )
             self._log_failure(outgoing, kind, failure, None)
             raise failure from error
@@ -187,8 +220,9 @@ class WhatsAppSender:
     def _delivered(self, outgoing: Outgoing, kind: str, response: httpx.Response) -> Delivery:
         wamid = _message_id(_json(response))
         if wamid is None:
-            failure = TransientDeliveryError(
-                f"WhatsApp Cloud API answered HTTP {response.status_code} without a message id"
+            failure = InDoubtDeliveryError(
+                f"WhatsApp Cloud API answered HTTP {response.status_code} without a message id: "
+                "it may have been sent"
             )
             self._log_failure(outgoing, kind, failure, None)
             raise failure
@@ -207,8 +241,13 @@ class WhatsAppSender:
             return _Rejected(
                 f"WhatsApp access token rejected: check {ACCESS_TOKEN_SETTING} ({answer})", code
             )
-        if status == 429 or status >= 500 or code in RETRYABLE_CODES:
+        if status == 429 or code in RETRYABLE_CODES or (status >= 500 and code is not None):
             return _Deferred(f"WhatsApp Cloud API is busy or unavailable: {answer}", code)
+        if status >= 500:  # a gateway's answer, not Meta's: the request may have gone through
+            return InDoubtDeliveryError(
+                f"WhatsApp Cloud API answered HTTP {status} without a Graph API error: "
+                f"it may have been sent ({answer})"
+            )
         meaning = PERMANENT_MEANINGS.get(code) if code is not None else None
         if meaning is not None:
             return _Rejected(f"WhatsApp: {meaning} ({answer})", code)
@@ -258,6 +297,7 @@ def text_message(outgoing: Outgoing, to: str) -> dict[str, Any]:
         "to": to,
         "type": "text",
         "text": {"preview_url": True, "body": outgoing.rendered.text},
+        "biz_opaque_callback_data": outgoing.message_id,
     }
 
 
@@ -283,6 +323,7 @@ def template_message(
                 }
             ],
         },
+        "biz_opaque_callback_data": outgoing.message_id,
     }
 
 

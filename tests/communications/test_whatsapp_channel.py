@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 
 from communications.channels.base import (
     ChannelSender,
+    InDoubtDeliveryError,
     Outgoing,
     PermanentDeliveryError,
     TransientDeliveryError,
@@ -69,6 +71,7 @@ def template_body(name: str, language: str, parameters: list[str]) -> dict[str, 
                 }
             ],
         },
+        "biz_opaque_callback_data": outgoing().message_id,
     }
 
 
@@ -97,6 +100,7 @@ async def test_free_text_inside_the_customer_service_window(
         "to": "5511999990000",
         "type": "text",
         "text": {"preview_url": True, "body": message.rendered.text},
+        "biz_opaque_callback_data": message.message_id,
     }
 
 
@@ -158,13 +162,33 @@ async def test_retryable_codes_are_transient(
         await sender.send(outgoing())
 
 
-async def test_server_error_without_json_is_transient(
+async def test_a_gateway_error_without_a_graph_error_leaves_the_message_in_doubt(
     api: FakeWhatsAppApi, sender: WhatsAppSender
 ) -> None:
+    """A proxy's 502 says nothing of whether Meta took the request behind it."""
     api.reply_next(status=502, body="<html><body>Bad Gateway</body></html>")
 
-    with pytest.raises(TransientDeliveryError, match="HTTP 502"):
+    with pytest.raises(InDoubtDeliveryError, match="HTTP 502"):
         await sender.send(outgoing())
+
+
+async def test_a_server_error_with_a_graph_error_code_is_transient(
+    api: FakeWhatsAppApi, sender: WhatsAppSender
+) -> None:
+    api.fail_next(status=500, code=131000)
+
+    with pytest.raises(TransientDeliveryError, match="code 131000"):
+        await sender.send(outgoing())
+
+
+async def test_a_refused_connection_is_transient_not_in_doubt() -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    async with WhatsAppSender(PHONE_NUMBER_ID, TOKEN, f"http://127.0.0.1:{port}", timeout=2) as sender:
+        with pytest.raises(TransientDeliveryError, match="unreachable") as raised:
+            await sender.send(outgoing())
+    assert not isinstance(raised.value, InDoubtDeliveryError)
 
 
 async def test_undeliverable_is_permanent(api: FakeWhatsAppApi, sender: WhatsAppSender) -> None:
@@ -285,21 +309,35 @@ async def test_server_gone_is_transient(api: FakeWhatsAppApi, sender: WhatsAppSe
         await sender.send(outgoing())
 
 
-async def test_slow_answer_is_a_transient_timeout(api: FakeWhatsAppApi) -> None:
+async def test_an_answer_slower_than_the_timeout_leaves_the_message_in_doubt(api: FakeWhatsAppApi) -> None:
+    """Meta took the request: only its answer is late. Sending again could send twice."""
     api.reply_next(delay=2.0)
 
     async with WhatsAppSender(PHONE_NUMBER_ID, TOKEN, api.base_url, timeout=0.2) as sender:
-        with pytest.raises(TransientDeliveryError, match="timed out"):
+        with pytest.raises(InDoubtDeliveryError, match="did not answer within 0.2s"):
             await sender.send(outgoing())
+    assert len(api.requests) == 1
 
 
-async def test_success_without_a_message_id_is_transient(
+async def test_success_without_a_message_id_leaves_the_message_in_doubt(
     api: FakeWhatsAppApi, sender: WhatsAppSender
 ) -> None:
     api.reply_next(status=200, body={"messaging_product": "whatsapp"})
 
-    with pytest.raises(TransientDeliveryError, match="without a message id"):
+    with pytest.raises(InDoubtDeliveryError, match="without a message id"):
         await sender.send(outgoing())
+
+
+async def test_every_message_carries_its_id_for_the_status_webhooks(
+    api: FakeWhatsAppApi, sender: WhatsAppSender
+) -> None:
+    message = outgoing()
+    await sender.send(message)
+    await sender.send(message, window_open=True)
+
+    assert [request.json["biz_opaque_callback_data"] for request in api.requests] == [
+        message.message_id, message.message_id,
+    ]
 
 
 async def test_invalid_phone_number_is_permanent_and_not_sent(
