@@ -179,6 +179,15 @@ def test_delivered_and_read_statuses() -> None:
     ]
 
 
+def test_a_status_names_our_message_by_the_callback_data_it_was_sent_with() -> None:
+    """How a message whose send answer was lost (in doubt) is still recognised."""
+    events = parse_webhook(webhook({"statuses": [status("sent", biz_opaque_callback_data="our-id-1")]}))
+
+    assert events.statuses == [
+        StatusUpdate(provider_message_id=WAMID_OUT, status=MessageStatus.sent, at=AT, callback_data="our-id-1")
+    ]
+
+
 def test_failed_status_carries_the_reason_and_code() -> None:
     error = {
         "code": 131026,
