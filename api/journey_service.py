@@ -24,6 +24,7 @@ from api.errors import Conflict, NotFound, Unavailable, temporal_errors
 from communications.message_store import MessageRecord
 from guest_journey import read_model
 from guest_journey.journeys import JourneyView, workflow_id_for
+from guest_journey.messages import MessageDirection, MessageStatus
 from guest_journey.policy import JourneyPolicy
 from guest_journey.reservations import Channel, Reservation
 from guest_journey.settings import Settings
@@ -34,10 +35,19 @@ from workflows.journey_inputs import (
     JourneyInput,
     MessageFailedLater,
     ReservationUpdate,
+    SendAgainRequest,
 )
 
 logger = logging.getLogger(__name__)
 QUERY_TIMEOUT = timedelta(seconds=5)
+
+
+class NotInDoubt(Conflict):
+    """409: only a message in doubt is sent again; `status` is the message's."""
+
+    def __init__(self, detail: str, status: str) -> None:
+        super().__init__(detail)
+        self.status = status
 
 
 def journey_handle(client: Client, reservation_id: str) -> WorkflowHandle[Any, Any]:
@@ -111,6 +121,44 @@ async def update_journey(
                 f"the journey of reservation {reservation_id!r} is {finished.value}; it takes no more changes"
             ) from None
         raise
+
+
+async def send_again(
+    *, client: Client, session: AsyncSession, reservation_id: str, step_key: str, request_id: str
+) -> JourneyAck:
+    """Send a step whose message is in doubt again, once, on the same channel and with the
+    same message id (`GuestJourneyWorkflow.send_again`): 404 unknown journey, 409 finished,
+    422 the step is not in doubt or is being sent again already (the journey says which)."""
+    ack: JourneyAck = await update_journey(
+        client=client, session=session, reservation_id=reservation_id,
+        update=GuestJourneyWorkflow.send_again,
+        argument=SendAgainRequest(request_id=request_id, step_key=step_key),
+    )
+    return ack
+
+
+async def send_message_again(
+    *, client: Client, session: AsyncSession, message_id: str, request_id: str, reservation_id: str | None = None
+) -> MessageRecord:
+    """`send_again` for the step of an outbound message in doubt; the message. 404 an unknown
+    message (or one of another reservation than `reservation_id`), 409 one not in doubt."""
+    message = await session.get(MessageRecord, message_id)
+    if message is None or (reservation_id is not None and message.reservation_id != reservation_id):
+        raise NotFound(f"no message {message_id!r}")
+    if message.direction != MessageDirection.outbound.value:
+        raise NotInDoubt(f"message {message_id!r} is from the guest; only our messages are sent again",
+                         message.status)
+    if message.status != MessageStatus.in_doubt.value:
+        raise NotInDoubt(
+            f"message {message_id!r} is {message.status}, not in_doubt: only a message in doubt is sent again",
+            message.status,
+        )
+    if message.reservation_id is None or message.step_key is None:
+        raise NotInDoubt(f"message {message_id!r} is no step of a journey; send a new message instead",
+                         message.status)
+    await send_again(client=client, session=session, reservation_id=message.reservation_id,
+                     step_key=message.step_key, request_id=request_id)
+    return message
 
 
 async def notify_inbound(*, client: Client, message: MessageRecord) -> None:

@@ -3,9 +3,11 @@
 | limit | routes | caller | setting (per minute) |
 | --- | --- | --- | --- |
 | `guest` | `/guest/…`: guest pages, unsubscribe, web chat and its polling | client address | `GUEST_JOURNEY_RATE_LIMIT_GUEST_PER_MINUTE` (300) |
-| `webhook` | `/webhooks/…` | client address | `GUEST_JOURNEY_RATE_LIMIT_WEBHOOK_PER_MINUTE` (600) |
+| `whatsapp_webhook` | `/webhooks/whatsapp`: Meta's deliveries (and its verification) | client address | `GUEST_JOURNEY_RATE_LIMIT_WHATSAPP_WEBHOOK_PER_MINUTE` (15000) |
+| `webhook` | every other `/webhooks/…` | client address | `GUEST_JOURNEY_RATE_LIMIT_WEBHOOK_PER_MINUTE` (600) |
 | `login` | `POST /login` (staff sign-in attempts) | client address | `GUEST_JOURNEY_RATE_LIMIT_LOGIN_PER_MINUTE` (10) |
 | `api_key` | every other route | the API key it carries, else client address | `GUEST_JOURNEY_RATE_LIMIT_API_KEY_PER_MINUTE` (1200) |
+| `failed_key` | any request whose `Authorization: Bearer` key is wrong or unknown, on any route | client address | `GUEST_JOURNEY_RATE_LIMIT_FAILED_KEY_PER_MINUTE` (10) |
 
 `/health/…`, `/metrics` and `/static/…` are not limited; 0 turns a limit off.
 A bucket holds a minute's worth of requests and refills continuously, so a
@@ -14,11 +16,33 @@ it, the answer is `429 Too Many Requests` with `Retry-After` (whole seconds):
 a page in the guest's language on the guest pages, a staff page on `/login`,
 JSON `{"detail", "limit"}` elsewhere. Only a known API key has a bucket of its
 own: unknown keys share their address's, so guessing keys is limited too.
+On top of that, every request with a wrong key counts in the address's
+`failed_key` bucket, as tight as sign-in attempts (`/login`): over it, the
+address's wrong keys are answered 429 before any route runs, whatever the
+route (a known key from the same address still passes).
+
+The WhatsApp webhook has a bucket of its own, apart from the guest pages and
+any other webhook, and a large one: refusing Meta delays every status behind
+the refusal (Meta redelivers with growing pauses), and a WhatsApp send whose
+answer was lost waits only `delivery.wait_for_provider_status` for its status
+before it is declared in doubt. Meta delivers from a few addresses, so one
+address may carry all of it. 15000 a minute (250 a second) is what one
+business number can cause at Meta's default throughput, 80 messages a second
+(https://developers.facebook.com/docs/whatsapp/throughput; inbound and
+outbound together), each sent message reported up to three times (`sent`,
+`delivered`, `read`): 80 × 3 = 240 a second, rounded up. A bucket of that size
+also takes the burst of a backlog Meta redelivers after an outage at once.
+Raise it for a number upgraded to higher throughput or several numbers on one
+app. Callers that are not Meta are kept out by the signature (401), not by
+this limit, which only bounds what one address can make the API verify.
 
 The client address is the connection's peer; when the peer is one of
 `GUEST_JOURNEY_TRUSTED_PROXIES`, it is the nearest `X-Forwarded-For` hop that
-is not a trusted proxy itself. Buckets are per process (per API replica); at
-most `MAX_BUCKETS` are kept, the least recently used dropped first.
+is not a trusted proxy itself. An IPv6 caller is counted per /64 (the
+block one customer line or one cloud host gets, and any of whose 2^64
+addresses the caller may use), an IPv4 caller (or IPv4-mapped IPv6) per
+address. Buckets are per process (per API replica); at most `MAX_BUCKETS` are
+kept, the least recently used dropped first.
 """
 
 from __future__ import annotations
@@ -39,6 +63,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.guest.errors import SECURITY_HEADERS as GUEST_HEADERS
 from api.guest.errors import GuestPageError
 from api.guest.errors import error_page as guest_error_page
+from api.limits import WHATSAPP_WEBHOOK_PATH
 from api.staff.route import SECURITY_HEADERS as STAFF_HEADERS
 from api.staff.route import error_page as staff_error_page
 from guest_journey.settings import Settings
@@ -51,6 +76,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 MAX_BUCKETS = 50_000
 UNLIMITED_PREFIXES = ("/health/", "/metrics", "/static/")
+FAILED_KEY = "failed_key"
 
 
 @dataclass(frozen=True)
@@ -114,6 +140,8 @@ def route_limit(method: str, path: str) -> str | None:
     """The name of the limit a request counts against; None for unlimited routes."""
     if path.startswith("/guest/"):
         return "guest"
+    if path == WHATSAPP_WEBHOOK_PATH:
+        return "whatsapp_webhook"
     if path.startswith("/webhooks/"):
         return "webhook"
     if path == "/login":
@@ -144,6 +172,19 @@ def client_address(scope: Scope, trusted_proxies: Sequence[Network]) -> str:
         if not _within(hop, trusted_proxies):
             return hop
     return address
+
+
+def bucket_address(address: str) -> str:
+    """Whose bucket an address counts in: itself for IPv4, its /64 for IPv6."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 def _within(address: str, networks: Sequence[Network]) -> bool:
@@ -179,10 +220,14 @@ class RateLimiter:
         return cls(
             [
                 Limit("guest", settings.rate_limit_guest_per_minute, "guest page requests", "client address"),
+                Limit("whatsapp_webhook", settings.rate_limit_whatsapp_webhook_per_minute,
+                      "WhatsApp webhook requests", "client address"),
                 Limit("webhook", settings.rate_limit_webhook_per_minute, "webhook requests", "client address"),
                 Limit("login", settings.rate_limit_login_per_minute, "sign-in attempts", "client address"),
                 Limit("api_key", settings.rate_limit_api_key_per_minute, "requests",
                       "API key (per client address without a known key)"),
+                Limit(FAILED_KEY, settings.rate_limit_failed_key_per_minute, "requests with a wrong API key",
+                      "client address"),
             ],
             api_keys=settings.api_key_roles,
             trusted_proxies=settings.trusted_proxy_networks,
@@ -191,11 +236,27 @@ class RateLimiter:
 
     def check(self, scope: Scope) -> Refusal | None:
         """Count the request; a `Refusal` when its caller is over the limit."""
+        refusal = self._take_if_wrong_key(scope)
+        if refusal is not None:
+            return refusal
         name = route_limit(scope["method"], scope["path"])
         limit = self.limits.get(name) if name is not None else None
         if limit is None or limit.per_minute <= 0:
             return None
-        wait, first = self.buckets.take(limit, self._caller(scope, limit))
+        return self._take(limit, self._caller(scope, limit))
+
+    def _take_if_wrong_key(self, scope: Scope) -> Refusal | None:
+        """A request with a Bearer key that is none of ours counts in its address's `failed_key` bucket."""
+        limit = self.limits.get(FAILED_KEY)
+        if limit is None or limit.per_minute <= 0 or not self._known_keys:
+            return None
+        key = _bearer_key(scope)
+        if key is None or _fingerprint(key) in self._known_keys:
+            return None
+        return self._take(limit, "address:" + bucket_address(client_address(scope, self.trusted_proxies)))
+
+    def _take(self, limit: Limit, caller: str) -> Refusal | None:
+        wait, first = self.buckets.take(limit, caller)
         if not wait:
             return None
         REQUESTS_RATE_LIMITED.labels(limit=limit.name).inc()
@@ -208,14 +269,14 @@ class RateLimiter:
             key = _bearer_key(scope)
             if key and _fingerprint(key) in self._known_keys:
                 return "key:" + _fingerprint(key)
-        return "address:" + client_address(scope, self.trusted_proxies)
+        return "address:" + bucket_address(client_address(scope, self.trusted_proxies))
 
 
 def _bearer_key(scope: Scope) -> str | None:
     for name, value in scope.get("headers") or []:
         if name == b"authorization":
             scheme, _, key = value.decode("latin-1").partition(" ")
-            return key.strip() if scheme.lower() == "bearer" else None
+            return (key.strip() or None) if scheme.lower() == "bearer" else None
     return None
 
 

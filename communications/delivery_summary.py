@@ -9,10 +9,14 @@ hotel or of all:
   `delivered` or `read`;
 - `delivered`: those that reached the guest, `delivered` or `read`;
 - `failed`: those whose status is `failed`;
+- `in_doubt`: those whose channel may or may not have them (status
+  `in_doubt`: the provider's answer was lost), neither sent nor failed until
+  staff send them again;
 - `failure_rate`: `failed / total`, 0.0 when there are none.
 
-`by_channel` has the same `total`, `failed` and `failure_rate` for every
-channel that has messages in the period.
+A message still `queued` or `sending` counts in `total` only.
+`by_channel` has the same `total`, `failed`, `in_doubt` and `failure_rate`
+for every channel that has messages in the period.
 
 Response times: for every message that carries `in_reply_to` and was created
 in the period (of the hotel, when one is given), `reply.created_at -
@@ -49,6 +53,7 @@ MINUTES_DIGITS = 2
 class ChannelSummary(BaseModel):
     total: int = 0
     failed: int = 0
+    in_doubt: int = 0
     failure_rate: float = 0.0
 
 
@@ -64,6 +69,7 @@ class DeliverySummary(BaseModel):
     sent: int = 0
     delivered: int = 0
     failed: int = 0
+    in_doubt: int = 0
     failure_rate: float = 0.0
     avg_response_time_minutes: float | None = None
     response_time_minutes: ResponseTimes = Field(default_factory=ResponseTimes)
@@ -82,15 +88,16 @@ async def delivery_summary(
         if moment is not None and moment.tzinfo is None:
             raise ValueError(f"{name} must carry its offset")
     summary = DeliverySummary()
-    for channel, total, sent, delivered, failed in await _delivery_counts(
+    for channel, total, sent, delivered, failed, in_doubt in await _delivery_counts(
         session, since, until, hotel_id
     ):
         summary.total += total
         summary.sent += int(sent)
         summary.delivered += int(delivered)
         summary.failed += int(failed)
+        summary.in_doubt += int(in_doubt)
         summary.by_channel[channel] = ChannelSummary(
-            total=total, failed=int(failed), failure_rate=_rate(failed, total)
+            total=total, failed=int(failed), in_doubt=int(in_doubt), failure_rate=_rate(failed, total)
         )
     summary.failure_rate = _rate(summary.failed, summary.total)
 
@@ -118,16 +125,17 @@ async def delivery_summary(
 
 async def _delivery_counts(
     session: AsyncSession, since: datetime | None, until: datetime | None, hotel_id: str | None
-) -> Sequence[tuple[str, int, int, int, int]]:
+) -> Sequence[tuple[str, int, int, int, int, int]]:
     status = col(MessageRecord.status)
     channel = col(MessageRecord.channel)
     query = (
-        Select[str, int, int, int, int](
+        Select[str, int, int, int, int, int](
             channel,
             func.count(),
             func.sum(_one_if(status.in_([value.value for value in SENT_STATUSES]))),
             func.sum(_one_if(status.in_([value.value for value in DELIVERED_STATUSES]))),
             func.sum(_one_if(status == MessageStatus.failed.value)),
+            func.sum(_one_if(status == MessageStatus.in_doubt.value)),
         )
         .where(
             col(MessageRecord.direction) == MessageDirection.outbound.value,

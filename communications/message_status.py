@@ -144,6 +144,112 @@ async def apply_status_update(
     return await _record_report(session, record, status=status, at=at, reason=reason, event_id=event_id)
 
 
+class StatusReport(BaseModel):
+    """One report of a batch (a WhatsApp webhook carries thousands)."""
+
+    provider_message_id: str
+    status: MessageStatus
+    at: AwareDatetime
+    reason: str | None = None
+    event_id: str | None = None
+    callback_message_id: str | None = None
+
+
+BATCH_SIZE = 500
+
+
+async def apply_status_updates(
+    *, session: AsyncSession, reports: list[StatusReport]
+) -> list[MessageRecord | None]:
+    """`apply_status_update` for many reports, in their order, a few queries and one
+    commit per `BATCH_SIZE`: the messages are found and locked together and the
+    reports seen before are looked up together. Answers each report's message
+    (None when unknown). A batch that meets a concurrent writer of the same
+    report is applied again one report at a time."""
+    found: list[MessageRecord | None] = []
+    for start in range(0, len(reports), BATCH_SIZE):
+        chunk = reports[start:start + BATCH_SIZE]
+        try:
+            found += await _apply_batch(session, chunk)
+        except IntegrityError:
+            await session.rollback()
+            for report in chunk:
+                found.append(await apply_status_update(session=session, **report.model_dump()))
+    return found
+
+
+async def _apply_batch(session: AsyncSession, reports: list[StatusReport]) -> list[MessageRecord | None]:
+    provider_ids = sorted({report.provider_message_id for report in reports})
+    rows = await session.exec(
+        select(MessageRecord)
+        .where(
+            col(MessageRecord.provider_message_id).in_(provider_ids),
+            MessageRecord.direction == MessageDirection.outbound.value,
+        )
+        .order_by(col(MessageRecord.id))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    by_provider_id: dict[str, MessageRecord] = {}
+    for record in rows.all():
+        assert record.provider_message_id is not None
+        known = by_provider_id.get(record.provider_message_id)
+        if known is None or record.created_at > known.created_at:  # the newest, as one by one
+            by_provider_id[record.provider_message_id] = record
+    seen_events, seen_reports = await _reports_seen(session, list(by_provider_id.values()), reports)
+    answers: list[MessageRecord | None] = []
+    for report in reports:
+        record = by_provider_id.get(report.provider_message_id)
+        if record is None:
+            if report.callback_message_id is None:
+                answers.append(None)
+                continue
+            await session.commit()  # rare (an answer that was lost): the one-by-one path
+            answers.append(await apply_status_update(session=session, **report.model_dump()))
+            continue
+        if report.status is MessageStatus.received:
+            raise ValueError("received is the status of inbound messages, not a delivery report")
+        same = (record.id, report.status.value, report.at)
+        if same in seen_reports or (report.event_id is not None and report.event_id in seen_events):
+            answers.append(record)
+            continue
+        session.add(
+            MessageStatusEvent(
+                message_id=record.id, status=report.status.value, at=report.at,
+                reason=report.reason, event_id=report.event_id,
+            )
+        )
+        seen_reports.add(same)
+        if report.event_id is not None:
+            seen_events.add(report.event_id)
+        _apply(record, report.status, report.at, report.reason)
+        session.add(record)
+        answers.append(record)
+    await session.commit()
+    return answers
+
+
+async def _reports_seen(
+    session: AsyncSession, records: list[MessageRecord], reports: list[StatusReport]
+) -> tuple[set[str], set[tuple[str, str, datetime]]]:
+    event_ids = [report.event_id for report in reports if report.event_id is not None]
+    seen_events: set[str] = set()
+    if event_ids:
+        rows = await session.exec(
+            select(MessageStatusEvent.event_id).where(col(MessageStatusEvent.event_id).in_(event_ids))
+        )
+        seen_events = {event_id for event_id in rows.all() if event_id is not None}
+    seen_reports: set[tuple[str, str, datetime]] = set()
+    if records:
+        rows = await session.exec(
+            select(MessageStatusEvent.message_id, MessageStatusEvent.status, MessageStatusEvent.at).where(
+                col(MessageStatusEvent.message_id).in_([record.id for record in records])
+            )
+        )
+        seen_reports = {(message_id, status, at) for message_id, status, at in rows.all()}
+    return seen_events, seen_reports
+
+
 async def record_hand_over(
     *,
     session: AsyncSession,

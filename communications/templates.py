@@ -174,6 +174,11 @@ class TemplateCatalogue:
     def has(self, name: str) -> bool:
         return name in self._spec.templates
 
+    def variables(self, name: str) -> dict[str, Literal["required", "optional"]]:
+        """A template's variables, each `required` or `optional`; {} for an unknown template."""
+        template = self._spec.templates.get(name)
+        return dict(template.variables) if template is not None else {}
+
     def describe(self) -> list[TemplateInfo]:
         infos = []
         for name, template in self._spec.templates.items():

@@ -11,12 +11,16 @@ Where it is stored, per table:
   reservation's own messages, the guest's messages that matched no
   reservation (found by the guest's e-mail or phone) belong here too.
 - `message_status_event`: the channel's failure reasons, which may quote an address.
+- `staff_text`: what staff wrote to the guest (a free text's body, before it was
+  rendered into its message). Erasing deletes these rows: the message keeps its row.
 - `unsubscribe`: the address that asked for no more offers.
 - `snapshot_pending`: no personal data, exported for completeness.
 
-The KPI tables (`kpi_snapshot`, `kpi_alert`) hold aggregates per hotel only.
+The KPI tables (`kpi_snapshot`, `kpi_alert`) hold aggregates per hotel only;
+`idempotent_request` holds a hash of each request and its answer (ids, a stage),
+never the request's data, for 24 h.
 
-Erasing keeps every row and replaces the personal fields with a marker, so the
+Erasing keeps every row (staff texts aside) and replaces the personal fields with a marker, so the
 delivery figures, the NPS score, check-in adoption and upsell conversion stay
 what they were. An unsubscribe keeps a keyed digest of the address instead, so
 the guest's opt-out outlives the erasure. It runs in one transaction,
@@ -34,6 +38,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from communications.message_status import MessageStatusEvent
 from communications.message_store import MessageRecord, normalise_address
+from communications.staff_texts import StaffText, staff_texts_of
 from communications.unsubscribes import DIGEST_PREFIX, Unsubscribe, address_digest
 from guest_journey.automation import SnapshotPending
 from guest_journey.database import SessionFactory, utcnow
@@ -46,7 +51,7 @@ ERASED_NAME = "erased"
 ERASED_TEXT = "[erased]"
 # an erased unsubscribe holds a digest; rows erased before digests were kept hold `erased:<random>`
 ERASED_ADDRESS_PREFIXES = (DIGEST_PREFIX, "erased:")
-TABLES = ("journey", "message", "message_status_event", "unsubscribe", "snapshot_pending")
+TABLES = ("journey", "message", "message_status_event", "staff_text", "unsubscribe", "snapshot_pending")
 # check-in details that say nothing about who the guest is; every other key is removed
 CHECKIN_KEPT = frozenset(
     {"estimated_arrival", "estimated_arrival_at", "marketing_consent", "terms_accepted_at", "language"}
@@ -69,24 +74,27 @@ class _GuestRows:
         journey: JourneyRecord | None,
         messages: list[MessageRecord],
         status_events: list[MessageStatusEvent],
+        staff_texts: list[StaffText],
         unsubscribes: list[Unsubscribe],
         snapshots: list[SnapshotPending],
     ) -> None:
         self.journey = journey
         self.messages = messages
         self.status_events = status_events
+        self.staff_texts = staff_texts
         self.unsubscribes = unsubscribes
         self.snapshots = snapshots
 
     @property
     def empty(self) -> bool:
-        return self.journey is None and not (self.messages or self.unsubscribes or self.snapshots)
+        return self.journey is None and not (self.messages or self.staff_texts or self.unsubscribes or self.snapshots)
 
     def by_table(self) -> dict[str, list[Any]]:
         return {
             "journey": [self.journey] if self.journey is not None else [],
             "message": self.messages,
             "message_status_event": self.status_events,
+            "staff_text": self.staff_texts,
             "unsubscribe": self.unsubscribes,
             "snapshot_pending": self.snapshots,
         }
@@ -132,6 +140,7 @@ async def erase_guest_data(
             "journey": _erase_journey(rows.journey, scrub) if rows.journey is not None else 0,
             "message": sum(_erase_message(message, scrub) for message in rows.messages),
             "message_status_event": sum(_erase_status_event(event, scrub) for event in rows.status_events),
+            "staff_text": await _delete_staff_texts(session, rows.staff_texts),
             "unsubscribe": await _erase_unsubscribes(session, rows.unsubscribes, secret_key),
             "snapshot_pending": 0,
         }
@@ -173,6 +182,7 @@ async def _guest_rows(session: AsyncSession, reservation_id: str) -> _GuestRows:
             )
         ).all()
     )
+    staff_texts = await staff_texts_of(session=session, reservation_id=reservation_id)
     unsubscribes = list(
         (
             await session.exec(
@@ -196,7 +206,7 @@ async def _guest_rows(session: AsyncSession, reservation_id: str) -> _GuestRows:
             )
         ).all()
     )
-    return _GuestRows(journey, messages, status_events, unsubscribes, snapshots)
+    return _GuestRows(journey, messages, status_events, staff_texts, unsubscribes, snapshots)
 
 
 def _addresses(journey: JourneyRecord | None) -> list[str]:
@@ -280,6 +290,16 @@ def _erase_status_event(event: MessageStatusEvent, scrub: _Scrubber) -> int:
         return 0
     event.reason = reason
     return 1
+
+
+async def _delete_staff_texts(session: AsyncSession, texts: list[StaffText]) -> int:
+    """Staff texts are deleted: each went into its rendered message (erased above); a
+    message not yet sent then fails, as its text is gone."""
+    for text in texts:
+        await session.delete(text)
+    deleted = len(texts)
+    texts.clear()
+    return deleted
 
 
 async def _erase_unsubscribes(session: AsyncSession, entries: list[Unsubscribe], secret_key: str) -> int:

@@ -28,6 +28,7 @@ from communications.delivery_summary import delivery_summary
 from communications.inbound import store_inbound
 from communications.message_status import apply_status_update
 from communications.message_store import MessageRecord, get_or_create_outbound, save_message
+from communications.staff_texts import store_staff_text
 from communications.templates import TemplateCatalogue
 from communications.unsubscribes import Unsubscribe, is_unsubscribed, unsubscribe
 from guest_journey.automation import SnapshotPending
@@ -90,6 +91,7 @@ class Person:
     reply: str
     chat: str
     unmatched: str
+    staff_text: str
 
     @property
     def personal(self) -> list[str]:
@@ -97,7 +99,7 @@ class Person:
         return [
             self.name, self.email, self.phone, self.phone.lstrip("+"), self.document_masked, self.birth_date,
             self.address_line, self.postal_code, self.signature, self.notes, self.comment, self.subject,
-            self.body, self.reply, self.chat, self.unmatched,
+            self.body, self.reply, self.chat, self.unmatched, self.staff_text,
         ]
 
 
@@ -108,6 +110,7 @@ ANA = Person(
     notes="Arriving with a baby cot", comment="Loved the rooftop pool", subject="Ana, your online check-in",
     body="Hello Ana Souza, check in online before you arrive.", reply="Yes, arriving around three",
     chat="Can I bring my little dog Pipoca?", unmatched="Hi, this is Ana from my other phone",
+    staff_text="Pipoca is welcome; a dog bed will be in room 1204",
 )
 BRUNO = Person(
     reservation_id="R-BRUNO", name="Bruno Lima", email="bruno.lima@example.org", phone="+5521988887777",
@@ -116,6 +119,7 @@ BRUNO = Person(
     notes="Late arrival by car", comment="Breakfast could start earlier", subject="Bruno, your online check-in",
     body="Hello Bruno Lima, check in online before you arrive.", reply="I will arrive at midnight",
     chat="Is there parking for a van?", unmatched="Bruno here, any news about my parking?",
+    staff_text="Your van fits in bay 7 of the garage",
 )
 STRANGER_MESSAGE = "Do you have rooms for the carnival?"
 
@@ -197,6 +201,8 @@ async def seed_messages(sessions: SessionFactory, person: Person) -> None:
                             reservation_id=person.reservation_id)
         await store_inbound(session=session, channel=Channel.whatsapp, sender=person.phone.lstrip("+"),
                             body=person.unmatched, received_at=T0 + timedelta(minutes=7))
+        await store_staff_text(session=session, reservation_id=person.reservation_id, request_id="answer-1",
+                               body=person.staff_text)
         await unsubscribe(session=session, address=person.email, reservation_id=person.reservation_id)
         session.add(SnapshotPending(reservation_id=person.reservation_id, request_id=f"snapshot-{uuid.uuid4()}"))
         await session.commit()
@@ -246,13 +252,15 @@ async def test_the_export_holds_the_guests_data_from_every_table_and_nothing_of_
     assert [row["reason"] for row in tables["message_status_event"]] == [
         f"550 5.1.1 <{ANA.email}>: mailbox unavailable"
     ]
+    assert [row["body"] for row in tables["staff_text"]] == [ANA.staff_text]
     assert [row["address"] for row in tables["unsubscribe"]] == [ANA.email]
     assert len(tables["snapshot_pending"]) == 1
     async with db_sessions() as session:
         [audit] = await audit_trail(session=session, reservation_id=ANA.reservation_id)
     assert (audit.action, audit.actor, audit.reason) == ("export", "dpo@hotel.example", "ticket 42")
     assert json.loads(audit.details) == {
-        "journey": 1, "message": 4, "message_status_event": 1, "unsubscribe": 1, "snapshot_pending": 1,
+        "journey": 1, "message": 4, "message_status_event": 1, "staff_text": 1, "unsubscribe": 1,
+        "snapshot_pending": 1,
     }
     assert found(audit.details, ANA) == []
 
@@ -268,7 +276,9 @@ async def test_erasing_removes_the_guests_data_everywhere_and_keeps_the_figures(
         db_sessions, ANA.reservation_id, secret_key=SECRET_KEY, actor="dpo@hotel.example", reason="ticket 43"
     )
 
-    assert counts == {"journey": 1, "message": 4, "message_status_event": 1, "unsubscribe": 1, "snapshot_pending": 0}
+    assert counts == {
+        "journey": 1, "message": 4, "message_status_event": 1, "staff_text": 1, "unsubscribe": 1, "snapshot_pending": 0,
+    }
     dump = await database_dump(db_sessions)
     assert found(dump, ANA) == []
     assert found(dump, BRUNO) == BRUNO.personal
@@ -290,6 +300,7 @@ async def test_erasing_removes_the_guests_data_everywhere_and_keeps_the_figures(
     assert set(view.preferences.values()) == {None}
     export = await export_guest_data(db_sessions, ANA.reservation_id, actor="test")
     assert {row["body_text"] for row in export["tables"]["message"]} == {"[erased]"}
+    assert export["tables"]["staff_text"] == []
     assert [(entry.action, entry.actor, entry.reason) for entry in trail] == [("erase", "dpo@hotel.example", "ticket 43")]
     assert json.loads(trail[0].details) == counts
 

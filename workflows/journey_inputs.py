@@ -9,13 +9,15 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, Field
 
-from guest_journey.journeys import Checkin, Feedback, Stage, Step
+from guest_journey.journeys import Checkin, Feedback, GuestChange, Stage, Step
 from guest_journey.policy import HotelPolicy
 from guest_journey.reservations import Channel, Reservation
 
 # Update failure types the API maps to HTTP answers.
 JOURNEY_FINISHED = "JourneyFinished"  # 409
 INVALID_REQUEST = "InvalidRequest"  # 422
+HOTEL_CHANGED = "HotelChanged"  # 409: a reservation stays with its hotel
+OFFER_NOT_OFFERED = "OfferNotOffered"  # 409: the guest's "not available" page
 
 
 class JourneyState(BaseModel):
@@ -39,6 +41,16 @@ class JourneyState(BaseModel):
         default_factory=dict, description="step key -> the late failure that got it sent again (once)"
     )
     resends_due: list[str] = Field(default_factory=list, description="step keys to send again as a template")
+    sends_again_due: dict[str, str] = Field(
+        default_factory=dict, description="step key in doubt -> the staff request to send it again"
+    )
+    staff_offers: list[str] = Field(
+        default_factory=list, description="offers staff sent the guest (a manual message naming `upsell_offer`)"
+    )
+    form_preferences: list[str] = Field(
+        default_factory=list, description="preference keys the guest gave on the check-in form"
+    )
+    guest_changes: list[GuestChange] = Field(default_factory=list)
     created_request_id: str
     applied_requests: list[str] = Field(default_factory=list)
     revision: int = 0
@@ -114,6 +126,13 @@ class ManualMessage(BaseModel):
     channel: Channel | None = None
     in_reply_to: str | None = None
     context: dict[str, Any] = Field(default_factory=dict)
+
+
+class SendAgainRequest(BaseModel):
+    """Staff send a step whose message is in doubt again (once, same channel, same message id)."""
+
+    request_id: str
+    step_key: str
 
 
 class InboundNotice(BaseModel):

@@ -1,19 +1,21 @@
 """The runbook's communications routes: templates, sending through the journey,
-recording a guest's reply, and the delivery summary."""
+sending a message in doubt again, recording a guest's reply, and the delivery summary."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import SessionDep, TemplatesDep, TemporalClientDep, require_role
 from api.error_responses import ROLE_ERRORS, errors
 from api.errors import InvalidRequest
-from api.journey_service import update_journey
+from api.idempotency import IdempotencyDep
+from api.journey_service import send_message_again, update_journey
 from communications.delivery_summary import DeliverySummary, delivery_summary
+from communications.staff_message import BODY_LIMIT, MESSAGE_ID, StaffMessageError, staff_context
+from communications.staff_texts import body_stored_apart
 from communications.templates import TemplateInfo
 from guest_journey.messages import MessageStatus
 from guest_journey.reservations import RESERVATION_ID, Channel, Moment
@@ -22,19 +24,7 @@ from workflows.journey_inputs import ManualMessage
 
 router = APIRouter(prefix="/communications", tags=["communications"],
                    dependencies=[Depends(require_role("ops"))], responses=ROLE_ERRORS)
-
-
-OFFER_TEMPLATES = frozenset({"upsell_offer", "upsell_follow_up"})
-
-
-class SendContext(BaseModel):
-    """Values for the template; `journey_stage` and `upsell_offer` as the runbook names them."""
-
-    model_config = ConfigDict(extra="allow")
-
-    journey_stage: str | None = None
-    upsell_offer: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]{0,63}$")
-    body: str | None = Field(default=None, max_length=4000, description="the text of a free_text message")
+CONTEXT_KEYS = 16  # more than staff may give: a context naming others is refused naming one
 
 
 class SendRequest(BaseModel):
@@ -43,8 +33,14 @@ class SendRequest(BaseModel):
     reservation_id: str = Field(pattern=RESERVATION_ID)
     template: str = Field(min_length=1, max_length=64)
     channel: Channel | None = None
-    in_reply_to: str | None = Field(default=None, max_length=64)
-    context: SendContext = Field(default_factory=SendContext)
+    in_reply_to: str | None = Field(default=None, pattern=MESSAGE_ID, description="our id of the guest's message")
+    context: dict[str, Any] = Field(
+        default_factory=dict, max_length=CONTEXT_KEYS,
+        description="what staff give the template, nothing else: `body` (the text of a free_text message, "
+        f"at most {BODY_LIMIT} characters), `upsell_offer` (the offer of an offer template), `journey_stage` "
+        "(accepted, not used: the journey knows its stage); the journey fills the rest (guest, hotel, dates, "
+        "links), and a context naming any other key is refused (422 naming it)",
+    )
 
 
 class SendAnswer(BaseModel):
@@ -59,25 +55,80 @@ async def list_templates(templates: TemplatesDep) -> list[TemplateInfo]:
 
 @router.post(
     "/send", response_model=SendAnswer, status_code=status.HTTP_202_ACCEPTED,
-    responses=errors(404, 409, 413, 422, 503),
+    responses=errors(404, 409, 413, 422, 503, why={
+        409: "the journey has finished, or a request with this `Idempotency-Key` is still in progress",
+        422: "invalid input, an unknown context key, or an `Idempotency-Key` reused with a different request: "
+        "`detail` names it",
+    }),
 )
 async def send_message(
-    request: SendRequest, client: TemporalClientDep, session: SessionDep, templates: TemplatesDep
-) -> SendAnswer:
+    request: SendRequest, client: TemporalClientDep, session: SessionDep, templates: TemplatesDep,
+    once: IdempotencyDep,
+) -> Response:
     """Send (or resend) a message through the journey: it becomes a step of its
-    own (`manual:<id>`) in the timeline and is delivered with retries."""
-    _check_template(templates, request)
-    context: dict[str, Any] = request.context.model_dump(exclude_none=True)
-    ack = await update_journey(
-        client=client, session=session, reservation_id=request.reservation_id,
-        update=GuestJourneyWorkflow.send_message,
-        argument=ManualMessage(
-            request_id=str(uuid.uuid4()), template=request.template, channel=request.channel,
-            in_reply_to=request.in_reply_to, context=context,
-        ),
-    )
-    assert ack.message_id is not None
-    return SendAnswer(message_id=ack.message_id, status=MessageStatus.queued)
+    own (`manual:<id>`) in the timeline and is delivered with retries. With an
+    `Idempotency-Key`, a repeated request sends once and gets the first answer."""
+    try:
+        context = staff_context(catalogue=templates, template=request.template, channel=request.channel,
+                                context=request.context)
+    except StaffMessageError as error:
+        raise InvalidRequest(str(error)) from error
+
+    async def send() -> tuple[int, SendAnswer]:
+        request_id = once.request_id()
+        stored: dict[str, Any] = await body_stored_apart(  # the journey keeps the text's id, not the text
+            session=session, reservation_id=request.reservation_id, request_id=request_id, context=context,
+        )
+        ack = await update_journey(
+            client=client, session=session, reservation_id=request.reservation_id,
+            update=GuestJourneyWorkflow.send_message,
+            argument=ManualMessage(
+                request_id=request_id, template=request.template, channel=request.channel,
+                in_reply_to=request.in_reply_to, context=stored,
+            ),
+        )
+        assert ack.message_id is not None
+        return status.HTTP_202_ACCEPTED, SendAnswer(message_id=ack.message_id, status=MessageStatus.queued)
+
+    return await once.answer(send)
+
+
+class SentAgain(BaseModel):
+    """A message in doubt, handed back to its journey to be sent once more (same id, same channel)."""
+
+    message_id: str
+    reservation_id: str
+    step_key: str
+
+
+@router.post(
+    "/messages/{message_id}/send-again", response_model=SentAgain, status_code=status.HTTP_202_ACCEPTED,
+    responses=errors(404, 409, 422, 503, why={
+        404: "no such message, or no journey for its reservation",
+        409: "the message is not in doubt (`detail` names its status), its journey has finished, or a request "
+        "with this `Idempotency-Key` is still in progress",
+        422: "the journey's step is not in doubt (any more), or is being sent again already",
+    }),
+)
+async def send_again(
+    message_id: Annotated[str, Path(pattern=MESSAGE_ID, description="the message in doubt")],
+    client: TemporalClientDep,
+    session: SessionDep,
+    once: IdempotencyDep,
+) -> Response:
+    """Send an outbound message whose delivery is in doubt (status `in_doubt`: the provider
+    may or may not have it) once more: its journey step is sent again on the same channel,
+    with the same message id. Only a message in doubt is sent again. With an
+    `Idempotency-Key`, a repeated request gets the first answer."""
+
+    async def again() -> tuple[int, SentAgain]:
+        message = await send_message_again(client=client, session=session, message_id=message_id,
+                                           request_id=once.request_id())
+        assert message.reservation_id is not None and message.step_key is not None
+        return status.HTTP_202_ACCEPTED, SentAgain(message_id=message.id, reservation_id=message.reservation_id,
+                                                   step_key=message.step_key)
+
+    return await once.answer(again)
 
 
 @router.get("/delivery/summary", response_model=DeliverySummary, responses=errors(422, 503))
@@ -91,16 +142,3 @@ async def get_delivery_summary(
     if since is not None and until is not None and until <= since:
         raise InvalidRequest("until: must be after since")
     return await delivery_summary(session=session, since=since, until=until, hotel_id=hotel_id)
-
-
-def _check_template(templates: TemplatesDep, request: SendRequest) -> None:
-    known = {info.name: info for info in templates.describe()}
-    info = known.get(request.template)
-    if info is None:
-        raise InvalidRequest(f"template: unknown template {request.template!r}; known: {', '.join(sorted(known))}")
-    if request.channel is not None and request.channel.value not in info.channels:
-        raise InvalidRequest(f"channel: template {request.template!r} has no {request.channel.value} version")
-    if request.template == "free_text" and not request.context.body:
-        raise InvalidRequest("context.body: a free_text message needs the text to send")
-    if request.template in OFFER_TEMPLATES and not request.context.upsell_offer:
-        raise InvalidRequest(f"context.upsell_offer: template {request.template!r} needs the offer to present")

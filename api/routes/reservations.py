@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from api.deps import PolicyDep, SessionDep, SettingsDep, TemporalClientDep, require_role
 from api.error_responses import ROLE_ERRORS, errors
+from api.idempotency import IdempotencyDep
 from api.journey_service import put_reservation, update_journey
 from guest_journey.journeys import Stage, workflow_id_for
 from guest_journey.read_model import finished_stage
@@ -54,26 +55,33 @@ def _request_id(idempotency_key: str | None) -> str:
     "/{reservation_id}",
     response_model=JourneyRef,
     status_code=status.HTTP_200_OK,
-    responses={201: {"model": JourneyRef, "description": "journey started"}, **errors(409, 413, 422, 503)},
+    responses={201: {"model": JourneyRef, "description": "journey started"}, **errors(409, 413, 422, 503, why={
+        409: "the journey has finished, `hotel_id` differs from the journey's (a reservation stays with its "
+             "hotel), or a request with this `Idempotency-Key` is still in progress",
+        422: "invalid input, or an `Idempotency-Key` reused with a different request: `detail` names it",
+    })},
 )
 async def create_or_update_reservation(
     reservation_id: ReservationIdPath,
     body: ReservationIn,
-    response: Response,
     client: TemporalClientDep,
     settings: SettingsDep,
     session: SessionDep,
     policy: PolicyDep,
-    idempotency_key: IdempotencyKey = None,
-) -> JourneyRef:
+    once: IdempotencyDep,
+) -> Response:
+    """Start the journey (201) or update it (200). With an `Idempotency-Key`, a
+    repeated request is applied once and gets the first answer (status and body)."""
     reservation = Reservation(reservation_id=reservation_id, **body.model_dump())
-    ack = await put_reservation(
-        client=client, settings=settings, session=session, policy=policy,
-        reservation=reservation, request_id=_request_id(idempotency_key),
-    )
-    if ack.created:
-        response.status_code = status.HTTP_201_CREATED
-    return JourneyRef.of(ack)
+
+    async def put() -> tuple[int, JourneyRef]:
+        ack = await put_reservation(
+            client=client, settings=settings, session=session, policy=policy,
+            reservation=reservation, request_id=once.request_id(),
+        )
+        return (status.HTTP_201_CREATED if ack.created else status.HTTP_200_OK), JourneyRef.of(ack)
+
+    return await once.answer(put)
 
 
 @router.delete("/{reservation_id}", response_model=JourneyRef, responses=errors(404, 409, 422, 503))

@@ -19,7 +19,7 @@ from api.error_responses import errors, page_errors
 from api.journey_service import notify_failed_later
 from api.routes.inbound import notify_journey
 from communications.inbound import store_inbound
-from communications.message_status import apply_status_update
+from communications.message_status import StatusReport, apply_status_updates
 from communications.whatsapp_webhook import (
     SIGNATURE_HEADER,
     WebhookError,
@@ -84,12 +84,16 @@ async def receive_whatsapp_webhook(
         events = parse_webhook(payload)
     except WebhookError as error:
         return JSONResponse({"detail": str(error)}, status_code=error.status_code)
-    for update in events.statuses:
-        event_id = f"whatsapp:{update.provider_message_id}:{update.status.value}:{int(update.at.timestamp())}"
-        found = await apply_status_update(
-            session=session, provider_message_id=update.provider_message_id, status=update.status,
-            at=update.at, reason=update.reason, event_id=event_id,
+    reports = [
+        StatusReport(
+            provider_message_id=update.provider_message_id, status=update.status, at=update.at,
+            reason=update.reason, callback_message_id=update.callback_data,
+            event_id=f"whatsapp:{update.provider_message_id}:{update.status.value}:{int(update.at.timestamp())}",
         )
+        for update in events.statuses
+    ]
+    applied = await apply_status_updates(session=session, reports=reports)
+    for update, found in zip(events.statuses, applied, strict=True):
         if found is None:
             logger.info("status for a message we do not know", extra={"status": update.status.value})
         elif update.status is MessageStatus.failed and found.status == MessageStatus.failed.value:

@@ -1,5 +1,5 @@
 """What staff do from the panel: send (or resend) a message from a template,
-record a guest's reply, and answer in the web chat.
+send a message in doubt again, record a guest's reply, and answer in the web chat.
 
 Each goes the way the runbook's API goes: a message is sent through the
 journey (`GuestJourneyWorkflow.send_message`: a `manual:` step, delivered
@@ -25,12 +25,19 @@ from starlette.datastructures import FormData
 from temporalio.client import Client
 
 from api.deps import Services
-from api.errors import journey_not_found
-from api.journey_service import update_journey
+from api.errors import InvalidRequest, journey_not_found
+from api.journey_service import send_message_again, update_journey
 from api.routes.inbound import notify_journey
+from api.staff.session import CSRF_FIELD
 from communications.inbound import InboundResult, UnknownReservation, store_inbound
 from communications.message_store import MessageRecord
-from communications.templates import TemplateInfo
+from communications.staff_message import (
+    Problem,
+    StaffMessageError,
+    check_in_reply_to,
+    staff_context,
+)
+from communications.staff_texts import body_stored_apart
 from guest_journey.database import utcnow
 from guest_journey.reservations import Channel
 from workflows.journey import GuestJourneyWorkflow
@@ -38,7 +45,9 @@ from workflows.journey_inputs import ManualMessage
 
 TEXT_LIMIT = 4000
 SENDER_LIMIT = 320
-OFFER_TEMPLATES = frozenset({"upsell_offer", "upsell_follow_up"})
+# The send form's own fields: every other field it carries is a value for the template.
+SEND_FORM_FIELDS = frozenset({CSRF_FIELD, "reservation_id", "action", "request_id", "template", "channel",
+                              "in_reply_to"})
 _REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
 _MESSAGE_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 APPEAR_WITHIN = 3.0
@@ -100,28 +109,40 @@ def new_request_id() -> str:
 async def send_message(
     *, services: Services, client: Client, reservation_id: str, form: PanelForm
 ) -> str:
-    """Send (or resend) a message from a template through the journey; its message id."""
-    template = form.get("template")
-    known = {info.name: info for info in services.templates.describe()}
-    info = known.get(template)
-    if info is None:
-        raise FormError("template", "escolha um modelo da lista")
-    channel = form.channel("channel", required=False)
-    if channel is not None and channel.value not in info.channels:
-        raise FormError("channel", f"o modelo {template} não tem versão para {channel.value}")
-    return await _send(services=services, client=client, reservation_id=reservation_id, info=info,
-                       channel=channel, form=form, body_field="body")
+    """Send (or resend) a message from a template through the journey; its message id.
+    The form's fields other than its own (`SEND_FORM_FIELDS`) are the template's
+    context, checked as the API checks it (`staff_context`)."""
+    context = {name: form.get(name) for name in form.data if name not in SEND_FORM_FIELDS}
+    return await _send(services=services, client=client, reservation_id=reservation_id,
+                       template=form.get("template"), channel=form.channel("channel", required=False),
+                       context=context, form=form, fields={"body": "body"})
 
 
 async def answer_in_chat(
     *, services: Services, client: Client, reservation_id: str, form: PanelForm
 ) -> str:
     """A free text to the guest's web chat (the guest page shows it without a reload)."""
-    info = next((info for info in services.templates.describe() if info.name == "free_text"), None)
-    if info is None or Channel.webchat.value not in info.channels:
-        raise FormError("chat_body", "não há modelo de texto livre para o chat")
-    return await _send(services=services, client=client, reservation_id=reservation_id, info=info,
-                       channel=Channel.webchat, form=form, body_field="chat_body", reply_field="chat_in_reply_to")
+    return await _send(services=services, client=client, reservation_id=reservation_id,
+                       template="free_text", channel=Channel.webchat, context={"body": form.get("chat_body")},
+                       form=form, fields={"template": "chat_body", "channel": "chat_body", "body": "chat_body",
+                                          "in_reply_to": "chat_in_reply_to"})
+
+
+async def send_again(
+    *, services: Services, client: Client, reservation_id: str, form: PanelForm
+) -> str:
+    """Send a message in doubt (`message_id`) of the reservation again: its step goes out
+    once more, on the same channel, with the same message id; the message id."""
+    message_id = form.message_ref("message_id")
+    if message_id is None:
+        raise FormError("action", "formulário incompleto: recarregue a página e escolha a mensagem em dúvida")
+    async with services.sessions() as session:
+        try:
+            message = await send_message_again(client=client, session=session, message_id=message_id,
+                                               request_id=form.request_id(), reservation_id=reservation_id)
+        except InvalidRequest as error:  # the step is in doubt no more, or being sent again already
+            raise FormError("action", f"nada a enviar novamente: {error.detail}") from error
+    return message.id
 
 
 async def _send(
@@ -129,30 +150,55 @@ async def _send(
     services: Services,
     client: Client,
     reservation_id: str,
-    info: TemplateInfo,
+    template: str,
     channel: Channel | None,
+    context: dict[str, Any],
     form: PanelForm,
-    body_field: str,
-    reply_field: str = "in_reply_to",
+    fields: dict[str, str],
 ) -> str:
-    context: dict[str, Any] = {}
-    if info.name == "free_text":
-        context["body"] = form.text(body_field, what="a mensagem")
-    if info.name in OFFER_TEMPLATES:
-        offer = form.get("upsell_offer")
-        if not offer:
-            raise FormError("upsell_offer", "escolha a oferta que a mensagem apresenta")
-        context["upsell_offer"] = offer
-    message = ManualMessage(
-        request_id=form.request_id(), template=info.name, channel=channel,
-        in_reply_to=form.message_ref(reply_field), context=context,
-    )
+    """`fields`: the form's field for a checked one (`template`, `channel`, `in_reply_to`, a context key)."""
+    try:
+        context = staff_context(catalogue=services.templates, template=template, channel=channel, context=context)
+        in_reply_to = check_in_reply_to(form.get(fields.get("in_reply_to", "in_reply_to")))
+    except StaffMessageError as error:
+        raise _form_error(error, template, fields) from error
+    request_id = form.request_id()
     async with services.sessions() as session:
+        context = await body_stored_apart(  # the journey keeps the text's id, not the text
+            session=session, reservation_id=reservation_id, request_id=request_id, context=context
+        )
+        message = ManualMessage(
+            request_id=request_id, template=template, channel=channel, in_reply_to=in_reply_to, context=context,
+        )
         ack = await update_journey(client=client, session=session, reservation_id=reservation_id,
                                    update=GuestJourneyWorkflow.send_message, argument=message)
     assert ack.message_id is not None
     await wait_until_stored(services, ack.message_id)
     return ack.message_id
+
+
+def _form_error(error: StaffMessageError, template: str, fields: dict[str, str]) -> FormError:
+    """The panel's words for what `staff_context` refused, on the form's field."""
+    field = fields.get(error.key, error.key)
+    match error.problem:
+        case Problem.unknown_template:
+            return FormError(field, "escolha um modelo da lista")
+        case Problem.no_channel_version:
+            return FormError(field, f"o modelo {template} não tem versão para este canal")
+        case Problem.journey_key:
+            return FormError(field, f"{error.key}: a jornada preenche este valor a partir da reserva; "
+                                    "não pode ser enviado")
+        case Problem.unknown_key:
+            return FormError(field, f"{error.key}: campo desconhecido neste formulário")
+        case Problem.missing_value if error.key == "body":
+            return FormError(field, "escreva a mensagem")
+        case Problem.missing_value if error.key == "upsell_offer":
+            return FormError(field, "escolha a oferta que a mensagem apresenta")
+        case Problem.invalid_value if error.field == "in_reply_to":
+            return FormError(field, "escolha uma mensagem da lista")
+        case Problem.invalid_value if error.key == "body":
+            return FormError(field, f"no máximo {TEXT_LIMIT} caracteres")
+    return FormError(field, f"valor inválido: {error.detail}")
 
 
 async def wait_until_stored(services: Services, message_id: str, within: float = APPEAR_WITHIN) -> bool:

@@ -3,6 +3,12 @@
 Each kind is one query on the journey read model and the message table, the
 same on SQLite and PostgreSQL, newest first and at most `LIMIT` rows:
 
+- `in_doubt`: an outbound message in the last `RECENT` whose provider may or may
+  not have it (status `in_doubt`: a timeout or a dropped connection after the
+  message was handed over), unless a later message with the same template
+  reached the same reservation; staff send it again with one click (the
+  journey sends its step once more, same channel, same message id), or not,
+  when its journey has finished;
 - `failed_message`: an outbound message that failed in the last `RECENT`,
   unless a later message with the same template reached the same
   reservation (a fallback channel or a resend took care of it);
@@ -58,6 +64,7 @@ OPEN_STEP_STATUSES = ("planned", "due")
 
 
 class AttentionKind(StrEnum):
+    in_doubt = "in_doubt"
     failed_message = "failed_message"
     checkin_pending = "checkin_pending"
     unanswered = "unanswered"
@@ -67,6 +74,7 @@ class AttentionKind(StrEnum):
 
 
 TITLES = {
+    AttentionKind.in_doubt: "Mensagens em dúvida (o hóspede pode não ter recebido)",
     AttentionKind.failed_message: "Mensagens com falha",
     AttentionKind.checkin_pending: "Check-in não feito a 24 h da chegada",
     AttentionKind.unanswered: "Mensagens de hóspedes sem resposta (SLA)",
@@ -83,6 +91,8 @@ class AttentionItem:
     hotel_id: str | None
     since: datetime
     detail: str
+    message_id: str | None = None
+    can_send_again: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,7 @@ async def needs_attention(
     """Every kind, in the order staff should look at them."""
     return [
         AttentionGroup(AttentionKind.stuck, await stuck_journeys(session=session, now=now, hotel_id=hotel_id)),
+        AttentionGroup(AttentionKind.in_doubt, await messages_in_doubt(session=session, now=now, hotel_id=hotel_id)),
         AttentionGroup(AttentionKind.failed_message,
                        await failed_messages(session=session, now=now, hotel_id=hotel_id)),
         AttentionGroup(AttentionKind.unanswered,
@@ -120,24 +131,49 @@ async def needs_attention(
     ]
 
 
+async def messages_in_doubt(
+    *, session: AsyncSession, now: datetime, hotel_id: str | None = None
+) -> list[AttentionItem]:
+    finished = exists().where(
+        col(JourneyRecord.reservation_id) == col(MessageRecord.reservation_id),
+        col(JourneyRecord.stage).in_([stage.value for stage in FINAL_STAGES]),
+    )
+    query = (
+        select(MessageRecord, finished)
+        .where(
+            MessageRecord.direction == MessageDirection.outbound.value,
+            MessageRecord.status == MessageStatus.in_doubt.value,
+            col(MessageRecord.created_at) >= now - RECENT,
+            ~_reached_later(),
+            *_message_of_hotel(hotel_id),
+        )
+        .order_by(col(MessageRecord.created_at).desc())
+        .limit(LIMIT)
+    )
+    items = []
+    for record, journey_finished in (await session.exec(query)).all():
+        what = f"{labels.label(labels.TEMPLATES, record.template)} por {labels.label(labels.CHANNELS, record.channel)}"
+        why = record.reason or "o provedor não confirmou o recebimento"
+        if journey_finished:
+            why += " (jornada encerrada: não é mais enviada)"
+        items.append(AttentionItem(
+            AttentionKind.in_doubt, record.reservation_id, record.hotel_id, record.created_at, f"{what}: {why}",
+            message_id=record.id,
+            can_send_again=not journey_finished and record.reservation_id is not None and record.step_key is not None,
+        ))
+    return items
+
+
 async def failed_messages(
     *, session: AsyncSession, now: datetime, hotel_id: str | None = None
 ) -> list[AttentionItem]:
-    later = aliased(MessageRecord, name="later")
-    settled = exists().where(
-        col(later.reservation_id) == col(MessageRecord.reservation_id),
-        col(later.template) == col(MessageRecord.template),
-        col(later.direction) == MessageDirection.outbound.value,
-        col(later.status).in_([status.value for status in SENT_STATUSES]),
-        col(later.created_at) >= col(MessageRecord.created_at),
-    )
     query = (
         select(MessageRecord)
         .where(
             MessageRecord.direction == MessageDirection.outbound.value,
             MessageRecord.status == MessageStatus.failed.value,
             col(MessageRecord.created_at) >= now - RECENT,
-            ~settled,
+            ~_reached_later(),
             *_message_of_hotel(hotel_id),
         )
         .order_by(col(MessageRecord.created_at).desc())
@@ -319,6 +355,19 @@ async def stuck_journeys(
 
 
 # -- helpers ------------------------------------------------------------------------
+
+
+def _reached_later() -> ColumnElement[bool]:
+    """A message with the same template reached the message's reservation since (a
+    fallback channel or a resend took care of it)."""
+    later = aliased(MessageRecord, name="later")
+    return exists().where(
+        col(later.reservation_id) == col(MessageRecord.reservation_id),
+        col(later.template) == col(MessageRecord.template),
+        col(later.direction) == MessageDirection.outbound.value,
+        col(later.status).in_([status.value for status in SENT_STATUSES]),
+        col(later.created_at) >= col(MessageRecord.created_at),
+    )
 
 
 def _journey_of_hotel(hotel_id: str | None) -> list[ColumnElement[bool]]:

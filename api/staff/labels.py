@@ -24,10 +24,13 @@ STEP_STATUSES = {
     "done": "Concluída",
     "skipped": "Pulada",
     "failed": "Falhou",
+    "in_doubt": "Em dúvida",
     "cancelled": "Cancelada",
 }
 MESSAGE_STATUSES = {
     "queued": "Na fila",
+    "sending": "Enviando",
+    "in_doubt": "Em dúvida",
     "sent": "Enviada",
     "delivered": "Entregue",
     "read": "Lida",

@@ -26,6 +26,7 @@ from guest_journey.settings import Settings
 OFFER_TEMPLATES = frozenset({"upsell_offer", "upsell_follow_up"})
 EXCERPT = 240
 OPEN_STEPS = (StepStatus.planned, StepStatus.due)
+HANDING_OVER = frozenset({MessageStatus.queued, MessageStatus.sending})
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,11 @@ class TimelineEntry:
     @property
     def status_label(self) -> str:
         return labels.label(labels.MESSAGE_STATUSES, self.status)
+
+    @property
+    def in_doubt(self) -> bool:
+        """Its channel may or may not have it: staff may send it again (same id, once)."""
+        return self.status == MessageStatus.in_doubt and self.step_key is not None
 
     @property
     def excerpt(self) -> str:
@@ -209,8 +215,8 @@ def _entry(
         reason=record.reason,
         in_reply_to=record.in_reply_to,
         step_key=record.step_key,
-        handed_over=record.status != MessageStatus.queued or record.sent_at is not None,
-        resend=_resend(record, steps),
+        handed_over=record.status not in HANDING_OVER or record.sent_at is not None,
+        resend=None if record.status == MessageStatus.in_doubt else _resend(record, steps),
     )
     if replied is not None:
         what = labels.label(labels.TEMPLATES, replied.template) if replied.template else f"“{_short(replied.body_text)}”"

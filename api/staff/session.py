@@ -4,10 +4,18 @@ and the CSRF token of the staff forms.
 `/login` takes an API key (CONTRACT §1). When the key's role may use the
 staff pages (`ops` or `admin`), the browser gets the cookie `gj_staff`:
 `<payload>.<signature>`, the payload naming the role, a fingerprint of the
-key (an HMAC of it, never the key) and the expiry, signed with HMAC-SHA256
-under the service's secret key in a domain of its own (`staff-session:`), so
-that no guest link can pass for it nor it for one. The cookie is HttpOnly,
-SameSite=Lax, and Secure when the public base URL is https.
+key (an HMAC of it, never the key), the expiry and a random session id,
+signed with HMAC-SHA256 under the service's secret key in a domain of its own
+(`staff-session:`), so that no guest link can pass for it nor it for one. The
+cookie is HttpOnly, SameSite=Lax, and Secure when the public base URL is
+https. Cookies (and fingerprints) signed with a key now in
+`GUEST_JOURNEY_SECRET_KEY_FALLBACKS` are still accepted; new ones are signed
+with the current key.
+
+Signing out (`/logout`) records the session id in the database
+(`guest_journey.staff_sessions`): the cookie, even a copy of it replayed
+later, no longer signs anyone in. A cookie without a session id (made before
+sessions had one) is not accepted.
 
 On every request the fingerprint must still name a configured key, and the
 role is that key's role now: taking a key out of `GUEST_JOURNEY_API_KEYS`
@@ -19,8 +27,9 @@ when the request sends one (a script), else the session cookie, else
 configured, in development, and answers 401 otherwise).
 
 Every staff form carries `csrf_token`, an HMAC of the random `gj_staff_csrf`
-cookie (SameSite=Strict). A request authenticated by its `Authorization`
-header sends no ambient credential and needs no token.
+cookie (SameSite=Strict), and a form sent with an `Origin` must come from the
+public base URL's origin (`api.hosts.origin_allowed`). A request authenticated
+by its `Authorization` header sends no ambient credential and needs neither.
 """
 
 from __future__ import annotations
@@ -30,14 +39,17 @@ import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import Depends, HTTPException, Request, Response
 
-from api.deps import SettingsDep, caller_role
+from api.deps import Services, ServicesDep, caller_role
+from api.hosts import origin_allowed
 from guest_journey.settings import ROLES, Role, Settings
+from guest_journey.staff_sessions import revoke_staff_session, staff_session_revoked
 
 SESSION_COOKIE = "gj_staff"
 CSRF_COOKIE = "gj_staff_csrf"
@@ -70,42 +82,64 @@ class StaffSession:
     role: Role
     fingerprint: str
     expires_at: datetime
+    session_id: str  # what `/logout` revokes (`guest_journey.staff_sessions`)
+
+
+def _verified(secrets_: Sequence[str], given: str, mac: Callable[[str], str]) -> str | None:
+    """The key under which `mac(key)` equals `given`, trying them all (current key first)."""
+    found = None
+    for secret in secrets_:
+        if hmac.compare_digest(given.encode("utf-8", "surrogatepass"), mac(secret).encode()) and found is None:
+            found = secret
+    return found
+
+
+def _secrets(secret: str | Sequence[str]) -> tuple[str, ...]:
+    return (secret,) if isinstance(secret, str) else tuple(secret)
 
 
 def make_session_cookie(secret: str, role: Role, key: str, now: datetime | None = None) -> str:
     expires = (now or datetime.now(UTC)) + SESSION_LIFETIME
-    body = {"r": role, "f": key_fingerprint(secret, key), "e": int(expires.timestamp())}
+    body = {"r": role, "f": key_fingerprint(secret, key), "e": int(expires.timestamp()),
+            "i": secrets.token_urlsafe(18)}
     payload = _b64(json.dumps(body, separators=(",", ":")).encode())
     return f"{payload}.{_mac(secret, _SESSION_DOMAIN, payload)}"
 
 
-def read_session_cookie(secret: str, value: str, now: datetime | None = None) -> StaffSession | None:
-    """The session a cookie carries, when it is ours, intact and not expired."""
+def read_session_cookie(
+    secret: str | Sequence[str], value: str, now: datetime | None = None
+) -> StaffSession | None:
+    """The session a cookie carries, when it is ours (signed with the current key or one of
+    `GUEST_JOURNEY_SECRET_KEY_FALLBACKS`), intact, not expired, and has a session id."""
     payload, _, signature = value.partition(".")
     if not payload or not signature or len(value) > 512:
         return None
-    if not hmac.compare_digest(signature.encode(), _mac(secret, _SESSION_DOMAIN, payload).encode()):
+    if _verified(_secrets(secret), signature, lambda key: _mac(key, _SESSION_DOMAIN, payload)) is None:
         return None
     try:
         body = json.loads(_unb64(payload))
-        role, fingerprint = body["r"], body["f"]
+        role, fingerprint, session_id = body["r"], body["f"], body["i"]
         expires_at = datetime.fromtimestamp(int(body["e"]), UTC)
     except (ValueError, KeyError, TypeError):
         return None
     if role not in ROLES or not isinstance(fingerprint, str):
         return None
+    if not isinstance(session_id, str) or not 16 <= len(session_id) <= 64:
+        return None
     if expires_at <= (now or datetime.now(UTC)):
         return None
-    return StaffSession(role=role, fingerprint=fingerprint, expires_at=expires_at)
+    return StaffSession(role=role, fingerprint=fingerprint, expires_at=expires_at, session_id=session_id)
 
 
 def session_role(settings: Settings, session: StaffSession) -> Role | None:
-    """The current role of the key the session was opened with; None once the key is gone."""
-    secret = settings.resolved_secret_key()
-    for key, role in settings.api_key_roles.items():
-        if hmac.compare_digest(key_fingerprint(secret, key), session.fingerprint):
-            return role
-    return None
+    """The current role of the key the session was opened with; None once the key is gone.
+    The fingerprint may have been made under a key now among the fallbacks."""
+    found: Role | None = None
+    for secret in settings.verification_secret_keys():
+        for key, role in settings.api_key_roles.items():
+            if hmac.compare_digest(key_fingerprint(secret, key), session.fingerprint) and found is None:
+                found = role
+    return found
 
 
 def key_role(settings: Settings, key: str) -> Role | None:
@@ -152,25 +186,47 @@ class StaffCaller:
 
 
 def current_session(request: Request, settings: Settings) -> StaffSession | None:
+    """The session the cookie carries, before asking whether it was signed out
+    (`live_session`)."""
     value = request.cookies.get(SESSION_COOKIE)
-    return read_session_cookie(settings.resolved_secret_key(), value) if value else None
+    return read_session_cookie(settings.verification_secret_keys(), value) if value else None
 
 
-def identify(request: Request, settings: Settings) -> StaffCaller:
+async def live_session(request: Request, services: Services) -> StaffSession | None:
+    """The cookie's session, unless it was signed out (`guest_journey.staff_sessions`)."""
+    session = current_session(request, services.settings)
+    if session is None:
+        return None
+    async with services.sessions() as db:
+        if await staff_session_revoked(session=db, session_id=session.session_id):
+            return None
+    return session
+
+
+async def end_session(request: Request, services: Services) -> None:
+    """Revoke the cookie's session on the server, so that a copy of it no longer works."""
+    session = current_session(request, services.settings)
+    if session is not None:
+        async with services.sessions() as db:
+            await revoke_staff_session(session=db, session_id=session.session_id, expires_at=session.expires_at)
+
+
+async def identify(request: Request, services: Services) -> StaffCaller:
     """Who sends the request: bearer key, session cookie, or a loopback caller
     without API keys configured; 401 otherwise (`api.deps.caller_role`)."""
+    settings = services.settings
     if request.headers.get("authorization"):
         return StaffCaller(role=caller_role(request, settings), via="bearer")
-    session = current_session(request, settings)
+    session = await live_session(request, services)
     role = session_role(settings, session) if session is not None else None
     if role is not None:
         return StaffCaller(role=role, via="session")
     return StaffCaller(role=caller_role(request, settings), via="loopback")
 
 
-def staff_caller(request: Request, settings: SettingsDep) -> StaffCaller:
+async def staff_caller(request: Request, services: ServicesDep) -> StaffCaller:
     """The pages' dependency: a caller whose role is `ops` or `admin`, else 401/403."""
-    caller = identify(request, settings)
+    caller = await identify(request, services)
     if not may_use_staff_pages(caller.role):
         raise HTTPException(403, f"the staff pages need the role ops; your key has {caller.role}")
     return caller
@@ -208,13 +264,18 @@ def csrf_valid(request: Request, settings: Settings, submitted: str) -> bool:
     cookie = request.cookies.get(CSRF_COOKIE)
     if not cookie or not submitted:
         return False
-    expected = _mac(settings.resolved_secret_key(), _CSRF_DOMAIN, cookie)
-    return hmac.compare_digest(submitted.encode(), expected.encode())  # bytes: any text is just unequal
+    mac = lambda key: _mac(key, _CSRF_DOMAIN, cookie)  # noqa: E731
+    return _verified(settings.verification_secret_keys(), submitted, mac) is not None
 
 
 def check_csrf(request: Request, settings: Settings, caller: StaffCaller | None, submitted: str) -> None:
-    """403 unless the form's token matches this browser's, or the caller used its key header."""
+    """403 unless the form's token matches this browser's and its `Origin`, when sent, is
+    the public base URL's (`api.hosts.origin_allowed`); a caller that used its key header
+    sends no ambient credential and needs neither."""
     if caller is not None and caller.via == "bearer":
         return
+    origin = request.headers.get("origin")
+    if origin and origin != "null" and not origin_allowed(settings.public_base_url, origin):
+        raise HTTPException(403, "the form was sent from another site; open the page from this site and try again")
     if not csrf_valid(request, settings, submitted):
         raise HTTPException(403, "the form has expired or did not come from this site; reload the page and try again")

@@ -10,6 +10,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.messaging import CHANNEL_UNAVAILABLE, TEMPLATE_FAILED, MessagingActivities
 from communications.message_store import list_for_reservation
+from communications.staff_texts import BODY_ID, StaffText, store_staff_text
 from communications.templates import TemplateCatalogue
 from guest_journey.guest_links import GuestLinks
 from guest_journey.messages import SendMessageInput, message_id_for, message_key
@@ -88,3 +89,34 @@ async def test_an_unknown_template_fails_the_message_with_its_name(messaging, se
     async with sessions() as session:
         [record] = await list_for_reservation(session=session, reservation_id="R1")
     assert record.status == "failed" and "no_such_template" in record.reason
+
+
+def staff_text_message(body_id: str) -> SendMessageInput:
+    """A free text staff sent, as the journey asks for it: the text named by its id."""
+    message = invitation(template="free_text")
+    return message.model_copy(update={"step_key": "manual:m1", "context": {**message.context, BODY_ID: body_id}})
+
+
+async def test_a_staff_text_is_read_from_the_database_when_the_message_is_rendered(messaging, email, sessions):
+    async with sessions() as session:
+        body_id = await store_staff_text(session=session, reservation_id="R1", request_id="m1",
+                                         body="Your room is ready from noon.")
+    result = await ActivityEnvironment().run(messaging.send_message, staff_text_message(body_id))
+    assert result.status == "sent"
+    assert "Your room is ready from noon." in email.sent[0].rendered.text
+
+
+@pytest.mark.parametrize("owner", ["R1", "R2"], ids=["erased", "another-reservation"])
+async def test_a_staff_text_that_is_gone_or_not_the_reservations_fails_the_message(messaging, email, sessions, owner):
+    async with sessions() as session:
+        body_id = await store_staff_text(session=session, reservation_id=owner, request_id="m1", body="Hello")
+        if owner == "R1":  # the guest's data was erased before the message went out
+            await session.delete(await session.get(StaffText, body_id))
+            await session.commit()
+    with pytest.raises(ApplicationError) as raised:
+        await ActivityEnvironment().run(messaging.send_message, staff_text_message(body_id))
+    assert raised.value.type == TEMPLATE_FAILED and raised.value.non_retryable
+    assert email.calls == 0
+    async with sessions() as session:
+        [record] = await list_for_reservation(session=session, reservation_id="R1")
+    assert record.status == "failed" and body_id in (record.reason or "")

@@ -6,6 +6,8 @@ from datetime import timedelta
 
 import pytest
 
+from api.journey_service import journey_handle
+from communications.staff_texts import staff_texts_of
 from tests.api.test_reservations import reservation_body
 from tests.workflows.journeys import end, now
 
@@ -49,6 +51,25 @@ async def test_a_staff_message_goes_through_the_journey_and_shows_in_its_timelin
     manual = [step for step in journey["steps"] if step["kind"] == "manual"]
     assert len(manual) == 2 and all(step["status"] == "done" for step in manual)
     assert manual[0]["message_id"] == message_id
+
+
+async def test_a_staff_text_is_kept_in_the_database_and_the_journey_keeps_only_its_id(env, worker, email, api, sessions):
+    arrival = await now(env) + timedelta(days=20)
+    text = "Your table for two is booked at 8 pm on the terrace; ask for Marta."
+    async with worker():
+        await api.put("/reservations/R-TEXT-1", json=reservation_body(arrival))
+        sent = await api.post("/communications/send", json={
+            "reservation_id": "R-TEXT-1", "template": "free_text", "context": {"body": text},
+        })
+        await email.wait_for(1)
+        history = await journey_handle(env.client, "R-TEXT-1").fetch_history()
+        await end(env, "R-TEXT-1")
+
+    assert sent.status_code == 202, sent.text
+    assert text in email.sent[0].rendered.text
+    assert not any(text.encode() in event.SerializeToString() for event in history.events)
+    async with sessions() as session:
+        assert [stored.body for stored in await staff_texts_of(session=session, reservation_id="R-TEXT-1")] == [text]
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import SecretStr
+from sqlmodel import col, select
 
+from api.limits import WHATSAPP_WEBHOOK_MAX_BODY_BYTES
 from communications.channels.whatsapp import WhatsAppSender
+from communications.message_status import MessageStatusEvent
+from communications.message_store import MessageRecord
+from guest_journey.messages import MessageDirection, MessageStatus
 from guest_journey.reservations import Channel
 from guest_journey.settings import Settings
 from tests.api.conftest import app_client
@@ -242,3 +247,71 @@ async def test_an_email_reply_is_matched_by_the_token_in_its_reply_address(env, 
     assert len(reply_to.split("@")[0]) <= 64
     assert answer.json()["reservation_id"] == "R-TOKEN-1" and answer.json()["matched_by"] == "in_reply_to"
     assert tampered.json()["reservation_id"] is None
+
+
+def meta_status(wamid: str, status: str, at: datetime) -> dict:
+    """One status as Meta reports it, with its conversation and pricing (about 360 bytes)."""
+    return {"id": wamid, "status": status, "timestamp": str(int(at.timestamp())), "recipient_id": "5511999990000",
+            "conversation": {"id": hashlib.md5(wamid.encode()).hexdigest(),
+                             "expiration_timestamp": str(int(at.timestamp()) + 86400),
+                             "origin": {"type": "utility"}},
+            "pricing": {"billable": True, "pricing_model": "CBP", "category": "utility"}}
+
+
+async def handed_to_meta(sessions, wamids: list[str], at: datetime) -> None:  # type: ignore[no-untyped-def]
+    """A WhatsApp message handed over at `at` per wamid, in one transaction."""
+    async with sessions() as session:
+        for n, wamid in enumerate(wamids):
+            session.add(MessageRecord(
+                id=f"msg-batch-{n}", reservation_id=f"R-BATCH-{n}", hotel_id="hotel-sp",
+                direction=MessageDirection.outbound.value, channel=Channel.whatsapp.value, template="checkin_invitation",
+                step_key="checkin_invitation", status=MessageStatus.sent.value, provider_message_id=wamid,
+                recipient="+5511999990000", created_at=at, sent_at=at, status_at=at))
+        await session.commit()
+
+
+async def test_a_batched_webhook_of_2_5_mb_is_accepted_and_every_status_applied(settings, sessions):
+    """Meta batches statuses up to 3 MB a request (api/limits.py): about 2.5 MB of them,
+    for 2,300 messages, each reported sent, delivered and read, is taken whole."""
+    handed = datetime(2025, 3, 18, 12, 0, tzinfo=UTC)
+    wamids = [f"wamid.HBgNNTUxMTk5OTk5MDAwMBUCABEYEj{n:020d}AA==" for n in range(2300)]
+    await handed_to_meta(sessions, wamids, handed)
+    reports = ("sent", "delivered", "read")
+    statuses = [meta_status(wamid, status, handed + timedelta(seconds=1 + k))
+                for k, status in enumerate(reports) for wamid in wamids]
+    raw, headers = signed(whatsapp_payload(statuses=statuses))
+    assert 2_400_000 < len(raw) < WHATSAPP_WEBHOOK_MAX_BODY_BYTES  # far over the 64 KiB of other routes
+
+    meta = settings.model_copy(update={"temporal_address": "127.0.0.1:1", "whatsapp_app_secret": SecretStr(APP_SECRET)})
+    async for client in app_client(meta):
+        answer = await client.post("/webhooks/whatsapp", content=raw, headers=headers)
+
+    assert answer.status_code == 200, answer.text[:300]
+    assert answer.json() == {"statuses": len(statuses), "messages": 0}
+    async with sessions() as session:
+        messages = (await session.exec(
+            select(MessageRecord).where(col(MessageRecord.reservation_id).startswith("R-BATCH-")))).all()
+        events = (await session.exec(
+            select(MessageStatusEvent.message_id, MessageStatusEvent.status)
+            .where(col(MessageStatusEvent.message_id).startswith("msg-batch-")))).all()
+    assert len(messages) == len(wamids)
+    assert {m.status for m in messages} == {"read"}
+    assert all(m.delivered_at == handed + timedelta(seconds=2) and m.read_at == handed + timedelta(seconds=3)
+               for m in messages)
+    assert sorted(events) == sorted((m.id, status) for m in messages for status in reports)  # each report once
+
+
+async def test_a_webhook_body_over_metas_3_mb_gets_413_declared_or_streamed(settings):
+    raw, headers = signed(whatsapp_payload(statuses=[{"padding": "x" * WHATSAPP_WEBHOOK_MAX_BODY_BYTES}]))
+
+    async def in_chunks():  # type: ignore[no-untyped-def]
+        for start in range(0, len(raw), 256 * 1024):
+            yield raw[start:start + 256 * 1024]
+
+    meta = settings.model_copy(update={"temporal_address": "127.0.0.1:1", "whatsapp_app_secret": SecretStr(APP_SECRET)})
+    async for client in app_client(meta):
+        declared = await client.post("/webhooks/whatsapp", content=raw, headers=headers)
+        streamed = await client.post("/webhooks/whatsapp", content=in_chunks(), headers=headers)
+
+    assert declared.status_code == 413 and streamed.status_code == 413
+    assert declared.json() == {"detail": "the request body is larger than 3 MiB"}

@@ -15,7 +15,7 @@ import pytest
 from pydantic import ValidationError
 
 from api.app import create_app
-from api.rate_limits import Limit, RateLimiter, TokenBuckets, client_address
+from api.rate_limits import Limit, RateLimiter, TokenBuckets, client_address, route_limit
 from guest_journey.settings import Settings
 
 KEYS = "ops-key-1:ops,ops-key-2:ops"
@@ -46,8 +46,8 @@ def limited_settings(settings: Settings) -> Settings:
     return Settings(
         data_dir=settings.data_dir, secret_key="test-secret", temporal_address="127.0.0.1:1", api_keys=KEYS,
         whatsapp_app_secret="app-secret",
-        rate_limit_guest_per_minute=3, rate_limit_webhook_per_minute=2, rate_limit_login_per_minute=2,
-        rate_limit_api_key_per_minute=2, trusted_proxies="10.0.0.0/8, 192.0.2.1",
+        rate_limit_guest_per_minute=3, rate_limit_whatsapp_webhook_per_minute=2, rate_limit_webhook_per_minute=4,
+        rate_limit_login_per_minute=2, rate_limit_api_key_per_minute=2, trusted_proxies="10.0.0.0/8, 192.0.2.1",
     )
 
 
@@ -135,14 +135,49 @@ async def test_sign_in_attempts_are_limited_per_address(client):
     assert (await client("198.51.100.2").post("/login", data={"api_key": "guess"})).status_code == 403  # no token
 
 
-async def test_webhooks_are_limited_per_address(client):
+async def test_the_whatsapp_webhook_is_limited_per_address(client):
     answers = [await client().post("/webhooks/whatsapp", content=b"{}") for _ in range(3)]
     assert [answer.status_code for answer in answers] == [401, 401, 429]
     assert answers[-1].json() == {
-        "detail": "too many webhook requests: at most 2 per minute per client address; retry in 30 s",
-        "limit": "webhook",
+        "detail": "too many WhatsApp webhook requests: at most 2 per minute per client address; retry in 30 s",
+        "limit": "whatsapp_webhook",
     }
     assert (await client("198.51.100.2").post("/webhooks/whatsapp", content=b"{}")).status_code == 401
+
+
+async def test_guest_pages_and_the_whatsapp_webhook_do_not_share_a_bucket(client):
+    for _ in range(3):
+        await client("198.51.100.1").get(GUEST_PAGE)
+    assert (await client("198.51.100.1").get(GUEST_PAGE)).status_code == 429
+    assert (await client("198.51.100.1").post("/webhooks/whatsapp", content=b"{}")).status_code == 401  # not 429
+
+    for _ in range(2):
+        await client("198.51.100.2").post("/webhooks/whatsapp", content=b"{}")
+    assert (await client("198.51.100.2").post("/webhooks/whatsapp", content=b"{}")).status_code == 429
+    assert (await client("198.51.100.2").get(GUEST_PAGE)).status_code == 403  # not 429
+
+
+async def test_other_webhooks_do_not_spend_the_whatsapp_bucket(client):
+    others = [await client().post("/webhooks/elsewhere", content=b"{}") for _ in range(5)]
+    assert [answer.status_code for answer in others] == [404, 404, 404, 404, 429]
+    assert others[-1].json()["limit"] == "webhook"
+    assert (await client().post("/webhooks/whatsapp", content=b"{}")).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "limit"),
+    [
+        ("POST", "/webhooks/whatsapp", "whatsapp_webhook"),
+        ("GET", "/webhooks/whatsapp", "whatsapp_webhook"),  # Meta's verification
+        ("POST", "/webhooks/other", "webhook"),
+        ("GET", "/guest/t/check-in", "guest"),
+        ("POST", "/login", "login"),
+        ("GET", "/reservations/R1", "api_key"),
+        ("GET", "/metrics", None),
+    ],
+)
+def test_each_route_counts_against_its_limit(method, path, limit):
+    assert route_limit(method, path) == limit
 
 
 async def test_each_api_key_has_its_own_bucket(client):
@@ -260,4 +295,6 @@ def test_the_limits_come_from_the_environment(tmp_path, monkeypatch):
     limiter = RateLimiter.from_settings(Settings(data_dir=tmp_path))
     assert limiter.limits["login"].per_minute == 5
     assert limiter.limits["guest"].per_minute == 300
+    assert limiter.limits["whatsapp_webhook"].per_minute == 15_000  # Meta's bursts: see api/rate_limits.py
+    assert limiter.limits["webhook"].per_minute == 600
     assert limiter.trusted_proxies == (ipaddress.ip_network("10.0.0.0/8"),)

@@ -426,6 +426,90 @@ async def test_needs_attention_lists_each_kind_and_leaves_out_what_is_handled(ap
     assert loaded.status_code == 200 and "detrator" in loaded.text  # finished journeys come from the read model
 
 
+async def test_messages_in_doubt_are_listed_with_a_button_to_send_them_again(app_sessions, web):
+    t = datetime.now(UTC)
+    p = f"D{uuid.uuid4().hex[:6]}-"
+    hotel = f"hotel-{p}"
+    minutes = lambda n: timedelta(minutes=n)  # noqa: E731
+    step = Step(key="checkin_invitation", kind=StepKind.checkin_invitation, status=StepStatus.in_doubt,
+                scheduled_for=t - minutes(30), channel="email", template="checkin_invitation",
+                message_id=p + "d1", reason="email: SMTP timeout after DATA; the guest may not have it")
+    sending = Step(key="checkin_reminder:PT24H", kind=StepKind.checkin_reminder, status=StepStatus.due,
+                   scheduled_for=t - minutes(1), channel="email", template="checkin_reminder")
+    await seed(app_sessions, [
+        view(p + "DOUBT", arrival=t + timedelta(days=3), steps=[step, sending]),
+        view(p + "WA", arrival=t + timedelta(days=3), hotel_id=hotel),
+        view(p + "ENDED", arrival=t - timedelta(days=3), stage=Stage.cancelled),
+        view(p + "RESENT", arrival=t + timedelta(days=3)),
+    ], [
+        message(p + "d1", p + "DOUBT", "outbound", "in_doubt", t - minutes(30), template="checkin_invitation",
+                step_key="checkin_invitation", reason="SMTP timeout after DATA"),
+        message(p + "s1", p + "DOUBT", "outbound", "sending", t - minutes(1), template="checkin_reminder",
+                step_key="checkin_reminder:PT24H"),
+        message(p + "d2", p + "WA", "outbound", "in_doubt", t - minutes(20), hotel_id=hotel, channel="whatsapp",
+                template="upsell_offer", step_key="upsell:room_upgrade"),
+        message(p + "d3", p + "ENDED", "outbound", "in_doubt", t - minutes(40), template="checkin_invitation",
+                step_key="checkin_invitation"),
+        message(p + "d4", p + "RESENT", "outbound", "in_doubt", t - minutes(50), template="checkin_invitation",
+                step_key="checkin_invitation"),
+        message(p + "o4", p + "RESENT", "outbound", "sent", t - minutes(45), template="checkin_invitation",
+                step_key="manual:r"),
+    ])
+    async with app_sessions() as session:
+        everywhere = await attention.messages_in_doubt(session=session, now=t)
+        one_hotel = await attention.needs_attention(session=session, now=t, hotel_id=hotel)
+    mine = [item for item in everywhere if (item.reservation_id or "").startswith(p)]
+    assert [item.message_id for item in mine] == [p + "d2", p + "d1", p + "d3"]  # newest first; o4 took care of d4
+    assert [item.can_send_again for item in mine] == [True, True, False]  # the cancelled journey sends no more
+    assert mine[1].detail == "Convite de check-in por E-mail: SMTP timeout after DATA"
+    assert "jornada encerrada" in mine[2].detail
+    [doubtful] = [group for group in one_hotel if group.kind is AttentionKind.in_doubt]
+    assert [item.message_id for item in doubtful.items] == [p + "d2"]
+
+    await sign_in(web)
+    page = await web.get("/guest-experience", headers=HTML)
+    section = page.text[page.text.index('id="attention-in_doubt"'):]
+    section = section[:section.index("</details>")]
+    assert "Mensagens em dúvida" in section and "Oferta por WhatsApp" in section
+    forms = re.findall(r'<form method="post" action="/guest-experience".*?</form>', section, re.S)
+    assert [re.search(r'name="message_id" value="([^"]+)"', form).group(1) for form in forms] == [p + "d2", p + "d1"]
+    assert all('name="action" value="send_again"' in form and 'name="csrf_token"' in form
+               and ">Enviar novamente</button>" in form for form in forms)
+    assert f'name="reservation_id" value="{p}DOUBT"' in forms[1]
+
+    # The journey's own page says the same, in its timeline and its plan.
+    loaded = await web.get(f"/guest-experience?reservation_id={p}DOUBT", headers=HTML)
+    assert loaded.status_code == 200, loaded.text
+    entry = loaded.text[loaded.text.index(f'id="msg-{p}d1"'):]
+    entry = entry[:entry.index("</li>")]
+    assert 'data-status="in_doubt"' in entry and ">Em dúvida</span>" in entry
+    assert ">Enviar novamente</button>" in entry and "Reenviar" not in entry  # never a second message
+    reminder = loaded.text[loaded.text.index(f'id="msg-{p}s1"'):]
+    assert ">Enviando</span>" in reminder[:reminder.index("</li>")]
+    plan = loaded.text[loaded.text.index('data-key="checkin_invitation"'):]
+    assert ">Em dúvida</span>" in plan[:plan.index("</tr>")] and "SMTP timeout after DATA" in plan[:plan.index("</tr>")]
+    assert 'data-pending="true"' in loaded.text  # a message being sent: the timeline refreshes itself
+
+    # A message that is not in doubt (any more) is not sent again; the form needs its token.
+    sent = await web.post("/guest-experience", data={
+        "csrf_token": csrf(page), "action": "send_again", "reservation_id": p + "RESENT", "message_id": p + "o4",
+        "request_id": uuid.uuid4().hex})
+    assert sent.status_code == 409
+    assert "a mensagem não está em dúvida (está enviada): não há o que enviar novamente" in sent.text
+    other = await web.post("/guest-experience", data={
+        "csrf_token": csrf(page), "action": "send_again", "reservation_id": p + "RESENT", "message_id": p + "d1"})
+    assert other.status_code == 404  # a message of another reservation
+    forged = await web.post("/guest-experience", data={
+        "action": "send_again", "reservation_id": p + "DOUBT", "message_id": p + "d1"})
+    assert forged.status_code == 403
+
+    # The dashboard counts it apart: neither sent nor failed.
+    board = await web.get(f"/analytics?hotel_id={hotel}", headers=HTML)
+    assert "1 mensagem em dúvida" in board.text
+    channels = board.text[board.text.index('id="channels-table"'):]
+    assert re.search(r"WhatsApp</th><td>1</td><td>0</td><td>1</td><td>0,0\s%", channels)
+
+
 # -- the Temporal Web UI link ---------------------------------------------------------
 
 
@@ -512,8 +596,9 @@ async def test_the_card_jornada_digital_shows_what_the_data_says(app_sessions, s
     adoption = page.text[page.text.index('id="checkin-adoption"'):]
     assert number(adoption) == "66,7 %" and "2 de 3 chegadas" in adoption
     channels = page.text[page.text.index('id="channels-table"'):]
-    assert re.search(r"E-mail</th><td>4</td><td>1</td><td>25,0\s%", channels)
-    assert re.search(r"WhatsApp</th><td>1</td><td>0</td><td>0,0\s%", channels)
+    assert re.search(r"E-mail</th><td>4</td><td>1</td><td>0</td><td>25,0\s%", channels)
+    assert re.search(r"WhatsApp</th><td>1</td><td>0</td><td>0</td><td>0,0\s%", channels)
+    assert 'id="delivery-in-doubt"' not in page.text
     assert page.text.count('<svg class="chart"') == 6 and 'role="img"' in page.text
     assert "<script>" not in page.text
 

@@ -145,6 +145,9 @@ async def test_staff_use_the_panel_and_the_dashboard_in_a_browser(env, site, ses
     ], [
         message("x-wait", "R-CHECKIN", "inbound", "received", t - timedelta(minutes=25), hotel_id="hotel-ipanema",
                 channel="whatsapp", body="Meu voo atrasou, tudo bem chegar à meia-noite?"),
+        message("x-doubt", "R-CHECKIN", "outbound", "in_doubt", t - timedelta(minutes=20), hotel_id="hotel-ipanema",
+                template="checkin_invitation", step_key="checkin_invitation",
+                reason="SMTP: tempo esgotado depois do envio"),
     ])
     arrival = await now(env) + timedelta(days=2)
     ops = httpx.AsyncClient(base_url=base, timeout=30, headers={"authorization": f"Bearer {OPS}"})
@@ -221,6 +224,9 @@ async def test_staff_use_the_panel_and_the_dashboard_in_a_browser(env, site, ses
         assert "R-CHECKIN" in await page.locator("#attention-checkin_pending").inner_text()
         assert "Meu voo atrasou" in await page.locator("#attention-unanswered").inner_text()
         assert "mailbox full" in await page.locator("#attention-failed_message").inner_text()
+        in_doubt = page.locator("#attention-in_doubt")
+        assert "Convite de check-in por E-mail: SMTP: tempo esgotado" in await in_doubt.inner_text()
+        assert await in_doubt.get_by_role("button", name="Enviar novamente").is_visible()
         await shot(page, "ops-attention", attention)
 
         # An unknown reservation: a clear message on the page.

@@ -165,10 +165,31 @@ async def test_no_messages_give_zeros_and_no_average(db_sessions):
         "sent": 0,
         "delivered": 0,
         "failed": 0,
+        "in_doubt": 0,
         "failure_rate": 0.0,
         "avg_response_time_minutes": None,
         "response_time_minutes": {"hotel_replies": None, "guest_replies": None},
         "by_channel": {},
+    }
+
+
+async def test_messages_in_doubt_count_apart_and_sending_ones_only_in_the_total(db_sessions):
+    async with db_sessions() as session:
+        session.add_all(
+            MessageRecord(id=message_id, reservation_id="R-1", hotel_id=SP, channel=channel, direction="outbound",
+                          status=status, created_at=at(0, hour), updated_at=at(0, hour))
+            for message_id, channel, status, hour in (
+                ("d1", "email", "in_doubt", 0), ("d2", "whatsapp", "in_doubt", 1), ("s1", "email", "sending", 2),
+                ("o1", "email", "sent", 3), ("f1", "email", "failed", 4),
+            )
+        )
+        await session.commit()
+    summary = await summary_of(db_sessions)
+    assert (summary.total, summary.sent, summary.delivered, summary.failed, summary.in_doubt) == (5, 1, 0, 1, 2)
+    assert summary.failure_rate == 0.2  # a message in doubt is not a failure (nor a success)
+    assert summary.by_channel == {
+        "email": ChannelSummary(total=4, failed=1, in_doubt=1, failure_rate=0.25),
+        "whatsapp": ChannelSummary(total=1, failed=0, in_doubt=1, failure_rate=0.0),
     }
 
 

@@ -1,5 +1,6 @@
-"""Hostile requests: bodies over 64 KiB, malformed JSON, forged and replayed
-WhatsApp webhooks, forms without their CSRF token.
+"""Hostile requests: bodies over their limit (64 KiB; 3 MiB for the WhatsApp
+webhook), malformed JSON, forged and replayed WhatsApp webhooks, forms without
+their CSRF token.
 
 Shown elsewhere and not repeated here:
 - tests/api/test_inbound_and_webhooks.py: a missing or forged `X-Hub-Signature-256`
@@ -21,7 +22,7 @@ import pytest
 from pydantic import SecretStr
 from sqlmodel import select
 
-from api.limits import MAX_BODY_BYTES
+from api.limits import body_limit
 from communications.message_store import MessageRecord
 from guest_journey.guest_links import Purpose
 from guest_journey.settings import Settings
@@ -41,7 +42,6 @@ PURPOSE_OF_PAGE = {"check-in": Purpose.checkin, "offers": Purpose.offer, "feedba
                    "chat": Purpose.chat, "unsubscribe": Purpose.unsubscribe}
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 JSON_BODY = {"content-type": "application/json"}
-TOO_BIG = b"notes=" + b"x" * MAX_BODY_BYTES
 
 
 def test_the_body_routes_are_found() -> None:
@@ -49,10 +49,15 @@ def test_the_body_routes_are_found() -> None:
             ("POST", "/guest/{token}/check-in"), ("POST", "/guest-experience")} <= set(BODY_ROUTES)
 
 
-async def in_chunks() -> AsyncIterator[bytes]:
-    """`TOO_BIG` streamed without a Content-Length (Transfer-Encoding: chunked)."""
-    for start in range(0, len(TOO_BIG), 8 * 1024):
-        yield TOO_BIG[start:start + 8 * 1024]
+def too_big(path: str) -> bytes:
+    """A body one byte and more over the path's limit (`api.limits.body_limit`)."""
+    return b"notes=" + b"x" * body_limit(path)
+
+
+async def in_chunks(body: bytes) -> AsyncIterator[bytes]:
+    """`body` streamed without a Content-Length (Transfer-Encoding: chunked)."""
+    for start in range(0, len(body), 8 * 1024):
+        yield body[start:start + 8 * 1024]
 
 
 def guest_path(template: str, tokens: dict[Purpose, str]) -> str:
@@ -61,15 +66,16 @@ def guest_path(template: str, tokens: dict[Purpose, str]) -> str:
     return template.replace("{token}", tokens[PURPOSE_OF_PAGE[page]]).replace("{offer}", "room_upgrade")
 
 
-async def test_every_body_route_refuses_more_than_64_kib_declared_or_streamed(env, worker, web, links, rid):
+async def test_every_body_route_refuses_a_body_over_its_limit_declared_or_streamed(env, worker, web, links, rid):
     async with worker():
         departure = await book(web, env, rid, language="en")
         tokens = {purpose: links.token(rid, purpose, departure) for purpose in Purpose}
         declared, streamed = {}, {}
         for method, template in BODY_ROUTES:
             path = guest_path(template, tokens) if template.startswith("/guest/{token}/") else concrete(template)
-            declared[method, template] = await web.request(method, path, content=TOO_BIG, headers=FORM)
-            streamed[method, template] = await web.request(method, path, content=in_chunks(), headers=FORM)
+            body = too_big(path)
+            declared[method, template] = await web.request(method, path, content=body, headers=FORM)
+            streamed[method, template] = await web.request(method, path, content=in_chunks(body), headers=FORM)
         await end(env, rid)
 
     for route in BODY_ROUTES:
@@ -77,6 +83,7 @@ async def test_every_body_route_refuses_more_than_64_kib_declared_or_streamed(en
         if route not in READS_NO_BODY:
             assert streamed[route].status_code == 413, (route, streamed[route].status_code, streamed[route].text[:200])
     assert "64 KiB" in declared["PUT", "/reservations/{reservation_id}"].json()["detail"]
+    assert "3 MiB" in declared["POST", "/webhooks/whatsapp"].json()["detail"]  # Meta's batches: api/limits.py
 
 
 # -- malformed JSON -----------------------------------------------------------------

@@ -96,11 +96,10 @@ class Aim:
         if "reservation_id" in body and sometimes():
             body["reservation_id"] = data.draw(st.sampled_from(self.seeded))
         if "template" in body and sometimes():
-            context = body["context"] if isinstance(body.get("context"), dict) else {}
             body["template"] = data.draw(st.sampled_from(TEMPLATES))
             body["channel"] = None
-            body["context"] = {**context, "body": data.draw(st.text(min_size=1, max_size=300)),
-                               "upsell_offer": "room_upgrade"}
+            # Only what staff may give (any other context key is refused with 422).
+            body["context"] = {"body": data.draw(st.text(min_size=1, max_size=300)), "upsell_offer": "room_upgrade"}
         if "arrival" in body and "departure" in body and sometimes():
             arrival = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=data.draw(st.integers(-72, 2000)))
             departure = arrival + timedelta(hours=data.draw(st.integers(1, 24 * 40)))
@@ -143,6 +142,7 @@ def fuzz_settings(api_settings: Settings) -> Settings:
         "whatsapp_verify_token": SecretStr("fuzz-verify-token"),
         # Input handling is under test here, not rate limits (tests/api has those): none.
         "rate_limit_guest_per_minute": 0,
+        "rate_limit_whatsapp_webhook_per_minute": 0,
         "rate_limit_webhook_per_minute": 0,
         "rate_limit_login_per_minute": 0,
         "rate_limit_api_key_per_minute": 0,
