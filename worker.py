@@ -47,12 +47,18 @@ def build_channels(settings: Settings) -> dict[Channel, ChannelSender]:
     email: ChannelSender
     if settings.smtp_configured:
         assert settings.smtp_host is not None
+        if settings.smtp_starttls is not None:
+            logger.warning(
+                "GUEST_JOURNEY_SMTP_STARTTLS is deprecated: read as GUEST_JOURNEY_SMTP_TLS=%s; set that instead",
+                settings.resolved_smtp_tls,
+            )
         email = SmtpEmailSender(
             host=settings.smtp_host,
-            port=settings.smtp_port or (587 if settings.smtp_starttls else 25),
+            # The deprecated SMTP_STARTTLS=true kept its default port, 587; else the sender's default.
+            port=settings.smtp_port or (587 if settings.smtp_starttls else None),
             username=settings.smtp_username,
             password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
-            starttls=settings.smtp_starttls,
+            tls=settings.resolved_smtp_tls,
             sender=sender,
             timeout=settings.smtp_timeout_seconds,
         )
@@ -84,7 +90,7 @@ def build_worker(
         templates=TemplateCatalogue.load(),
         channels=channels,
         links=GuestLinks(settings.public_base_url, secret_key),
-        secret_key=secret_key,
+        secret_key=settings.verification_secret_keys(),  # erased guests' digests under earlier keys too
     )
     recorder = JourneyRecorder(sessions=sessions)
     kpis = KpiActivities(sessions=sessions, webhook_url=settings.kpi_webhook_url)

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from api.deps import Services
 from api.errors import install_error_handlers
+from api.hosts import AllowedHosts
 from api.limits import BodySizeLimit
 from api.pages import mount_static
 from api.rate_limits import RateLimiter, RateLimits
@@ -33,7 +34,7 @@ from guest_journey.automation import automation_queue, guest_journey_bridge
 from guest_journey.database import create_engine, session_factory
 from guest_journey.policy import load_policy
 from guest_journey.schema import prepare_database
-from guest_journey.settings import Settings, get_settings
+from guest_journey.settings import MIN_SECRET_BITS, Settings, get_settings
 from guest_journey.temporal import connect_temporal
 
 logger = logging.getLogger("guest_journey.api")
@@ -48,7 +49,10 @@ def create_app(settings: Settings | None = None, *, rate_limiter: RateLimiter | 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not settings.api_key_roles:
-            logger.warning("GUEST_JOURNEY_API_KEYS is not set: only loopback callers are allowed")
+            logger.warning("GUEST_JOURNEY_API_KEYS is not set: only loopback callers are allowed, "
+                           "and only under the Host localhost, 127.0.0.1, [::1] or the public base URL's")
+        for weak in settings.weak_secrets():  # production refuses these at start (`Settings`)
+            logger.warning("%s is shorter than %d bits; production would refuse it", weak, MIN_SECRET_BITS)
         engine = create_engine(settings.resolved_database_url)
         try:
             await prepare_database(engine, settings)  # production: refuses a schema not at the head
@@ -83,7 +87,9 @@ def create_app(settings: Settings | None = None, *, rate_limiter: RateLimiter | 
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit)
     app.add_middleware(RateLimits, limiter=rate_limiter or RateLimiter.from_settings(settings))
-    app.add_middleware(SecurityHeaders)
+    if not settings.api_key_roles:
+        app.add_middleware(AllowedHosts, public_base_url=settings.public_base_url)
+    app.add_middleware(SecurityHeaders, hsts=settings.public_base_url.lower().startswith("https://"))
     app.add_middleware(RequestTracing)  # outermost: the span covers the whole request
     app.include_router(reservations.router)
     app.include_router(journey_ops.router)  # /guest-experience/journey before /{reservation_id}

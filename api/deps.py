@@ -73,7 +73,9 @@ def _is_loopback(request: Request) -> bool:
 
 
 def caller_role(request: Request, settings: SettingsDep) -> Role:
-    """The role of the API key the request carries (CONTRACT §1)."""
+    """The role of the API key the request carries (CONTRACT §1). Without keys, a loopback
+    caller is admin: `api.hosts.AllowedHosts` has already refused any Host but loopback's
+    and the public base URL's, and wrong keys are rate-limited in `api.rate_limits`."""
     keys = settings.api_key_roles
     if not keys:
         if _is_loopback(request):

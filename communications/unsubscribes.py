@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Column
@@ -42,12 +43,15 @@ async def unsubscribe(*, session: AsyncSession, address: str, reservation_id: st
     await session.commit()
 
 
-async def is_unsubscribed(*, session: AsyncSession, address: str, secret_key: str) -> bool:
-    """Whether the address, or the digest an erasure left of it, asked for no more offers."""
+async def is_unsubscribed(*, session: AsyncSession, address: str, secret_key: str | Sequence[str]) -> bool:
+    """Whether the address, or the digest an erasure left of it, asked for no more offers.
+    `secret_key` may be the keys to try (current first, then `GUEST_JOURNEY_SECRET_KEY_FALLBACKS`):
+    a digest left before the key was rotated still counts."""
     key = normalise_address(address)
     if key is None:
         return False
-    keys = [key, address_digest(key, secret_key)]
+    secret_keys = (secret_key,) if isinstance(secret_key, str) else tuple(secret_key)
+    keys = [key, *(address_digest(key, secret) for secret in secret_keys)]
     found = await session.exec(select(Unsubscribe.address).where(col(Unsubscribe.address).in_(keys)).limit(1))
     return found.first() is not None
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import uvicorn
 from pydantic import ValidationError
+from starlette.types import ASGIApp
 
 from guest_journey import db_command, gdpr_command
 from guest_journey.devserver import (
@@ -86,6 +87,19 @@ def _api_claim(settings: Settings) -> PortClaim:
     return PortClaim(settings.api_host, settings.api_port, "the API", "GUEST_JOURNEY_API_PORT")
 
 
+def api_server_config(settings: Settings, app: ASGIApp) -> uvicorn.Config:
+    """uvicorn for the API. Its proxy-header handling trusts exactly
+    `GUEST_JOURNEY_TRUSTED_PROXIES` (the setting the rate limits and HSTS read too),
+    never uvicorn's own default (`FORWARDED_ALLOW_IPS`, else 127.0.0.1): without the
+    setting, `X-Forwarded-For` and `X-Forwarded-Proto` are ignored, so a local relay
+    cannot claim another client address or https."""
+    trusted = [str(network) for network in settings.trusted_proxy_networks]
+    return uvicorn.Config(
+        app, host=settings.api_host, port=settings.api_port, log_config=None,
+        proxy_headers=bool(trusted), forwarded_allow_ips=trusted,
+    )
+
+
 async def _run_api(server: uvicorn.Server, shutdown: _Shutdown) -> None:
     try:
         await server.serve()
@@ -99,9 +113,7 @@ async def _serve(settings: Settings, shutdown: _Shutdown, *, with_worker: bool) 
     """Run the API (and a worker) until a signal, or until one of them fails."""
     from api.app import create_app
 
-    server = _ApiServer(
-        uvicorn.Config(create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None)
-    )
+    server = _ApiServer(api_server_config(settings, create_app(settings)))
     shutdown.api = server
     worker_stop = asyncio.Event()
     tasks = {"API": asyncio.create_task(_run_api(server, shutdown))}

@@ -1,7 +1,12 @@
 """Signed, expiring links to the guest pages (`/guest/{token}/...`).
 
 A token names one reservation and one purpose, carries its expiry and is
-signed with HMAC-SHA256 under the service's secret key.
+signed with HMAC-SHA256 under the service's secret key; verification also
+accepts the earlier keys of `GUEST_JOURNEY_SECRET_KEY_FALLBACKS`, so that
+rotating the key keeps the links already sent working. An offer link's token
+also names its offer (`o`): it opens that offer's page and no other. Offer
+links sent before the offer was signed in (no `o`) still open, but only for an
+offer the journey has actually offered to this guest (docs/guest-pages.md).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import hmac
 import json
 import re
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -26,6 +32,7 @@ class Purpose(StrEnum):
     unsubscribe = "unsubscribe"
 
 
+Secrets = str | Sequence[str]  # one key, or the keys to verify with (current first)
 FEEDBACK_VALID_AFTER_DEPARTURE = timedelta(days=30)
 UNSUBSCRIBE_VALID_AFTER_DEPARTURE = timedelta(days=365)
 
@@ -42,6 +49,7 @@ class GuestToken(BaseModel):
     reservation_id: str
     purpose: Purpose
     expires_at: datetime
+    offer: str | None = None  # the offer an offer link is for; None in links made before it was signed in
 
 
 def _b64(data: bytes) -> str:
@@ -56,20 +64,38 @@ def _signature(secret: str, payload: str) -> str:
     return _b64(hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest()[:20])
 
 
+def _keys(secret: Secrets) -> tuple[str, ...]:
+    return (secret,) if isinstance(secret, str) else tuple(secret)
+
+
+def _signed_by(secret: Secrets, signature: str, text: str, size: int | None = None) -> bool:
+    """Whether `signature` is the signature of `text` under one of the keys: the current key
+    then `GUEST_JOURNEY_SECRET_KEY_FALLBACKS` (`Settings.verification_secret_keys`). Every
+    key is tried, so the time taken does not tell which one matched."""
+    matched = False
+    for key in _keys(secret):
+        matched |= _same(signature, _signature(key, text)[:size])
+    return matched
+
+
 def _same(given: str, expected: str) -> bool:
     """Constant-time comparison; any text a caller sends (not only ASCII) is just unequal."""
     return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8"))
 
 
-def make_token(secret: str, reservation_id: str, purpose: Purpose, expires_at: datetime) -> str:
-    body = {"r": reservation_id, "p": purpose.value, "e": int(expires_at.timestamp())}
+def make_token(
+    secret: str, reservation_id: str, purpose: Purpose, expires_at: datetime, offer: str | None = None
+) -> str:
+    body: dict[str, object] = {"r": reservation_id, "p": purpose.value, "e": int(expires_at.timestamp())}
+    if offer is not None:
+        body["o"] = offer
     payload = _b64(json.dumps(body, separators=(",", ":")).encode())
     return f"{payload}.{_signature(secret, payload)}"
 
 
-def read_token(secret: str, token: str, purpose: Purpose, now: datetime | None = None) -> GuestToken:
+def read_token(secret: Secrets, token: str, purpose: Purpose, now: datetime | None = None) -> GuestToken:
     payload, _, signature = token.partition(".")
-    if not payload or not signature or not _same(signature, _signature(secret, payload)):
+    if not payload or not signature or not _signed_by(secret, signature, payload):
         raise GuestTokenError("this link is not valid")
     try:
         body = json.loads(_unb64(payload))
@@ -77,6 +103,7 @@ def read_token(secret: str, token: str, purpose: Purpose, now: datetime | None =
             reservation_id=body["r"],
             purpose=body["p"],
             expires_at=datetime.fromtimestamp(body["e"], UTC),
+            offer=body.get("o"),
         )
     except (ValueError, KeyError, TypeError, ValidationError) as error:
         raise GuestTokenError("this link is not valid") from error
@@ -94,8 +121,10 @@ class GuestLinks:
         self._base_url = base_url.rstrip("/")
         self._secret = secret
 
-    def url(self, reservation_id: str, purpose: Purpose, expires_at: datetime, path: str) -> str:
-        token = make_token(self._secret, reservation_id, purpose, expires_at)
+    def url(
+        self, reservation_id: str, purpose: Purpose, expires_at: datetime, path: str, offer: str | None = None
+    ) -> str:
+        token = make_token(self._secret, reservation_id, purpose, expires_at, offer)
         return f"{self._base_url}/guest/{token}/{path}"
 
     def for_message(self, reservation_id: str, departure: datetime, offer: str | None) -> dict[str, str]:
@@ -106,7 +135,7 @@ class GuestLinks:
             "chat_url": self.url(reservation_id, Purpose.chat, feedback_until, "chat"),
         }
         if offer:
-            offer_url = self.url(reservation_id, Purpose.offer, departure, f"offers/{offer}")
+            offer_url = self.url(reservation_id, Purpose.offer, departure, f"offers/{offer}", offer)
             links.update(offer_url=offer_url, accept_url=f"{offer_url}?answer=accept",
                          decline_url=f"{offer_url}?answer=decline")
             links["unsubscribe_url"] = self.url(
@@ -128,12 +157,12 @@ def reply_token(secret: str, message_id: str) -> str:
     return hex_id + _signature(secret, f"reply:{hex_id}")[:12]
 
 
-def message_replied_to(secret: str, address: str) -> str | None:
+def message_replied_to(secret: Secrets, address: str) -> str | None:
     """The message id in a `reply+<token>@…` address, when the token is ours and intact."""
     found = _REPLY_ADDRESS.search(address)
     if found is None:
         return None
     hex_id, signature = found.group(1).lower(), found.group(2)
-    if not _same(signature, _signature(secret, f"reply:{hex_id}")[:12]):
+    if not _signed_by(secret, signature, f"reply:{hex_id}", 12):
         return None
     return str(uuid.UUID(hex_id))

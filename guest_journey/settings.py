@@ -17,7 +17,21 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROLES = ("reservations", "ops", "admin")
+MIN_SECRET_BITS = 128
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+def secret_bits(key: str) -> int:
+    """The strength we credit a key with: 4 bits a character when it is all hex digits,
+    6 bits a character otherwise (url-safe base64 and anything else). 128 bits are
+    32 hex digits or 22 other characters. This measures keys made at random
+    (`secrets.token_urlsafe(32)`, `openssl rand -hex 32`); a chosen phrase is
+    weaker than its length says, whatever this counts."""
+    per_character = 4 if key and set(key) <= _HEX_DIGITS else 6
+    return len(key) * per_character
 Role = Literal["reservations", "ops", "admin"]
+SmtpTls = Literal["starttls", "tls", "none"]  # GUEST_JOURNEY_SMTP_TLS: see `resolved_smtp_tls`
+SMTPS_PORT = 465
 
 
 class Settings(BaseSettings):
@@ -61,7 +75,16 @@ class Settings(BaseSettings):
     smtp_port: int | None = None
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
-    smtp_starttls: bool = False
+    smtp_tls: SmtpTls | None = Field(
+        default=None,
+        description="starttls (default: upgrade when offered, required with AUTH), tls (implicit, SMTPS) or none",
+    )
+    smtp_starttls: bool | None = Field(
+        default=None, description="deprecated: true is smtp_tls=starttls, false is none (tls on port 465)"
+    )
+    smtp_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=300, description="the whole SMTP conversation of one message"
+    )
     email_from: str | None = None
 
     whatsapp_phone_number_id: str | None = None
@@ -69,6 +92,9 @@ class Settings(BaseSettings):
     whatsapp_app_secret: SecretStr | None = None
     whatsapp_verify_token: SecretStr | None = None
     whatsapp_api_base_url: str = "https://graph.facebook.com/v21.0"
+    whatsapp_timeout_seconds: float = Field(
+        default=15.0, gt=0, le=300, description="one request to the WhatsApp Cloud API"
+    )
 
     policy_file: Path | None = None
     api_keys: str | None = Field(default=None, description="key:role,key:role")
@@ -76,15 +102,26 @@ class Settings(BaseSettings):
         default=None, pattern=r"^https?://\S+$", description="where KPI alerts are POSTed as JSON"
     )
     secret_key: SecretStr | None = None
+    secret_key_fallbacks: SecretStr | None = Field(
+        default=None, description="earlier secret keys, comma-separated: still accepted when verifying links and cookies"
+    )
 
     # Requests per minute and per caller, per API replica (see `api.rate_limits`); 0: no limit.
     rate_limit_guest_per_minute: int = Field(
         default=300, ge=0, description="guest pages, unsubscribe, web chat polling: per client address"
     )
-    rate_limit_webhook_per_minute: int = Field(default=600, ge=0, description="channel webhooks: per client address")
+    rate_limit_whatsapp_webhook_per_minute: int = Field(
+        default=15_000, ge=0, description="/webhooks/whatsapp (Meta's deliveries): per client address"
+    )
+    rate_limit_webhook_per_minute: int = Field(
+        default=600, ge=0, description="other /webhooks/… routes: per client address"
+    )
     rate_limit_login_per_minute: int = Field(default=10, ge=0, description="staff sign-in attempts: per client address")
     rate_limit_api_key_per_minute: int = Field(
         default=1200, ge=0, description="every other route: per API key, per client address without a known key"
+    )
+    rate_limit_failed_key_per_minute: int = Field(
+        default=10, ge=0, description="requests with a wrong or unknown Bearer key, on any route: per client address"
     )
     trusted_proxies: str | None = Field(
         default=None, description="IPs/CIDRs of reverse proxies whose X-Forwarded-For names the client"
@@ -166,6 +203,36 @@ class Settings(BaseSettings):
             )
         return self
 
+    @field_validator("smtp_tls", "smtp_starttls", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            return value or None
+        return value
+
+    @model_validator(mode="after")
+    def _smtp_tls_set_once(self) -> Settings:
+        if self.smtp_tls is None or self.smtp_starttls is None:
+            return self
+        if self.smtp_tls != _smtp_tls_of_starttls(self.smtp_starttls, self.smtp_port):
+            raise ValueError(
+                f"GUEST_JOURNEY_SMTP_TLS={self.smtp_tls} contradicts the deprecated "
+                f"GUEST_JOURNEY_SMTP_STARTTLS={str(self.smtp_starttls).lower()}: set GUEST_JOURNEY_SMTP_TLS only"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _production_sends_no_smtp_password_in_clear(self) -> Settings:
+        logs_in = bool(self.smtp_username) or bool(self.smtp_password and self.smtp_password.get_secret_value())
+        if self.env == "production" and self.smtp_configured and logs_in and self.resolved_smtp_tls == "none":
+            raise ValueError(
+                "production mode refuses SMTP AUTH without TLS: GUEST_JOURNEY_SMTP_USERNAME/_PASSWORD are set "
+                "and GUEST_JOURNEY_SMTP_TLS is none (or the deprecated GUEST_JOURNEY_SMTP_STARTTLS=false); "
+                "set GUEST_JOURNEY_SMTP_TLS=starttls or tls"
+            )
+        return self
+
     @model_validator(mode="after")
     def _production_needs_real_parts(self) -> Settings:
         if self.env != "production":
@@ -179,7 +246,23 @@ class Settings(BaseSettings):
             missing.append("GUEST_JOURNEY_DATABASE_URL (a non-SQLite database)")
         if missing:
             raise ValueError("production mode needs " + ", ".join(missing))
+        weak = self.weak_secrets()
+        if weak:
+            raise ValueError(
+                f"production mode needs secrets of at least {MIN_SECRET_BITS} bits: {', '.join(weak)} "
+                "(generate one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
         return self
+
+    def weak_secrets(self) -> list[str]:
+        """The settings whose keys are shorter than `MIN_SECRET_BITS` (see `secret_bits`); no key is shown."""
+        weak = []
+        for number, key in enumerate(self.api_key_roles, start=1):
+            if secret_bits(key) < MIN_SECRET_BITS:
+                weak.append(f"GUEST_JOURNEY_API_KEYS (entry {number})")
+        if self.secret_key is not None and secret_bits(self.secret_key.get_secret_value().strip()) < MIN_SECRET_BITS:
+            weak.append("GUEST_JOURNEY_SECRET_KEY")
+        return weak
 
     @property
     def api_key_roles(self) -> dict[str, Role]:
@@ -218,12 +301,36 @@ class Settings(BaseSettings):
         return bool(self.smtp_host)
 
     @property
+    def resolved_smtp_tls(self) -> SmtpTls:
+        """How SMTP is secured: GUEST_JOURNEY_SMTP_TLS; unset, the deprecated SMTP_STARTTLS;
+        neither, implicit TLS on port 465 and STARTTLS whenever offered elsewhere."""
+        if self.smtp_tls is not None:
+            return self.smtp_tls
+        if self.smtp_starttls is not None:
+            return _smtp_tls_of_starttls(self.smtp_starttls, self.smtp_port)
+        return "tls" if self.smtp_port == SMTPS_PORT else "starttls"
+
+    @property
     def whatsapp_configured(self) -> bool:
         return bool(self.whatsapp_phone_number_id and self.whatsapp_access_token)
 
     @property
     def outbox_dir(self) -> Path:
         return self.data_dir / "outbox"
+
+    @property
+    def secret_key_fallback_list(self) -> tuple[str, ...]:
+        """Earlier secret keys (`GUEST_JOURNEY_SECRET_KEY_FALLBACKS`), newest first as given."""
+        if self.secret_key_fallbacks is None:
+            return ()
+        entries = self.secret_key_fallbacks.get_secret_value().split(",")
+        return tuple(entry.strip() for entry in entries if entry.strip())
+
+    def verification_secret_keys(self) -> tuple[str, ...]:
+        """The keys a signature may be made with: the current one first, then the fallbacks.
+        Everything is signed with the current key only."""
+        current = self.resolved_secret_key()
+        return (current, *(key for key in self.secret_key_fallback_list if key != current))
 
     def resolved_secret_key(self) -> str:
         """The key that signs guest links; generated once into the data dir in development."""
@@ -237,6 +344,14 @@ class Settings(BaseSettings):
         with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
             file.write(key)
         return key
+
+
+def _smtp_tls_of_starttls(starttls: bool, port: int | None) -> SmtpTls:
+    """What the deprecated GUEST_JOURNEY_SMTP_STARTTLS meant: true, STARTTLS; false,
+    implicit TLS on port 465 and nothing elsewhere."""
+    if starttls:
+        return "starttls"
+    return "tls" if port == SMTPS_PORT else "none"
 
 
 @lru_cache

@@ -98,6 +98,9 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setting
             data_dir=data_dir,
             task_queue=f"tq-{uuid.uuid4()}",
             secret_key="test-secret",
+            # The API tests' clients call the app as http://guest-journey.test: without API keys
+            # the app answers only to loopback and the public base URL's host (`api.hosts`).
+            public_base_url="http://guest-journey.test",
             database_url=stack.enter_context(postgres_schema()) if postgresql else None,
         )
 

@@ -6,6 +6,13 @@
 
 `refuse` maps recipient addresses to the reply their RCPT gets, e.g.
 `{"gone@example.com": "550 5.1.1 No such user"}` or a 4xx for a deferral.
+
+TLS and AUTH (certificates from a `trustme` test CA): `starttls=` a
+server `ssl.SSLContext` offers STARTTLS; `smtps=` one speaks TLS from the first
+byte instead; `logins={"user": "password"}` offers AUTH (PLAIN, LOGIN), also
+before TLS, so that a client sending credentials in clear would be seen doing
+it. `server.tls[i]` says whether message i arrived over TLS, and
+`server.logins` lists each AUTH attempt as (user, over TLS).
 """
 
 from __future__ import annotations
@@ -14,13 +21,14 @@ import asyncio
 import email
 import email.policy
 import socket
+import ssl
 import threading
 import time
 from email.message import EmailMessage
 from types import TracebackType
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -35,6 +43,8 @@ class _Collector:
         self.received: list[EmailMessage] = []
         self.received_at: list[float] = []
         self.envelopes: list[Envelope] = []
+        self.tls: list[bool] = []
+        self.logins: list[tuple[str, bool]] = []
         self.arrived = threading.Condition()
 
     async def handle_RCPT(
@@ -60,6 +70,7 @@ class _Collector:
         )
         assert isinstance(message, EmailMessage)
         with self.arrived:
+            self.tls.append(_over_tls(server))
             self.envelopes.append(envelope)
             self.received.append(message)
             self.received_at.append(time.monotonic())
@@ -67,12 +78,42 @@ class _Collector:
         return "250 Message accepted for delivery"
 
 
+def _over_tls(server: SMTP) -> bool:
+    return server.transport is not None and server.transport.get_extra_info("sslcontext") is not None
+
+
+class _Accounts:
+    def __init__(self, logins: dict[str, str], collector: _Collector) -> None:
+        self.logins = logins
+        self.collector = collector
+
+    def __call__(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: object
+    ) -> AuthResult:
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        user, password = auth_data.login.decode(), auth_data.password.decode()
+        self.collector.logins.append((user, _over_tls(server)))
+        return AuthResult(success=self.logins.get(user) == password, handled=False)
+
+
 class SmtpTestServer:
-    def __init__(self, *, host: str = "127.0.0.1", refuse: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        refuse: dict[str, str] | None = None,
+        starttls: ssl.SSLContext | None = None,
+        smtps: ssl.SSLContext | None = None,
+        logins: dict[str, str] | None = None,
+    ) -> None:
         self.host = host
         self.port = free_port(host)
         self._collector = _Collector(refuse or {})
         self._controller: Controller | None = None
+        self._starttls = starttls
+        self._smtps = smtps
+        self._logins = logins
 
     @property
     def received(self) -> list[EmailMessage]:
@@ -89,6 +130,16 @@ class SmtpTestServer:
         """The SMTP envelopes (`mail_from`, `rcpt_tos`) of the accepted messages."""
         return self._collector.envelopes
 
+    @property
+    def tls(self) -> list[bool]:
+        """For each of `received`: whether it came over TLS (STARTTLS or SMTPS)."""
+        return self._collector.tls
+
+    @property
+    def logins(self) -> list[tuple[str, bool]]:
+        """Each AUTH attempt: the user name, and whether the connection was TLS by then."""
+        return self._collector.logins
+
     async def wait_for(self, count: int, timeout: float = 30.0) -> list[EmailMessage]:
         """Wait until `count` messages have arrived (the server runs in its own thread)."""
         collector = self._collector
@@ -102,7 +153,14 @@ class SmtpTestServer:
         return collector.received
 
     async def start(self) -> None:
-        self._controller = Controller(self._collector, hostname=self.host, port=self.port)
+        secure: dict[str, object] = {}
+        if self._starttls is not None:
+            secure["tls_context"] = self._starttls
+        if self._smtps is not None:
+            secure["ssl_context"] = self._smtps
+        if self._logins is not None:
+            secure.update(authenticator=_Accounts(self._logins, self._collector), auth_require_tls=False)
+        self._controller = Controller(self._collector, hostname=self.host, port=self.port, **secure)
         await asyncio.to_thread(self._controller.start)
 
     async def stop(self) -> None:

@@ -36,8 +36,8 @@ def production_env(database_url: str) -> dict[str, str]:
     return {
         "GUEST_JOURNEY_ENV": "production",
         "GUEST_JOURNEY_DATABASE_URL": database_url,
-        "GUEST_JOURNEY_API_KEYS": "pms-key:reservations",
-        "GUEST_JOURNEY_SECRET_KEY": "production-secret",
+        "GUEST_JOURNEY_API_KEYS": "pms-key-0123456789abcdefghij:reservations",
+        "GUEST_JOURNEY_SECRET_KEY": "production-secret-0123456789abcdef",
         "GUEST_JOURNEY_TEMPORAL_ADDRESS": "127.0.0.1:1",
     }
 

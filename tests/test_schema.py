@@ -154,8 +154,8 @@ async def test_tables_unlike_the_initial_ones_are_refused_and_left_alone(engine:
 
 def production(database_url: str) -> Settings:
     return Settings(
-        env="production", database_url=database_url, api_keys="pms-key:reservations",
-        secret_key="production-secret", temporal_address="127.0.0.1:1", task_queue="schema-test",
+        env="production", database_url=database_url, api_keys="pms-key-0123456789abcdefghij:reservations",
+        secret_key="production-secret-0123456789abcdef", temporal_address="127.0.0.1:1", task_queue="schema-test",
     )
 
 

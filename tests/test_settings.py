@@ -10,10 +10,15 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from guest_journey.settings import Settings
+from guest_journey.settings import Settings, secret_bits
 
 POSTGRES = "postgresql+psycopg://guest_journey:pw@db:5432/guest_journey"
-COMPLETE = {"api_keys": "k-res:reservations,k-ops:ops", "secret_key": "a-long-random-secret", "database_url": POSTGRES}
+RES_KEY, OPS_KEY = "k-res-" + "r" * 24, "k-ops-" + "o" * 24  # 30 characters: 180 bits as counted
+COMPLETE = {
+    "api_keys": f"{RES_KEY}:reservations,{OPS_KEY}:ops",
+    "secret_key": "a-long-random-secret-of-32-chars",
+    "database_url": POSTGRES,
+}
 API_KEYS, SECRET_KEY, DATABASE_URL = "GUEST_JOURNEY_API_KEYS", "GUEST_JOURNEY_SECRET_KEY", "GUEST_JOURNEY_DATABASE_URL"
 
 
@@ -77,13 +82,13 @@ def test_production_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv(DATABASE_URL, POSTGRES)
     settings = Settings()
     assert settings.env == "production"
-    assert settings.api_key_roles == {"k-res": "reservations", "k-ops": "ops"}
+    assert settings.api_key_roles == {RES_KEY: "reservations", OPS_KEY: "ops"}
 
 
 def test_production_with_everything_starts() -> None:
     settings = Settings(env="production", **COMPLETE)  # type: ignore[arg-type]
     assert settings.resolved_database_url == POSTGRES
-    assert settings.resolved_secret_key() == "a-long-random-secret"
+    assert settings.resolved_secret_key() == "a-long-random-secret-of-32-chars"
 
 
 def test_production_refuses_an_empty_secret_key() -> None:
@@ -195,3 +200,38 @@ def test_the_secret_key_is_not_shown(tmp_path: Path) -> None:
     shown = repr(settings) + str(settings.model_dump())
     assert "do-not-print-me" not in shown
     assert "nor-me" not in shown
+
+
+# -- key strength (issue 13, item 6) -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "bits"),
+    [("0123456789abcdef0123456789abcdef", 128), ("0123456789abcdef0123456789abcde", 124),
+     ("x" * 22, 132), ("x" * 21, 126), ("", 0)],
+)
+def test_a_key_counts_four_bits_a_hex_digit_and_six_for_any_other_character(key: str, bits: int) -> None:
+    assert secret_bits(key) == bits
+
+
+def test_production_refuses_a_weak_api_key_and_names_the_setting_not_the_key() -> None:
+    message = production_error(**{**COMPLETE, "api_keys": f"{RES_KEY}:reservations,short-key:ops"})
+    assert f"{API_KEYS} (entry 2)" in message
+    assert "short-key" not in message
+    assert SECRET_KEY not in message
+
+
+def test_production_refuses_a_weak_secret_key() -> None:
+    message = production_error(**{**COMPLETE, "secret_key": "production-secret"})
+    assert SECRET_KEY in message
+    assert API_KEYS not in message
+
+
+def test_development_accepts_weak_keys_and_names_them_for_the_warning() -> None:
+    settings = Settings(api_keys="k1:admin", secret_key="test-secret")
+    assert settings.weak_secrets() == [f"{API_KEYS} (entry 1)", SECRET_KEY]
+
+
+def test_fallback_keys_verify_after_the_current_one() -> None:
+    settings = Settings(secret_key="new-key", secret_key_fallbacks=" old-key , older-key,,new-key ")
+    assert settings.verification_secret_keys() == ("new-key", "old-key", "older-key")

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from fastapi import Depends, Path, Request
 from fastapi.responses import HTMLResponse
@@ -25,6 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.deps import Services, ServicesDep, SessionDep
 from api.errors import DomainError
 from api.guest.errors import GuestPageError
+from api.hosts import origin_allowed
 from api.i18n import (
     CATALOGUES,
     Translator,
@@ -88,6 +89,7 @@ class Visit:
     csrf_seed: str
     new_csrf_seed: bool
     cookies: dict[str, str] = field(default_factory=dict)
+    link_offer: str | None = None  # the offer an offer link is signed for (None: a link made before)
 
     @property
     def reservation_id(self) -> str:
@@ -101,12 +103,15 @@ class Visit:
         return guest_path(make_token(self.secret, self.reservation_id, Purpose.chat, expires), "chat")
 
     def check_csrf(self, sent: str | None) -> None:
-        """The form's token must match the browser's cookie; a foreign Origin is refused."""
+        """The form's token must match the browser's cookie; an Origin other than the public
+        base URL's (`api.hosts.origin_allowed`) is refused."""
         origin = self.request.headers.get("origin")
-        if origin and origin != "null" and urlsplit(origin).netloc != self.request.url.netloc:
+        if origin and origin != "null" and not origin_allowed(self.services.settings.public_base_url, origin):
             raise GuestPageError(403, "csrf", language=self.tr.language)
-        expected = csrf_token(self.secret, self.csrf_seed, self.token)
-        if self.new_csrf_seed or not sent or not hmac.compare_digest(sent.encode(), expected.encode()):
+        matched = False  # a page loaded before the secret key was rotated still posts
+        for key in self.services.settings.verification_secret_keys():
+            matched |= hmac.compare_digest((sent or "").encode(), csrf_token(key, self.csrf_seed, self.token).encode())
+        if self.new_csrf_seed or not sent or not matched:
             raise GuestPageError(403, "csrf", language=self.tr.language)
 
     def page_context(self) -> dict[str, Any]:
@@ -161,9 +166,9 @@ async def load_visit(
 ) -> Visit:
     secret = services.settings.resolved_secret_key()
     try:
-        parsed = read_token(secret, token, purpose)
+        parsed = read_token(services.settings.verification_secret_keys(), token, purpose)
     except ExpiredGuestToken:
-        language = await _language_of_expired(services, session, secret, token, purpose)
+        language = await _language_of_expired(services, session, token, purpose)
         raise GuestPageError(410, "expired", language=request_language(request, language)) from None
     except GuestTokenError:
         raise GuestPageError(403, "invalid") from None
@@ -182,15 +187,16 @@ async def load_visit(
         secret=secret,
         csrf_seed=seed if seed and len(seed) <= 64 else secrets.token_urlsafe(18),
         new_csrf_seed=not seed or len(seed) > 64,
+        link_offer=parsed.offer,
     )
 
 
 async def _language_of_expired(
-    services: Services, session: AsyncSession, secret: str, token: str, purpose: Purpose
+    services: Services, session: AsyncSession, token: str, purpose: Purpose
 ) -> str | None:
     """The guest's language for the page that says their (genuine) link expired."""
     try:
-        parsed = read_token(secret, token, purpose, now=_EPOCH)
+        parsed = read_token(services.settings.verification_secret_keys(), token, purpose, now=_EPOCH)
         journey = await read_journey(client=services.temporal, session=session, reservation_id=parsed.reservation_id)
     except (GuestTokenError, DomainError):
         return None

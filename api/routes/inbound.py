@@ -81,7 +81,7 @@ async def notify_journey(client: TemporalClientDep, result: InboundResult) -> No
 
 
 def _replied_by_address(to: str | None, settings: SettingsDep) -> str | None:
-    return message_replied_to(settings.resolved_secret_key(), to) if to else None
+    return message_replied_to(settings.verification_secret_keys(), to) if to else None
 
 
 def answer_for(result: InboundResult) -> InboundAnswer:

@@ -23,7 +23,7 @@ from starlette.datastructures import FormData
 
 from api.deps import ServicesDep, SettingsDep, TemporalClientDep
 from api.errors import Conflict, DomainError, NotFound, Unavailable
-from api.journey_service import read_journey
+from api.journey_service import NotInDoubt, read_journey
 from api.staff import actions, analytics_data, attention, labels, svg_charts
 from api.staff.actions import FormError, PanelForm
 from api.staff.panel import PanelJourney, build_panel
@@ -34,8 +34,9 @@ from api.staff.session import (
     StaffCallerDep,
     check_csrf,
     clear_session_cookie,
-    current_session,
+    end_session,
     key_role,
+    live_session,
     make_session_cookie,
     may_use_staff_pages,
     session_role,
@@ -57,8 +58,9 @@ DONE = {
     "sent": "Mensagem enviada pela jornada; acompanhe o status na linha do tempo.",
     "reply": "Resposta do hóspede registrada.",
     "chat": "Resposta enviada no chat web.",
+    "again": "A mensagem em dúvida será enviada novamente, uma vez, pelo mesmo canal; acompanhe o status na linha do tempo.",
 }
-ACTIONS = ("send", "reply", "chat")
+ACTIONS = ("send", "reply", "chat", "send_again")
 
 
 def _with_caller(page: StaffPageDep, caller: StaffCallerDep) -> StaffPage:
@@ -100,7 +102,7 @@ async def act_on_journey(
     client: TemporalClientDep,
 ) -> Response:
     """The panel's forms: `action` is `send` (a template, or resend), `reply` (record the
-    guest's reply) or `chat` (answer in the web chat)."""
+    guest's reply), `chat` (answer in the web chat) or `send_again` (a message in doubt)."""
     form = PanelForm(await _read_form(request))
     check_csrf(request, page.settings, page.caller, form.get(CSRF_FIELD))
     reservation_id, action = form.get("reservation_id"), form.get("action")
@@ -115,6 +117,9 @@ async def act_on_journey(
         elif action == "chat":
             await actions.answer_in_chat(services=services, client=client, reservation_id=reservation_id, form=form)
             done = "chat"
+        elif action == "send_again":
+            await actions.send_again(services=services, client=client, reservation_id=reservation_id, form=form)
+            done = "again"
         else:
             await actions.record_guest_reply(services=services, client=client, reservation_id=reservation_id,
                                              form=form)
@@ -140,6 +145,9 @@ async def _read_form(request: Request) -> FormData:
 def _as_form_error(error: FormError | DomainError) -> FormError:
     if isinstance(error, FormError):
         return error
+    if isinstance(error, NotInDoubt):
+        status = labels.label(labels.MESSAGE_STATUSES, error.status).lower()
+        return FormError("action", f"a mensagem não está em dúvida (está {status}): não há o que enviar novamente")
     if isinstance(error, Conflict):
         return FormError("action", f"a jornada não aceita mais mensagens: {error.detail}")
     return FormError("action", error.detail)
@@ -306,10 +314,10 @@ def _safe_next(target: str | None) -> str:
 
 @router.get(LOGIN_PATH, response_class=HTMLResponse, name="staff_login")
 async def show_login(
-    request: Request, page: StaffPageDep, settings: SettingsDep,
+    request: Request, page: StaffPageDep, settings: SettingsDep, services: ServicesDep,
     next: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Response:
-    session = current_session(request, settings)
+    session = await live_session(request, services)
     role = session_role(settings, session) if session is not None else None
     if role is not None:
         page.caller = StaffCaller(role=role, via="session")
@@ -356,15 +364,19 @@ def _login_page(page: StaffPage, *, next: str, error: str | None = None, signed_
 
 @router.post("/logout", name="staff_logout")
 async def submit_logout(
-    request: Request, settings: SettingsDep, csrf_token: Annotated[str, Form(max_length=200)] = ""
+    request: Request, settings: SettingsDep, services: ServicesDep,
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     check_csrf(request, settings, None, csrf_token)
+    await end_session(request, services)
     return _signed_out(settings)
 
 
 @router.get("/logout", name="staff_logout_link")
-async def follow_logout(settings: SettingsDep) -> Response:
-    """Signing out from a link: ending a session is harmless to ask for."""
+async def follow_logout(request: Request, settings: SettingsDep, services: ServicesDep) -> Response:
+    """Signing out from a link: ending a session is harmless to ask for. The session is
+    revoked on the server (`api.staff.session.end_session`), not only forgotten by the browser."""
+    await end_session(request, services)
     return _signed_out(settings)
 
 

@@ -29,7 +29,7 @@ def _page(status: int, title: str, text: str, form: str = "") -> HTMLResponse:
 async def confirm_unsubscribe(token: str, settings: SettingsDep) -> HTMLResponse:
     """A page with one button: mail clients must never unsubscribe by merely opening a link."""
     try:
-        read_token(settings.resolved_secret_key(), token, Purpose.unsubscribe)
+        read_token(settings.verification_secret_keys(), token, Purpose.unsubscribe)
     except GuestTokenError as error:
         return _page(410 if isinstance(error, ExpiredGuestToken) else 403, "Link", str(error))
     return _page(200, "Offers", "Stop receiving offers from the hotel? Messages about your stay continue.", _FORM)
@@ -38,7 +38,7 @@ async def confirm_unsubscribe(token: str, settings: SettingsDep) -> HTMLResponse
 @router.post("/{token}/unsubscribe", response_class=HTMLResponse, responses={**LINK_ERRORS, **json_errors_inline(503)})
 async def one_click_unsubscribe(token: str, settings: SettingsDep, session: SessionDep) -> HTMLResponse:
     try:
-        parsed = read_token(settings.resolved_secret_key(), token, Purpose.unsubscribe)
+        parsed = read_token(settings.verification_secret_keys(), token, Purpose.unsubscribe)
     except GuestTokenError as error:
         return _page(410 if isinstance(error, ExpiredGuestToken) else 403, "Link", str(error))
     journey = await get_journey(session=session, reservation_id=parsed.reservation_id)

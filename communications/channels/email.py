@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import re
+import ssl
 from datetime import UTC, datetime, timedelta
 from email.errors import MessageError
 from email.headerregistry import Address
@@ -26,6 +27,7 @@ from communications.channels.base import (
 )
 from guest_journey.messages import MessageStatus
 from guest_journey.reservations import Channel
+from guest_journey.settings import SmtpTls
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +88,14 @@ class SmtpEmailSender:
     have it: retried later, or given up when the answer is a 5xx. A timeout or
     dropped connection once DATA began leaves the message in doubt: the server
     may have accepted it without our hearing so (`InDoubtDeliveryError`).
+
+    TLS (`tls`, GUEST_JOURNEY_SMTP_TLS): `starttls` upgrades the connection
+    whenever the server offers STARTTLS; a server that does not offer it gets
+    the message in clear, with a warning, unless we log in: credentials never
+    go out in clear, so with a username the send fails (permanently) instead.
+    `tls` speaks TLS from the first byte (SMTPS, port 465); `none` never
+    upgrades. The server's certificate is checked against the system's CAs
+    (`SSL_CERT_FILE` names others), or against `tls_context` when given.
     """
 
     channel = Channel.email
@@ -98,19 +108,26 @@ class SmtpEmailSender:
         port: int | None,
         username: str | None,
         password: str | None,
-        starttls: bool,
+        tls: SmtpTls,
         sender: str,
         *,
         timeout: float = SMTP_TIMEOUT_SECONDS,
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         sender_domain(sender)  # fail at start-up, not at the first message
+        if tls not in ("starttls", "tls", "none"):
+            raise ValueError(f"SMTP TLS {tls!r} is not one of starttls, tls, none")
         self.host = host
-        self.port = port or (SUBMISSION_PORT if starttls else SMTP_PORT)
-        self.username = username
-        self.password = password
-        self.starttls = starttls
+        self.username = username or None
+        self.password = password or None
+        # Unset port: SMTPS for implicit TLS, submission when we log in, else the relay port.
+        default_port = {"tls": SMTPS_PORT, "starttls": SUBMISSION_PORT if self.username else SMTP_PORT}
+        self.port = port or default_port.get(tls, SMTP_PORT)
+        self.tls = tls
+        self.tls_context = tls_context
         self.sender = sender
         self.timeout = timeout
+        self._warned_in_clear = False
 
     @property
     def longest_send(self) -> timedelta:
@@ -121,15 +138,17 @@ class SmtpEmailSender:
         smtp = _SmtpConversation(
             hostname=self.host,
             port=self.port,
-            username=self.username or None,
-            password=self.password or None,
-            start_tls=self.starttls,
-            use_tls=self.port == SMTPS_PORT and not self.starttls,
+            start_tls=None if self.tls == "starttls" else False,  # None: upgrade when offered
+            use_tls=self.tls == "tls",
+            tls_context=self.tls_context,
             timeout=self.timeout,
         )
         try:
             async with asyncio.timeout(self.timeout):
                 await smtp.connect()
+                self._check_tls(smtp, outgoing.message_id)
+                if self.username:  # only now: over TLS, or `none` chosen knowingly
+                    await smtp.login(self.username, self.password or "")
                 await smtp.send_message(
                     message, sender=parseaddr(self.sender)[1], recipients=[outgoing.recipient]
                 )
@@ -146,6 +165,24 @@ class SmtpEmailSender:
         await self._quit(smtp)
         logger.info("e-mail %s sent via %s:%s", outgoing.message_id, self.host, self.port)
         return Delivery(status=MessageStatus.sent, provider_message_id=message["Message-ID"])
+
+    def _check_tls(self, smtp: aiosmtplib.SMTP, message_id: str) -> None:
+        """`starttls` and the server offered no STARTTLS: in clear without credentials
+        (with a warning), never with them."""
+        if self.tls != "starttls" or smtp.get_transport_info("sslcontext") is not None:
+            return
+        if self.username:
+            raise aiosmtplib.SMTPNotSupported(
+                "it offers no STARTTLS, and the SMTP credentials are never sent in clear "
+                "(GUEST_JOURNEY_SMTP_TLS=starttls; tls for SMTPS)"
+            )
+        if not self._warned_in_clear:
+            self._warned_in_clear = True
+            logger.warning(
+                "SMTP server %s:%s offers no STARTTLS: e-mail %s and the next ones go in clear "
+                "(GUEST_JOURNEY_SMTP_TLS=starttls upgrades whenever the server offers it)",
+                self.host, self.port, message_id,
+            )
 
     async def _quit(self, smtp: aiosmtplib.SMTP) -> None:
         """The server took the message: a failure to say goodbye changes nothing."""
@@ -178,11 +215,11 @@ class SmtpEmailSender:
                 f"SMTP server {server} does not support what we need: {error}"
             )
         timed_out = isinstance(error, aiosmtplib.SMTPTimeoutError | TimeoutError)
-        what = f"timed out after {self.timeout:g}s" if timed_out else f"dropped the connection ({error})"
+        what = f"timed out after {self.timeout:g}s" if timed_out else "dropped the connection"
         if content_sent:
             return InDoubtDeliveryError(
-                f"SMTP server {server} {what} after the message was handed over: "
-                "it may have been delivered"
+                f"SMTP server {server} {what} after the message was handed over "
+                f"({type(error).__name__}): it may have been delivered"
             )
         if timed_out:
             return TransientDeliveryError(f"SMTP server {server} timed out: {error}")

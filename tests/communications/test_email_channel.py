@@ -45,7 +45,7 @@ def smtp_sender(server: SmtpTestServer, **overrides: Any) -> SmtpEmailSender:
         "port": server.port,
         "username": None,
         "password": None,
-        "starttls": False,
+        "tls": "starttls",
         "sender": SENDER,
     }
     settings.update(overrides)
@@ -128,7 +128,7 @@ async def test_text_only_message_and_non_ascii_names(smtp_server: SmtpTestServer
 
 
 async def test_server_not_running_is_transient() -> None:
-    sender = SmtpEmailSender("127.0.0.1", free_port(), None, None, False, SENDER, timeout=5)
+    sender = SmtpEmailSender("127.0.0.1", free_port(), None, None, "starttls", SENDER, timeout=5)
 
     with pytest.raises(TransientDeliveryError, match="SMTP server unreachable"):
         await sender.send(outgoing())
@@ -148,7 +148,7 @@ async def silent_server() -> AsyncIterator[int]:
 
 
 async def test_silent_server_times_out_as_transient(silent_server: int) -> None:
-    sender = SmtpEmailSender("127.0.0.1", silent_server, None, None, False, SENDER, timeout=0.3)
+    sender = SmtpEmailSender("127.0.0.1", silent_server, None, None, "starttls", SENDER, timeout=0.3)
 
     with pytest.raises(TransientDeliveryError, match="timed out"):
         await sender.send(outgoing())
@@ -165,7 +165,7 @@ async def test_server_hanging_up_is_transient() -> None:
     port = server.sockets[0].getsockname()[1]
     try:
         with pytest.raises(TransientDeliveryError, match="SMTP server unreachable"):
-            await SmtpEmailSender("127.0.0.1", port, None, None, False, SENDER, timeout=5).send(
+            await SmtpEmailSender("127.0.0.1", port, None, None, "starttls", SENDER, timeout=5).send(
                 outgoing()
             )
     finally:
@@ -194,13 +194,15 @@ async def test_malformed_address_is_permanent(smtp_server: SmtpTestServer) -> No
 
 
 def test_default_ports() -> None:
-    assert SmtpEmailSender("mail.example", None, None, None, False, SENDER).port == 25
-    assert SmtpEmailSender("mail.example", None, "u", "p", True, SENDER).port == 587
+    assert SmtpEmailSender("mail.example", None, None, None, "starttls", SENDER).port == 25
+    assert SmtpEmailSender("mail.example", None, "u", "p", "starttls", SENDER).port == 587
+    assert SmtpEmailSender("mail.example", None, "u", "p", "tls", SENDER).port == 465
+    assert SmtpEmailSender("mail.example", None, "u", "p", "none", SENDER).port == 25
 
 
 def test_sender_must_be_an_address() -> None:
     with pytest.raises(ValueError, match="not an e-mail address"):
-        SmtpEmailSender("localhost", 25, None, None, False, "Hotel Copa Mar")
+        SmtpEmailSender("localhost", 25, None, None, "none", "Hotel Copa Mar")
     with pytest.raises(ValueError, match="not an e-mail address"):
         OutboxEmailSender(Path("outbox"), "nobody")
 

@@ -83,7 +83,7 @@ async def scripted(**behaviour: str | None) -> AsyncIterator[tuple[ScriptedSmtp,
     port = server.sockets[0].getsockname()[1]
 
     def sender(timeout: float = 5.0) -> SmtpEmailSender:
-        return SmtpEmailSender("127.0.0.1", port, None, None, False, SENDER, timeout=timeout)
+        return SmtpEmailSender("127.0.0.1", port, None, None, "none", SENDER, timeout=timeout)
 
     async with server:
         yield peer, sender
