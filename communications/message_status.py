@@ -33,7 +33,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel
-from sqlalchemy import Column, ForeignKey, String, UniqueConstraint
+from sqlalchemy import Column, ForeignKey, String, UniqueConstraint, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -280,17 +280,20 @@ async def record_hand_over(
 async def declare_in_doubt(*, session: AsyncSession, message_id: str, reason: str, at: datetime) -> MessageRecord:
     """An attempt reached the provider but its answer was lost: the message is in
     doubt — unless a status report (a fast webhook) already said what became of it,
-    which is kept."""
-    record = await _message_for_update(session, message_id=message_id, provider_message_id=None)
+    which is kept. One conditional UPDATE, so no report can slip in between."""
+    await session.exec(  # type: ignore[call-overload]
+        update(MessageRecord)
+        .where(
+            col(MessageRecord.id) == message_id,
+            col(MessageRecord.sent_at).is_(None),
+            col(MessageRecord.status).in_([status.value for status in NOT_HANDED_OVER]),
+        )
+        .values(status=MessageStatus.in_doubt.value, reason=reason, status_at=at, updated_at=utcnow())
+    )
+    await session.commit()
+    record = await session.get(MessageRecord, message_id, populate_existing=True)
     if record is None:
         raise LookupError(f"no message {message_id!r}")
-    if record.sent_at is None and MessageStatus(record.status) in NOT_HANDED_OVER:
-        record.status = MessageStatus.in_doubt.value
-        record.reason = reason
-        record.status_at = at
-        record.updated_at = utcnow()
-        session.add(record)
-    await session.commit()
     return record
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from guest_journey.settings import Settings
+from tests.chaos.outcomes import REPORTED, outcome_table
 from tests.chaos.processes import Processes, TemporalServerProcess, free_ports
 from tests.chaos.size import ChaosSize, chaos_seed, chaos_size
 from tests.databases import chosen_database, postgres_schema
@@ -74,3 +75,10 @@ def processes(tmp_path: Path, temporal: TemporalServerProcess, database_url: str
         yield started
     finally:
         started.kill_all()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The outcome of every (reservation, step) of the scenarios that counted them."""
+    if REPORTED:
+        terminalreporter.section(f"never twice, never lost ({chaos_size().name} size)")
+        terminalreporter.write_line(outcome_table(REPORTED))

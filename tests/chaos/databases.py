@@ -9,6 +9,16 @@ from sqlmodel import select
 
 from communications.message_store import MessageRecord
 from guest_journey.database import create_engine, session_factory
+from guest_journey.schema import upgrade_database
+
+
+async def migrate(database_url: str) -> None:
+    """The schema at its head, before the processes of a test open the database together."""
+    engine = create_engine(database_url)
+    try:
+        await upgrade_database(engine)
+    finally:
+        await engine.dispose()
 
 
 async def messages_retried(database_url: str, channel: str) -> int:
@@ -58,5 +68,18 @@ async def most_attempts(database_url: str, channel: str) -> int:
         async with session_factory(engine)() as session:
             query = select(func.max(MessageRecord.attempts)).where(MessageRecord.channel == channel)
             return int((await session.exec(query)).one() or 0)
+    finally:
+        await engine.dispose()
+
+
+async def outbound_statuses(database_url: str) -> dict[str, str]:
+    """Our message id -> current status, of every outbound message."""
+    engine = create_engine(database_url)
+    try:
+        async with session_factory(engine)() as session:
+            rows = await session.exec(
+                select(MessageRecord.id, MessageRecord.status).where(MessageRecord.direction == "outbound")
+            )
+            return {message_id: status for message_id, status in rows.all()}
     finally:
         await engine.dispose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,19 +102,11 @@ def sent_steps(results: Iterable[JourneyView]) -> dict[str, tuple[str, str]]:
     }
 
 
-def delivery_problems(
-    results: list[JourneyView],
-    received: Iterable[str],
-    channel: Channel,
-    *,
-    in_doubt: Collection[str] = (),
-) -> list[str]:
+def delivery_problems(results: list[JourneyView], received: Iterable[str], channel: Channel) -> list[str]:
     """Each message the journeys sent must have arrived exactly once, and nothing else.
 
     `received` holds the message id of every message the provider accepted.
-    A message `in_doubt` (accepted in the instant before its worker was killed,
-    so before the worker could record it) may arrive twice: its retry cannot
-    know whether the first copy got through."""
+    (Faults that may leave a step in doubt are counted by `outcomes.step_outcomes`.)"""
     expected = sent_steps(results)
     every_step = {
         message_id_for(message_key(journey.reservation_id, step.key, channel)): (journey.reservation_id, step.key)
@@ -124,8 +116,7 @@ def delivery_problems(
     counts = Counter(received)
     problems = []
     for message_id, (rid, step) in sorted(expected.items(), key=lambda item: item[1]):
-        allowed = (1, 2) if message_id in in_doubt else (1,)
-        if counts[message_id] not in allowed:
+        if counts[message_id] != 1:
             problems.append(f"{rid} {step}: sent, received {counts[message_id]} times")
     for message_id, times in sorted(counts.items()):
         if message_id in expected:
@@ -133,18 +124,6 @@ def delivery_problems(
         rid, step = every_step.get(message_id, ("?", f"unknown message {message_id}"))
         problems.append(f"{rid} {step}: not sent according to its journey, received {times} times")
     return problems
-
-
-def accepted_just_before(
-    received: list[str], received_at: list[float], kills: list[float], *, window: float
-) -> set[str]:
-    """The messages accepted at most `window` seconds before one of the `kills`
-    (all `time.monotonic()`): those whose worker may have died before recording them."""
-    return {
-        message_id
-        for message_id, at in zip(received, received_at, strict=True)
-        if any(0.0 <= kill - at <= window for kill in kills)
-    }
 
 
 def step_summary(results: Iterable[JourneyView]) -> str:

@@ -22,6 +22,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from guest_journey.devserver import TemporalDevServer, find_temporal_binary
 from guest_journey.temporal import SEARCH_ATTRIBUTES
 
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LOG_TAIL_LINES = 40
 LOG_LINE_CHARACTERS = 400
 WHATSAPP_PHONE_NUMBER_ID = "1234567890"
@@ -119,6 +120,21 @@ class ServiceProcess:
         self.killed_at.append(time.monotonic())
         process.wait(timeout=STOP_TIMEOUT)
 
+    def terminate(self) -> None:
+        """SIGTERM, as `docker stop`, systemd or Kubernetes stop a process: it may finish first."""
+        process = self.current
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+
+    async def wait_exit(self, timeout: float) -> int:
+        """The current run's exit status, once it has exited; fail after `timeout` seconds."""
+        process = self.current
+        if process is None:
+            raise AssertionError(f"{self.name} was never started")
+        await wait_until(lambda: process.poll() is not None, timeout=timeout,
+                         what=f"{self.name} exiting", details=self.log_tail)
+        return int(process.returncode)
+
     def exited(self) -> str | None:
         """Why the current run is no longer running, or None while it runs."""
         process = self.current
@@ -138,6 +154,10 @@ class ServiceProcess:
             return text in self._log_path(run).read_text(errors="replace")
 
         await wait_until(logged, timeout=timeout, what=f"{self.name} logging {text!r}", details=self.log_tail)
+
+    def log(self) -> str:
+        """Everything every run has logged."""
+        return "\n".join(self._log_path(run).read_text(errors="replace") for run in range(len(self.runs)))
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         parts = []
@@ -199,6 +219,11 @@ def service_command(command: str) -> list[str]:
     return [sys.executable, "-m", "guest_journey.cli", command]
 
 
+def worker_script() -> list[str]:
+    """`python worker.py`, as the README runs a worker."""
+    return [sys.executable, str(PROJECT_ROOT / "worker.py")]
+
+
 class ApiProcess(ServiceProcess):
     """`guest-journey api` on a fixed loopback port, so that a restart answers at the same URL."""
 
@@ -230,6 +255,8 @@ def service_environment(
     whatsapp_api_base_url: str | None = None,
     api_port: int | None = None,
     policy_file: Path | None = None,
+    whatsapp_app_secret: str | None = None,
+    whatsapp_timeout: float | None = None,
 ) -> dict[str, str]:
     """The `GUEST_JOURNEY_*` settings of a worker or an API run by a chaos test."""
     env = clean_environment()
@@ -256,6 +283,10 @@ def service_environment(
         )
     if policy_file is not None:
         env["GUEST_JOURNEY_POLICY_FILE"] = str(policy_file)
+    if whatsapp_app_secret is not None:
+        env["GUEST_JOURNEY_WHATSAPP_APP_SECRET"] = whatsapp_app_secret
+    if whatsapp_timeout is not None:
+        env["GUEST_JOURNEY_WHATSAPP_TIMEOUT_SECONDS"] = f"{whatsapp_timeout:g}"
     return env
 
 
@@ -269,9 +300,10 @@ class Processes:
         self.log_dir = log_dir
         self.started: list[ServiceProcess] = []
 
-    def worker(self, env: dict[str, str], name: str = "worker") -> ServiceProcess:
-        """`guest-journey worker` (what `python worker.py` runs)."""
-        return self._add(ServiceProcess(name, service_command("worker"), env=env, log_dir=self.log_dir))
+    def worker(self, env: dict[str, str], name: str = "worker", *, command: list[str] | None = None) -> ServiceProcess:
+        """`guest-journey worker` (what `python worker.py` runs), or `command`."""
+        command = command if command is not None else service_command("worker")
+        return self._add(ServiceProcess(name, command, env=env, log_dir=self.log_dir))
 
     def api(self, *, port: int, env: dict[str, str]) -> ApiProcess:
         api = ApiProcess(port=port, env=env, log_dir=self.log_dir)
@@ -288,3 +320,17 @@ class Processes:
     def _add(self, process: ServiceProcess) -> ServiceProcess:
         self.started.append(process)
         return process
+
+
+async def start_worker_and_api(
+    processes: Processes, env: dict[str, str], *, api_port: int | None = None
+) -> tuple[ServiceProcess, ApiProcess | None]:
+    """`python worker.py` and, given a port, the API, started together: the
+    database must be at its schema's head already (`databases.migrate`)."""
+    worker = processes.worker(env, command=worker_script())
+    worker.start()
+    api = processes.api(port=api_port, env=env) if api_port is not None else None
+    if api is not None:
+        api.start()
+    await asyncio.gather(worker.wait_for_log(WORKER_READY), *([api.wait_healthy()] if api is not None else []))
+    return worker, api

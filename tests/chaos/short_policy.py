@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from guest_journey.policy import Delivery, HotelPolicy, UpsellOffer
-from guest_journey.reservations import Guest, Reservation
+from guest_journey.reservations import Channel, Guest, Reservation
 
 SECOND = timedelta(seconds=1)
 HOTEL_ID = "hotel-chaos"
@@ -32,7 +32,9 @@ def _whole_seconds(value: timedelta) -> timedelta:
     return timedelta(seconds=max(1, round(value.total_seconds())))
 
 
-def short_policy(*, lead: timedelta, stay: timedelta, close_after: timedelta) -> HotelPolicy:
+def short_policy(
+    *, lead: timedelta, stay: timedelta, close_after: timedelta, delivery: Delivery = FAST_DELIVERY
+) -> HotelPolicy:
     """Booking `lead` before arrival, `stay` long, closed `close_after` the departure."""
     return HotelPolicy(
         checkin_reminders_before_arrival=[_whole_seconds(lead * 0.4)],
@@ -48,7 +50,7 @@ def short_policy(*, lead: timedelta, stay: timedelta, close_after: timedelta) ->
         feedback_reminder_after=_whole_seconds(close_after * 0.3),
         close_after_departure=close_after,
         quiet_hours=None,
-        delivery=FAST_DELIVERY,
+        delivery=delivery,
     )
 
 
@@ -64,6 +66,7 @@ def short_stay(
     stay: timedelta,
     email: str | None = "guest@example.com",
     phone: str | None = None,
+    preferred_channels: list[Channel] | None = None,
 ) -> Reservation:
     """A reservation arriving `lead` after `booked_at`, with consent to offers."""
     arrival = booked_at + lead
@@ -71,7 +74,8 @@ def short_stay(
         reservation_id=reservation_id,
         hotel_id=HOTEL_ID,
         guest=Guest(
-            name="Ana Souza", email=email, phone=phone, language="pt-BR", marketing_consent=True
+            name="Ana Souza", email=email, phone=phone, language="pt-BR", marketing_consent=True,
+            preferred_channels=preferred_channels or [],
         ),
         arrival=arrival,
         departure=arrival + stay,

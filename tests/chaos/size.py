@@ -26,6 +26,20 @@ class ChaosSize:
     # API killed (scenario 4)
     reservations_put: int
     puts_in_flight: int
+    # a provider's answer lost (issue 12): journeys per kind of lost answer
+    lost_answer_journeys: int
+    # the database busy while hand-overs are recorded: journeys, lock episodes, each held so long
+    busy_database_journeys: int
+    database_busy_episodes: int
+    database_busy: timedelta
+    # SIGTERM to the worker while the SMTP server answers slowly
+    sigterm_journeys: int
+    worker_sigterms: int
+    slow_smtp_answer: timedelta
+    # the stays of those three: booking -> arrival, arrival -> departure, departure -> close
+    quick_lead: timedelta
+    quick_stay: timedelta
+    quick_close_after: timedelta
     # concurrency of the test's own journey starts
     starts_in_flight: int
     # the short stays: booking -> arrival, arrival -> departure, departure -> close
@@ -46,6 +60,16 @@ REDUCED = ChaosSize(
     whatsapp_outage=4 * SECOND,
     reservations_put=40,
     puts_in_flight=8,
+    lost_answer_journeys=4,
+    busy_database_journeys=12,
+    database_busy_episodes=2,
+    database_busy=3 * SECOND,
+    sigterm_journeys=12,
+    worker_sigterms=1,
+    slow_smtp_answer=1 * SECOND,
+    quick_lead=6 * SECOND,
+    quick_stay=5 * SECOND,
+    quick_close_after=3 * SECOND,
     starts_in_flight=10,
     lead=10 * SECOND,
     stay=8 * SECOND,
@@ -63,6 +87,16 @@ FULL = ChaosSize(
     whatsapp_outage=30 * SECOND,
     reservations_put=400,
     puts_in_flight=16,
+    lost_answer_journeys=40,
+    busy_database_journeys=150,
+    database_busy_episodes=8,
+    database_busy=5 * SECOND,
+    sigterm_journeys=150,
+    worker_sigterms=3,
+    slow_smtp_answer=5 * SECOND,
+    quick_lead=40 * SECOND,
+    quick_stay=30 * SECOND,
+    quick_close_after=20 * SECOND,
     starts_in_flight=16,
     lead=40 * SECOND,
     stay=30 * SECOND,

@@ -66,6 +66,7 @@ async def test_api_killed_mid_requests_answers_2xx_only_with_a_journey(
     reservation_ids = [new_reservation_id("API") for _ in range(count)]
     answers: dict[str, int] = {}  # the first 2xx of each reservation
     cut_off: Counter[str] = Counter()  # requests that got no answer (the API died under them)
+    cut_off_claims: Counter[str] = Counter()  # repeats told 409 + Retry-After: a cut-off request held the key
     refused: dict[str, str] = {}  # non-2xx answers
     in_flight: set[str] = set()
     api_up = asyncio.Event()
@@ -90,6 +91,11 @@ async def test_api_killed_mid_requests_answers_2xx_only_with_a_journey(
                     continue  # once the API is back, the same request again
                 finally:
                     in_flight.discard(rid)
+                if response.status_code == 409 and "retry-after" in response.headers:
+                    # The killed API's claim on the key: free once its lease runs out.
+                    cut_off_claims[rid] += 1
+                    await asyncio.sleep(float(response.headers["retry-after"]))
+                    continue
                 if response.is_success:
                     answers[rid] = response.status_code
                 else:
@@ -118,9 +124,11 @@ async def test_api_killed_mid_requests_answers_2xx_only_with_a_journey(
         except AssertionError as error:
             raise AssertionError(f"{error}\n{processes.logs()}") from None
         print(f"{clock():7.1f} s  {len(answers)} PUTs answered; {sum(cut_off.values())} requests cut off "
-              f"by the kill, on {len(cut_off)} reservations")
+              f"by the kill, on {len(cut_off)} reservations; {sum(cut_off_claims.values())} repeats waited "
+              "for a cut-off request's claim on its Idempotency-Key to lapse")
 
         assert refused == {}
+        assert set(cut_off_claims) <= set(cut_off)  # only a request the kill cut off leaves its key claimed
         assert sorted(answers) == sorted(reservation_ids)  # every reservation got its journey in the end
         assert in_flight_at_kill > 0 and cut_off, "the kill cut off no request in flight"
         # A reservation whose one request was answered started its journey then (201);
