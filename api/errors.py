@@ -18,7 +18,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.limits import BodyTooLarge
-from workflows.journey_inputs import INVALID_REQUEST, JOURNEY_FINISHED
+from workflows.journey_inputs import INVALID_REQUEST, JOURNEY_FINISHED, OFFER_NOT_OFFERED
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,10 @@ class NotFound(DomainError):
 
 class Conflict(DomainError):
     status_code = 409
+
+
+class OfferNotOffered(Conflict):
+    """409: an answer to an offer the journey has not offered to this guest."""
 
 
 class InvalidRequest(DomainError):
@@ -58,6 +62,8 @@ def from_update_failure(error: WorkflowUpdateFailedError) -> DomainError:
             return Conflict(cause.message)
         if cause.type == INVALID_REQUEST:
             return InvalidRequest(cause.message)
+        if cause.type == OFFER_NOT_OFFERED:
+            return OfferNotOffered(cause.message)
         return Conflict(cause.message)
     return Conflict(str(cause or error))
 

@@ -115,6 +115,14 @@ class Upsell(BaseModel):
     answered_at: AwareDatetime | None = None
 
 
+class GuestChange(BaseModel):
+    """The reservation was given to another guest: what the earlier guest left was cleared."""
+
+    at: AwareDatetime
+    reason: str
+    cleared: list[str] = Field(default_factory=list, description="what was cleared: checkin, preferences, ...")
+
+
 class JourneyView(BaseModel):
     """A journey as staff see it (CONTRACT §2), messages aside: the workflow's
     `state` query answers it and the read model stores it."""
@@ -133,5 +141,8 @@ class JourneyView(BaseModel):
     checkin: Checkin = Field(default_factory=Checkin)
     feedback: Feedback = Field(default_factory=Feedback)
     preferences: dict[str, object] = Field(default_factory=dict)
+    guest_changes: list[GuestChange] = Field(
+        default_factory=list, description="each time another guest took the reservation (latest last)"
+    )
     revision: int = 0
     updated_at: AwareDatetime | None = None

@@ -21,7 +21,13 @@ from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.journey_record import JourneyRecorder
-    from activities.messaging import NON_RETRYABLE_ERRORS, UNSUBSCRIBED, MessagingActivities
+    from activities.messaging import (
+        HEARTBEAT_TIMEOUT,
+        IN_DOUBT,
+        NON_RETRYABLE_ERRORS,
+        UNSUBSCRIBED,
+        MessagingActivities,
+    )
     from communications.channels.whatsapp import RE_ENGAGEMENT_REQUIRED
     from guest_journey import temporal
     from guest_journey.journeys import (
@@ -29,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         CheckinStatus,
         Feedback,
         FeedbackStatus,
+        GuestChange,
         JourneyView,
         Stage,
         Step,
@@ -46,11 +53,13 @@ with workflow.unsafe.imports_passed_through():
         message_key,
         template_resend_key,
     )
-    from guest_journey.reservations import Channel
+    from guest_journey.reservations import Channel, Guest
     from workflows.channels import channels_for
     from workflows.journey_inputs import (
+        HOTEL_CHANGED,
         INVALID_REQUEST,
         JOURNEY_FINISHED,
+        OFFER_NOT_OFFERED,
         CancelRequest,
         CheckinSubmission,
         FeedbackSubmission,
@@ -65,6 +74,7 @@ with workflow.unsafe.imports_passed_through():
         PmsEvent,
         PmsEventType,
         ReservationUpdate,
+        SendAgainRequest,
     )
     from workflows.plan import JourneyFacts, due_steps, next_moment, plan_steps, upsell_key
 
@@ -77,9 +87,21 @@ TEMPLATE_FOR_KIND = {
     StepKind.feedback_reminder: "feedback_reminder",
 }
 MARKETING_KINDS = frozenset({StepKind.upsell, StepKind.upsell_follow_up})
+# A staff message in an offer template is marketing too: List-Unsubscribe, and not to the unsubscribed.
+# (Only the activity input changes, no command: recorded histories replay without a patch.)
+OFFER_TEMPLATES = frozenset(TEMPLATE_FOR_KIND[kind] for kind in MARKETING_KINDS)
 REMEMBERED_REQUESTS = 200
 RECORD_BEFORE_SLEEPING = "record-before-sleeping"  # workflow.patched id
 CHECKIN_MARKETING_CONSENT = "checkin-marketing-consent"  # workflow.patched id
+BOUNDED_MANUAL_STEPS = "bounded-manual-steps"  # workflow.patched id
+CONTINUE_WHILE_BUSY = "continue-while-busy"  # workflow.patched id
+GUEST_REPLACED = "guest-replaced"  # workflow.patched id
+KEPT_GUEST_CHANGES = 10
+# The check-in form's preference keys (api/guest/checkin_form.py `submission`): cleared for
+# another guest when a journey checked in before it noted which keys its form gave.
+CHECKIN_FORM_PREFERENCES = ("bed", "pillow", "dietary", "accessibility", "arrival_notes")
+KEPT_MANUAL_STEPS = 20  # settled staff messages kept in the state (and the read model's steps)
+FORGETTABLE = frozenset({StepStatus.done, StepStatus.failed, StepStatus.cancelled, StepStatus.skipped})
 WHATSAPP_WINDOW = timedelta(hours=24)
 RECORD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 
@@ -102,6 +124,7 @@ class GuestJourneyWorkflow:
     async def run(self, input: JourneyInput) -> JourneyView:
         while True:
             self._replan()
+            self._forget_old_manual_steps()
             self._publish_search_attributes()
             await self._record()
             if self._s.stage.is_final:
@@ -109,8 +132,11 @@ class GuestJourneyWorkflow:
             if self._s.resends_due:
                 await self._carry_out_resend(self._s.resends_due[0])
                 continue
+            if self._s.sends_again_due:
+                await self._carry_out_send_again(next(iter(self._s.sends_again_due)))
+                continue
             due = due_steps(self._s.steps, workflow.now())
-            if due:
+            if due and not self._continue_before_sending():
                 await self._carry_out(due[0])
                 continue
             if self._history_is_long():
@@ -137,10 +163,13 @@ class GuestJourneyWorkflow:
             # A handler that ran while the read model was being written changed the
             # journey after that write: wake at once so the change is recorded too.
             def woken() -> bool:
-                return self._woken or self._recorded_revision != self._s.revision or bool(self._s.resends_due)
+                return (
+                    self._woken or self._recorded_revision != self._s.revision
+                    or bool(self._s.resends_due) or bool(self._s.sends_again_due)
+                )
         else:
             def woken() -> bool:
-                return self._woken or bool(self._s.resends_due)
+                return self._woken or bool(self._s.resends_due) or bool(self._s.sends_again_due)
         try:
             await workflow.wait_condition(woken, timeout=timeout)
         except TimeoutError:
@@ -156,6 +185,12 @@ class GuestJourneyWorkflow:
         if self._s.stage is Stage.in_stay:
             return self._s.reservation.departure
         return None
+
+    def _continue_before_sending(self) -> bool:
+        """A long history continues as new before the next step is sent, not only when
+        nothing is due: a stream of staff messages keeps steps due, and would keep the
+        run growing past Temporal's suggestion. The new run sends what is due."""
+        return self._history_is_long() and workflow.patched(CONTINUE_WHILE_BUSY)
 
     def _history_is_long(self) -> bool:
         info = workflow.info()
@@ -219,6 +254,7 @@ class GuestJourneyWorkflow:
             self._set_step(step.model_copy(update={"status": StepStatus.cancelled, "reason": reason}))
             return
         self._set_step(sent)
+        self._note_staff_offer(sent)
 
     async def _carry_out_resend(self, key: str) -> None:
         step = next((step for step in self._s.steps if step.key == key), None)
@@ -228,6 +264,34 @@ class GuestJourneyWorkflow:
             if resent is not None:
                 self._set_step(resent)
         self._s.resends_due.remove(key)
+
+    async def _carry_out_send_again(self, key: str) -> None:
+        """Staff asked to send a step in doubt again: once, on the channel it was in doubt on."""
+        request_id = self._s.sends_again_due[key]
+        step = next((step for step in self._s.steps if step.key == key), None)
+        if step is not None and step.status is StepStatus.in_doubt and step.channel is not None:
+            sent = await self._unless_the_journey_ends(self._send_again(step, request_id))
+            if sent is not None:
+                self._set_step(sent)
+                self._note_staff_offer(sent)
+        del self._s.sends_again_due[key]
+
+    async def _send_again(self, step: Step, request_id: str) -> Step:
+        s = self._s
+        channel = Channel(step.channel)
+        template = step.template or TEMPLATE_FOR_KIND[step.kind]
+        key = message_key(s.reservation.reservation_id, step.key, channel)
+        message = self._message(step, template, channel, key, window_open=self._in_whatsapp_window())
+        message = message.model_copy(update={"send_again_request": request_id})
+        try:
+            result = await self._send(message)
+        except ActivityError as error:
+            if isinstance(error.cause, CancelledError):
+                raise
+            if _failure_type(error) == IN_DOUBT:
+                return self._in_doubt(step, template, channel, message.message_id, _cause(error))
+            return await self._failed(step, template, [channel], f"{channel}: sent again by staff: {_cause(error)}")
+        return self._done(step, template, channel, result)
 
     async def _unless_the_journey_ends(self, sending: Coroutine[Any, Any, Step]) -> Step | None:
         """The step as sending left it; None when the journey ended (cancel, no-show) first."""
@@ -265,19 +329,37 @@ class GuestJourneyWorkflow:
                 if isinstance(error.cause, ApplicationError) and error.cause.type == UNSUBSCRIBED:
                     self._s.unsubscribed = True  # the planner skips every offer from now on
                     return step.model_copy(update={"status": StepStatus.skipped, "reason": error.cause.message})
+                if _failure_type(error) == IN_DOUBT:  # no fallback: the guest may have it already
+                    return self._in_doubt(step, template, channel, message.message_id, _cause(error))
                 failures.append(f"{channel}: {_cause(error)}")
                 continue
-            return step.model_copy(
-                update={
-                    "status": StepStatus.done,
-                    "done_at": workflow.now(),
-                    "channel": channel.value,
-                    "message_id": result.message_id,
-                    "template": template,
-                    "reason": result.note or step.reason,
-                }
-            )
+            return self._done(step, template, channel, result)
         return await self._failed(step, template, channels, "every channel failed: " + "; ".join(failures))
+
+    def _done(self, step: Step, template: str, channel: Channel, result: SendMessageResult) -> Step:
+        return step.model_copy(
+            update={
+                "status": StepStatus.done,
+                "done_at": workflow.now(),
+                "channel": channel.value,
+                "message_id": result.message_id,
+                "template": template,
+                "reason": result.note or step.reason,
+            }
+        )
+
+    def _in_doubt(self, step: Step, template: str, channel: Channel, message_id: str, reason: str) -> Step:
+        """The provider may have the message: staff see it and decide whether to send it again."""
+        return step.model_copy(
+            update={
+                "status": StepStatus.in_doubt,
+                "done_at": workflow.now(),
+                "channel": channel.value,
+                "message_id": message_id,
+                "template": template,
+                "reason": f"{channel}: {reason}",
+            }
+        )
 
     async def _resend_as_template(self, step: Step) -> Step:
         """Send a done step again on WhatsApp as its approved template: its free text
@@ -316,11 +398,12 @@ class GuestJourneyWorkflow:
             template=template,
             channel=channel,
             guest=s.reservation.guest,
-            marketing=step.kind in MARKETING_KINDS,
+            marketing=step.kind in MARKETING_KINDS or template in OFFER_TEMPLATES,
             in_reply_to=manual.in_reply_to if manual else None,
             window_open=window_open,
             context=self._template_context(step, manual),
             note=note,
+            wait_for_provider_status=s.policy.delivery.wait_for_provider_status,
         )
 
     async def _send(self, message: SendMessageInput) -> SendMessageResult:
@@ -328,7 +411,9 @@ class GuestJourneyWorkflow:
         return await workflow.execute_activity_method(
             MessagingActivities.send_message,
             message,
-            start_to_close_timeout=delivery.attempt_timeout,
+            # An attempt in doubt may wait for the provider's status report.
+            start_to_close_timeout=delivery.attempt_timeout + delivery.wait_for_provider_status,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
             schedule_to_close_timeout=delivery.give_up_on_channel_after,
             # A cancelled journey stops waiting at once; no cancel request
             # races an activity that may already have finished.
@@ -364,9 +449,13 @@ class GuestJourneyWorkflow:
         return last is not None and workflow.now() - last < WHATSAPP_WINDOW
 
     def _template_context(self, step: Step, manual: ManualMessage | None) -> dict[str, Any]:
+        """The template's values: staff's context, then the journey's own facts,
+        which staff cannot override (the dates, the room, the hotel)."""
         s = self._s
-        context: dict[str, Any] = {
-            "journey_stage": s.stage.value,
+        context: dict[str, Any] = {"journey_stage": s.stage.value}
+        if manual:
+            context.update(manual.context)
+        context |= {
             "step_key": step.key,
             "arrival": s.reservation.arrival.isoformat(),
             "departure": s.reservation.departure.isoformat(),
@@ -378,8 +467,6 @@ class GuestJourneyWorkflow:
         offer = s.policy.offer(offer_name) if isinstance(offer_name, str) else None
         if offer is not None:
             context.update(upsell_offer=offer.offer, offer_price=offer.price, offer_currency=offer.currency)
-        if manual:
-            context.update(manual.context)
         return context
 
     async def _record(self) -> None:
@@ -418,8 +505,38 @@ class GuestJourneyWorkflow:
         self._s.steps = [step if existing.key == step.key else existing for existing in self._s.steps]
         self._s.revision += 1
 
+    def _note_staff_offer(self, step: Step) -> None:
+        """A staff message that carried an offer (`context.upsell_offer`) offered it to the guest."""
+        manual = self._s.manual_messages.get(step.key)
+        offer = manual.context.get("upsell_offer") if manual else None
+        if (
+            isinstance(offer, str) and step.status in (StepStatus.done, StepStatus.in_doubt)
+            and offer not in self._s.staff_offers
+        ):
+            self._s.staff_offers = [*self._s.staff_offers, offer]
+
     def _step_done(self, key: str) -> bool:
         return any(step.key == key and step.status is StepStatus.done for step in self._s.steps)
+
+    def _forget_old_manual_steps(self) -> None:
+        """Keep the state small however many messages staff send: only the last
+        KEPT_MANUAL_STEPS settled manual steps stay, with the message each was asked
+        for; older ones are dropped (the message table keeps every message). A step
+        in doubt stays (staff may send it again), as does one due to be re-sent."""
+        s = self._s
+        if not workflow.patched(BOUNDED_MANUAL_STEPS):
+            return  # a history recorded before replays as it ran
+        settled = [
+            step.key for step in s.steps
+            if step.kind is StepKind.manual and step.status in FORGETTABLE and step.key not in s.resends_due
+        ]
+        forgotten = set(settled[:-KEPT_MANUAL_STEPS])
+        if not forgotten:
+            return
+        s.steps = [step for step in s.steps if step.key not in forgotten]
+        for key in forgotten:
+            s.manual_messages.pop(key, None)
+            s.late_failures.pop(key, None)
 
     def _ack(self, **fields: Any) -> JourneyAck:
         r = self._s.reservation
@@ -455,6 +572,7 @@ class GuestJourneyWorkflow:
             checkin=s.checkin,
             feedback=s.feedback,
             preferences=s.preferences,
+            guest_changes=s.guest_changes,
             revision=s.revision,
             updated_at=workflow.now(),
         )
@@ -467,7 +585,9 @@ class GuestJourneyWorkflow:
             status = UpsellStatus.planned
             if offer.offer in self._s.answers:
                 status = UpsellStatus.accepted if self._s.answers[offer.offer] else UpsellStatus.declined
-            elif step is not None and step.status is StepStatus.done:
+            elif step is not None and step.status in (StepStatus.done, StepStatus.in_doubt):
+                status = UpsellStatus.offered
+            elif offer.offer in self._s.staff_offers:
                 status = UpsellStatus.offered
             elif step is not None and step.status in (StepStatus.skipped, StepStatus.cancelled, StepStatus.failed):
                 status = UpsellStatus.skipped
@@ -505,10 +625,36 @@ class GuestJourneyWorkflow:
             return self._ack()
         if update.reservation == self._s.reservation and update.policy == self._s.policy:
             return self._ack()
+        if _another_guest(self._s.reservation.guest, update.reservation.guest) and workflow.patched(GUEST_REPLACED):
+            self._forget_the_earlier_guest()
         self._s.reservation = update.reservation
         self._s.policy = update.policy
         self._changed()
         return self._ack(changed=True)
+
+    def _forget_the_earlier_guest(self) -> None:
+        """Another guest took the reservation: what the earlier one gave on the guest pages
+        (check-in details, form preferences, the feedback comment) is not theirs to see.
+        Steps already sent stay done; nothing is sent again."""
+        s = self._s
+        cleared = []
+        form_keys = set(s.form_preferences)
+        if not form_keys and s.checkin.status is CheckinStatus.completed:
+            form_keys = set(CHECKIN_FORM_PREFERENCES)
+        if s.checkin != Checkin():
+            s.checkin, cleared = Checkin(), [*cleared, "checkin"]
+        if form_keys & s.preferences.keys():
+            s.preferences = {key: value for key, value in s.preferences.items() if key not in form_keys}
+            cleared.append("preferences")
+        s.form_preferences = []
+        if s.feedback.comment is not None:
+            s.feedback, cleared = s.feedback.model_copy(update={"comment": None}), [*cleared, "feedback_comment"]
+        change = GuestChange(
+            at=workflow.now(),
+            reason="the reservation was given to another guest (name and e-mail or phone changed)",
+            cleared=cleared,
+        )
+        s.guest_changes = [*s.guest_changes, change][-KEPT_GUEST_CHANGES:]
 
     @update_reservation.validator
     def _validate_reservation(self, update: ReservationUpdate) -> None:
@@ -517,6 +663,12 @@ class GuestJourneyWorkflow:
         self._reject_if_finished()
         if update.reservation.reservation_id != self._s.reservation.reservation_id:
             raise ApplicationError("reservation_id does not match the journey", type=INVALID_REQUEST)
+        if update.reservation.hotel_id != self._s.reservation.hotel_id:
+            raise ApplicationError(
+                f"hotel_id cannot change: reservation {self._s.reservation.reservation_id!r} is a journey of hotel "
+                f"{self._s.reservation.hotel_id!r}; cancel it and send the reservation with the new hotel's "
+                "own reservation id", type=HOTEL_CHANGED,
+            )
 
     @workflow.update
     def cancel(self, request: CancelRequest) -> JourneyAck:
@@ -565,6 +717,7 @@ class GuestJourneyWorkflow:
             details=submission.details,
         )
         self._s.preferences = {**self._s.preferences, **submission.preferences}
+        self._s.form_preferences = sorted({*self._s.form_preferences, *submission.preferences})
         self._changed()
         return self._ack(changed=True)
 
@@ -585,9 +738,18 @@ class GuestJourneyWorkflow:
 
     @answer_offer.validator
     def _validate_answer(self, answer: OfferAnswer) -> None:
+        """An answer counts only for an offer this guest was sent (`offered` in `_upsells`):
+        not one still planned, skipped (no consent, unsubscribed) or never sent."""
         self._reject_if_finished()
         if self._s.policy.offer(answer.offer) is None:
             raise ApplicationError(f"unknown offer {answer.offer!r}", type=INVALID_REQUEST)
+        if answer.request_id in self._s.applied_requests or answer.offer in self._s.answers:
+            return  # a retry, or answered already: the update says so
+        upsell = next(upsell for upsell in self._upsells() if upsell.offer == answer.offer)
+        if upsell.status is not UpsellStatus.offered:
+            raise ApplicationError(
+                f"offer {answer.offer!r} is {upsell.status.value}, not offered to this guest", type=OFFER_NOT_OFFERED
+            )
 
     @workflow.update
     def submit_feedback(self, submission: FeedbackSubmission) -> JourneyAck:
@@ -633,6 +795,32 @@ class GuestJourneyWorkflow:
             raise ApplicationError(
                 f"context.upsell_offer: the hotel has no offer {offer!r}", type=INVALID_REQUEST
             )
+
+    @workflow.update
+    def send_again(self, request: SendAgainRequest) -> JourneyAck:
+        """Staff send a step in doubt again: once, on its channel, with the same message id."""
+        step = next(step for step in self._s.steps if step.key == request.step_key)
+        if self._seen(request.request_id):
+            return self._ack(message_id=step.message_id)
+        self._s.sends_again_due[step.key] = request.request_id
+        self._changed()
+        return self._ack(changed=True, message_id=step.message_id)
+
+    @send_again.validator
+    def _validate_send_again(self, request: SendAgainRequest) -> None:
+        self._reject_if_finished()
+        step = next((step for step in self._s.steps if step.key == request.step_key), None)
+        if step is None:
+            raise ApplicationError(f"the journey has no step {request.step_key!r}", type=INVALID_REQUEST)
+        if request.request_id in self._s.applied_requests:
+            return  # a retry of a request already taken: answered as it was
+        if step.status is not StepStatus.in_doubt:
+            raise ApplicationError(
+                f"step {step.key!r} is {step.status.value}, not in doubt: only a message in doubt is sent again",
+                type=INVALID_REQUEST,
+            )
+        if step.key in self._s.sends_again_due:
+            raise ApplicationError(f"step {step.key!r} is already being sent again", type=INVALID_REQUEST)
 
     @workflow.update
     def apply_snapshot(self, snapshot: JourneySnapshot) -> JourneyAck:
@@ -694,6 +882,19 @@ class GuestJourneyWorkflow:
         s.resends_due.append(step.key)  # the main loop wakes for it
 
 
+def _another_guest(before: Guest, after: Guest) -> bool:
+    """Another person, not a correction: the name changes and so does the e-mail or the phone.
+    (A new spelling of the name, or a new address for the same name, is the same guest.)"""
+    def name(guest: Guest) -> str:
+        return " ".join(guest.name.casefold().split())
+
+    def email(guest: Guest) -> str | None:
+        return guest.email.casefold() if guest.email else None
+
+    contact_changed = email(before) != email(after) or before.phone != after.phone
+    return name(before) != name(after) and contact_changed
+
+
 def _may_move(current: Stage, target: Stage) -> bool:
     """Stages only move forward; a snapshot cannot reopen or skip back."""
     order = [Stage.pre_arrival, Stage.in_stay, Stage.post_stay, Stage.completed]
@@ -702,6 +903,10 @@ def _may_move(current: Stage, target: Stage) -> bool:
     if current not in order or target not in order:
         return False
     return order.index(target) >= order.index(current)
+
+
+def _failure_type(error: ActivityError) -> str | None:
+    return error.cause.type if isinstance(error.cause, ApplicationError) else None
 
 
 def _cause(error: ActivityError) -> str:

@@ -1,7 +1,9 @@
 """`/guest/{token}/chat`: the reservation's web chat with the hotel.
 
 The conversation is the reservation's `webchat` messages, both directions,
-oldest first. A guest's message is stored as an inbound `webchat` message
+oldest first, since the reservation's current guest took it (a reservation
+given to another guest does not show them the earlier guest's chat). A
+guest's message is stored as an inbound `webchat` message
 (matched by the link's reservation), signalled to the journey
 (`record_inbound`) and listed in the operations view. `chat/messages` answers
 the conversation as JSON for `chat.js`, which polls it so staff replies
@@ -35,10 +37,12 @@ POLL_SECONDS = 4
 
 async def conversation(visit: Visit) -> list[MessageRecord]:
     records = await list_for_reservation(session=visit.session, reservation_id=visit.reservation_id)
+    changes = visit.journey.guest_changes
+    since = changes[-1].at if changes else None
     shown = [
         record for record in records
         if record.channel == Channel.webchat.value and record.body_text
-        and record.status != MessageStatus.failed.value
+        and record.status != MessageStatus.failed.value and (since is None or record.created_at >= since)
     ]
     return shown[-SHOWN_MESSAGES:]
 

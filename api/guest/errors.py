@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from temporalio.service import RPCError
 
-from api.errors import Conflict, DomainError, NotFound, Unavailable
+from api.errors import Conflict, DomainError, NotFound, OfferNotOffered, Unavailable
 from api.i18n import CATALOGUES, Translator, choose_language, from_accept_language
 from api.limits import BodyTooLarge
 from api.pages import render_page
@@ -39,6 +39,9 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
+
+
+OFFER_NOT_OFFERED_BODY = "error.offer_unknown.not_offered"
 
 
 class GuestPageError(Exception):
@@ -84,6 +87,8 @@ def error_page(request: Request, error: GuestPageError) -> Response:
 def _from_domain(error: DomainError) -> GuestPageError:
     if isinstance(error, NotFound):
         return GuestPageError(404, "not_found")
+    if isinstance(error, OfferNotOffered):
+        return GuestPageError(409, "offer_unknown", detail=OFFER_NOT_OFFERED_BODY)
     if isinstance(error, Conflict):
         return GuestPageError(410, "closed", detail="error.closed.completed")
     if isinstance(error, Unavailable):

@@ -5,6 +5,12 @@ page with that answer ready to confirm: a GET never answers, so that a mail
 scanner following links cannot answer for the guest. The answer goes to the
 journey (`answer_offer`), which stops that offer's follow-ups and counts it
 for upsell conversion.
+
+A link opens only the offer signed into it, and only once the journey has
+offered it to this guest (its upsell is `offered`, or answered): any other
+offer is the "not available" page. The journey's `answer_offer` validator
+holds the same rule for the answer itself, so a race or a direct call cannot
+pass it.
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from api.guest.errors import GuestPageError, GuestRoute
+from api.errors import OfferNotOffered
+from api.guest.errors import OFFER_NOT_OFFERED_BODY, GuestPageError, GuestRoute
 from api.guest.forms import new_request_id, read_form
 from api.guest.visit import CSRF_FIELD, OfferVisit, Visit
 from api.journey_service import update_journey
@@ -26,12 +33,23 @@ from workflows.journey_inputs import OfferAnswer
 router = APIRouter(route_class=GuestRoute)
 ANSWERS = ("accept", "decline")
 ANSWERED = (UpsellStatus.accepted, UpsellStatus.declined)
+OPEN_TO_THE_GUEST = (UpsellStatus.offered, *ANSWERED)
+
+
+def _not_offered(visit: Visit, status_code: int = 404) -> GuestPageError:
+    return GuestPageError(status_code, "offer_unknown", language=visit.tr.language, detail=OFFER_NOT_OFFERED_BODY)
 
 
 def _offer(visit: Visit, name: str) -> UpsellOffer:
+    """The offer of this page: the link's own, and one the journey offered this guest."""
+    if visit.link_offer is not None and visit.link_offer != name:
+        raise _not_offered(visit)
     offer = visit.policy.offer(name)
     if offer is None:
         raise GuestPageError(404, "offer_unknown", language=visit.tr.language)
+    upsell = _upsell(visit, name)
+    if upsell is None or upsell.status not in OPEN_TO_THE_GUEST:
+        raise _not_offered(visit)
     return offer
 
 
@@ -99,12 +117,15 @@ async def answer_offer(request: Request, visit: OfferVisit, offer: str) -> Respo
     if answer not in ANSWERS:
         return _render(visit, found, error=visit.tr.t("offer.answer.required"),
                        request_id=form.request_id(), status_code=422)
-    await update_journey(
-        client=visit.services.temporal, session=visit.session, reservation_id=visit.reservation_id,
-        update=GuestJourneyWorkflow.answer_offer,
-        argument=OfferAnswer(request_id=f"guest-offer-{form.request_id()}", offer=offer,
-                             accepted=answer == "accept"),
-    )
+    try:
+        await update_journey(
+            client=visit.services.temporal, session=visit.session, reservation_id=visit.reservation_id,
+            update=GuestJourneyWorkflow.answer_offer,
+            argument=OfferAnswer(request_id=f"guest-offer-{form.request_id()}", offer=offer,
+                                 accepted=answer == "accept"),
+        )
+    except OfferNotOffered:
+        raise _not_offered(visit, 409) from None
     target = visit.path(f"offers/{offer}") + f"?lang={visit.tr.language}"
     response = RedirectResponse(target, status_code=303)
     visit.set_cookies(response)

@@ -23,6 +23,7 @@ MESSAGES: dict[str, str] = {
     "error.not_found.body": "Please contact the hotel; we will be glad to help.",
     "error.offer_unknown.title": "This offer is not available",
     "error.offer_unknown.body": "The hotel does not have this offer. Please contact the hotel if you have questions.",
+    "error.offer_unknown.not_offered": "This offer was not sent to you, or is not open for an answer. Please contact the hotel if you have questions.",
     "error.closed.title": "This page is closed",
     "error.closed.cancelled": "This reservation was cancelled.",
     "error.closed.no_show": "This reservation is closed.",

@@ -23,6 +23,7 @@ MESSAGES: dict[str, str] = {
     "error.not_found.body": "Contacte con el hotel; estaremos encantados de ayudarle.",
     "error.offer_unknown.title": "Esta oferta no está disponible",
     "error.offer_unknown.body": "El hotel no tiene esta oferta. Contacte con el hotel si tiene preguntas.",
+    "error.offer_unknown.not_offered": "Esta oferta no se le envió, o ya no admite respuesta. Contacte con el hotel si tiene preguntas.",
     "error.closed.title": "Esta página está cerrada",
     "error.closed.cancelled": "Esta reserva fue cancelada.",
     "error.closed.no_show": "Esta reserva está cerrada.",

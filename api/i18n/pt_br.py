@@ -23,6 +23,7 @@ MESSAGES: dict[str, str] = {
     "error.not_found.body": "Fale com o hotel; teremos prazer em ajudar.",
     "error.offer_unknown.title": "Esta oferta não está disponível",
     "error.offer_unknown.body": "O hotel não tem esta oferta. Fale com o hotel se tiver dúvidas.",
+    "error.offer_unknown.not_offered": "Esta oferta não foi enviada a você, ou não aceita mais resposta. Fale com o hotel se tiver dúvidas.",
     "error.closed.title": "Esta página está encerrada",
     "error.closed.cancelled": "Esta reserva foi cancelada.",
     "error.closed.no_show": "Esta reserva está encerrada.",

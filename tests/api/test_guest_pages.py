@@ -368,9 +368,19 @@ async def test_check_in_is_closed_for_a_cancelled_reservation(env, worker, web, 
 # -- offers --------------------------------------------------------------------------
 
 
+async def offered(web: httpx.AsyncClient, rid: str, offer: str) -> None:
+    """Wait until the journey has sent the guest `offer` (its upsell is `offered`)."""
+    for _ in range(200):
+        if {item["offer"]: item for item in (await journey(web, rid))["upsells"]}[offer]["status"] == "offered":
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{offer} was never offered")
+
+
 async def test_accepting_an_offer_goes_to_the_journey_once(env, worker, web, links, rid):
     async with worker():
-        departure = await book(web, env, rid, marketing_consent=True)
+        departure = await book(web, env, rid, days=1, marketing_consent=True)  # room_upgrade goes at once
+        await offered(web, rid, "room_upgrade")
         offer = links.of(rid, departure, "room_upgrade")
         shown = await web.get(offer["accept_url"])
         answered = await post_form(web, offer["offer_url"], shown, {"answer": "accept", "request_id": request_id(shown)})
@@ -390,7 +400,9 @@ async def test_accepting_an_offer_goes_to_the_journey_once(env, worker, web, lin
 
 async def test_declining_in_english_shows_euros_in_english(env, worker, web, links, rid):
     async with worker():
-        departure = await book(web, env, rid, language="en")
+        # In the stay, 12 h before departure: late_checkout (20 h before departure) goes at once.
+        departure = await book(web, env, rid, days=-1.5, language="en", marketing_consent=True)
+        await offered(web, rid, "late_checkout")
         offer = links.of(rid, departure, "late_checkout")
         shown = await web.get(offer["decline_url"])
         answered = await post_form(web, offer["offer_url"], shown, {"answer": "decline"})
@@ -405,7 +417,8 @@ async def test_declining_in_english_shows_euros_in_english(env, worker, web, lin
 
 async def test_offer_errors(env, worker, web, links, rid):
     async with worker():
-        departure = await book(web, env, rid, language="en")
+        departure = await book(web, env, rid, days=1, language="en", marketing_consent=True)
+        await offered(web, rid, "room_upgrade")
         offer = links.of(rid, departure, "room_upgrade")
         unknown = await web.get(offer["offer_url"].replace("room_upgrade", "helicopter"))
         page = await web.get(offer["offer_url"])
@@ -415,9 +428,37 @@ async def test_offer_errors(env, worker, web, links, rid):
         too_late = await post_form(web, offer["offer_url"], page, {"answer": "accept"})
         await end(env, rid)
     assert unknown.status_code == 404 and "This offer is not available" in unknown.text
+    assert "was not sent to you" in unknown.text  # the link is for room_upgrade only
     assert no_answer.status_code == 422 and "Please choose yes or no." in no_answer.text
     assert expired.status_code == 410 and "This offer is no longer available." in expired.text
     assert too_late.status_code == 410
+
+
+async def test_an_offer_link_answers_only_its_own_offer_and_only_once_offered(env, worker, web, links, rid):
+    """From the room-upgrade e-mail, late check-out (planned, never sent) cannot be
+    accepted, neither by editing the link nor with a link made before offers were
+    signed in; such an older link still answers the offer that was sent."""
+    async with worker():
+        departure = await book(web, env, rid, days=1, marketing_consent=True)
+        await offered(web, rid, "room_upgrade")
+        sent = links.of(rid, departure, "room_upgrade")
+        other = sent["offer_url"].replace("offers/room_upgrade", "offers/late_checkout")
+        shown = await web.get(sent["offer_url"])
+        edited = {"get": await web.get(other), "post": await post_form(web, other, shown, {"answer": "accept"})}
+        old_token = links.token(rid, Purpose.offer, departure)  # no offer in it: a link sent before
+        old_shown = await web.get(f"/guest/{old_token}/offers/room_upgrade")
+        old_other = {"get": await web.get(f"/guest/{old_token}/offers/late_checkout"),
+                     "post": await post_form(web, f"/guest/{old_token}/offers/late_checkout", old_shown,
+                                             {"answer": "accept"})}
+        old_sent = await post_form(web, f"/guest/{old_token}/offers/room_upgrade", old_shown, {"answer": "decline"})
+        state = await journey(web, rid)
+        await end(env, rid)
+    for answer in (*edited.values(), *old_other.values()):
+        assert answer.status_code == 404, answer.status_code
+        assert "Esta oferta não está disponível" in answer.text and "não foi enviada a você" in answer.text
+    assert old_sent.status_code == 303
+    upsells = {item["offer"]: item["status"] for item in state["upsells"]}
+    assert upsells == {"room_upgrade": "declined", "late_checkout": "planned"}
 
 
 # -- feedback ------------------------------------------------------------------------

@@ -67,6 +67,10 @@ async def changes_and_answers(env: WorkflowEnvironment, task_queue: str) -> Work
     await handle.execute_update(GuestJourneyWorkflow.complete_checkin,
                                 CheckinSubmission(request_id="c", details={"marketing_consent": False},
                                                   preferences={"pillow": "firm"}))
+    # Only an offer sent to the guest can be answered: staff send it first.
+    await handle.execute_update(GuestJourneyWorkflow.send_message, ManualMessage(
+        request_id="offer", template="upsell_offer", context={"upsell_offer": "room_upgrade"}))
+    await _until_done(handle, "manual:offer")
     await handle.execute_update(GuestJourneyWorkflow.answer_offer,
                                 OfferAnswer(request_id="o", offer="room_upgrade", accepted=True))
     await handle.execute_update(GuestJourneyWorkflow.send_message,
@@ -86,6 +90,18 @@ async def checked_in_declining_offers(env: WorkflowEnvironment, task_queue: str)
     handle, _ = await put(env.client, task_queue, reservation, quiet_policy())
     await handle.execute_update(GuestJourneyWorkflow.complete_checkin,
                                 CheckinSubmission(request_id="c", details={"marketing_consent": False}))
+    return handle
+
+
+async def guest_replaced(env: WorkflowEnvironment, task_queue: str) -> WorkflowHandle[Any, Any]:
+    """The guest checks in; the reservation system then gives the reservation to another guest."""
+    reservation = booking(await env.get_current_time(), arrive_in=timedelta(days=5), nights=2)
+    handle, _ = await put(env.client, task_queue, reservation, quiet_policy())
+    await handle.execute_update(GuestJourneyWorkflow.complete_checkin,
+                                CheckinSubmission(request_id="c", details={"nationality": "BR"},
+                                                  preferences={"pillow": "firm"}))
+    other = reservation.guest.model_copy(update={"name": "Bruno Lima", "email": "bruno@example.com"})
+    await put(env.client, task_queue, reservation.model_copy(update={"guest": other}), quiet_policy())
     return handle
 
 
@@ -132,6 +148,7 @@ SCENARIOS: dict[str, Scenario] = {
     "continued_as_new": continued_as_new,
     "checked_in_declining_offers": checked_in_declining_offers,
     "whatsapp_failed_later": whatsapp_failed_later,
+    "guest_replaced": guest_replaced,
 }
 
 
