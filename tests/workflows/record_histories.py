@@ -39,12 +39,13 @@ from workflows.journey_inputs import (
     OfferAnswer,
     PmsEvent,
     PmsEventType,
+    SendAgainRequest,
 )
 
 HISTORIES = Path(__file__).parent / "histories"
 # Bump with every workflow change guarded by `workflow.patched`: new files are
 # added beside the old ones, which must keep replaying.
-SHAPE = "checkin-marketing-consent"
+SHAPE = "never-twice"
 Scenario = Callable[[WorkflowEnvironment, str], Awaitable[WorkflowHandle[Any, Any]]]
 
 
@@ -127,13 +128,32 @@ async def whatsapp_failed_later(env: WorkflowEnvironment, task_queue: str) -> Wo
     return handle
 
 
+async def in_doubt_sent_again(env: WorkflowEnvironment, task_queue: str) -> WorkflowHandle[Any, Any]:
+    """The invitation's answer is lost (in doubt); staff send it again, once."""
+    reservation = booking(await env.get_current_time(), arrive_in=timedelta(days=2), nights=1, marketing_consent=False)
+    handle, _ = await put(env.client, task_queue, reservation, quiet_policy())
+    await _until(handle, "checkin_invitation", StepStatus.in_doubt)
+    await handle.execute_update(GuestJourneyWorkflow.send_again,
+                                SendAgainRequest(request_id="again", step_key="checkin_invitation"))
+    await _until_done(handle, "checkin_invitation")
+    return handle
+
+
+# Scenarios whose first e-mail's answer is lost.
+FIRST_EMAIL_IN_DOUBT = frozenset({"in_doubt_sent_again"})
+
+
 async def _until_done(handle: WorkflowHandle[Any, Any], key: str) -> None:
+    await _until(handle, key, StepStatus.done)
+
+
+async def _until(handle: WorkflowHandle[Any, Any], key: str, status: StepStatus) -> None:
     for _ in range(600):
         state = await handle.query(GuestJourneyWorkflow.state)
-        if any(step.key == key and step.status is StepStatus.done for step in state.steps):
+        if any(step.key == key and step.status is status for step in state.steps):
             return
         await asyncio.sleep(0.05)
-    raise TimeoutError(f"step {key} was not done within 30 s")
+    raise TimeoutError(f"step {key} was not {status} within 30 s")
 
 
 async def continued_as_new(env: WorkflowEnvironment, task_queue: str) -> WorkflowHandle[Any, Any]:
@@ -149,6 +169,7 @@ SCENARIOS: dict[str, Scenario] = {
     "checked_in_declining_offers": checked_in_declining_offers,
     "whatsapp_failed_later": whatsapp_failed_later,
     "guest_replaced": guest_replaced,
+    "in_doubt_sent_again": in_doubt_sent_again,
 }
 
 
@@ -165,6 +186,8 @@ async def record(target: Path) -> None:
         channels = {Channel.email: RecordingSender(Channel.email), Channel.whatsapp: RecordingSender(Channel.whatsapp)}
         async with build_worker(env.client, settings, session_factory(engine), channels):
             for name, scenario in SCENARIOS.items():
+                if name in FIRST_EMAIL_IN_DOUBT:
+                    channels[Channel.email].in_doubt_failures = 1
                 handle = await scenario(env, settings.task_queue)
                 await finish(env, handle)
                 first_run = env.client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id
