@@ -6,12 +6,13 @@ override any field. Datetimes are timezone-aware.
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from guest_journey.messages import SendMessageInput, message_id_for, message_key
 from guest_journey.policy import HotelPolicy, JourneyPolicy
-from guest_journey.reservations import Guest, Reservation
+from guest_journey.reservations import Channel, Guest, Reservation
 
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 
@@ -79,3 +80,34 @@ def make_policy(**overrides: Any) -> HotelPolicy:
 def make_journey_policy(**overrides: Any) -> JourneyPolicy:
     """The whole policy (defaults plus `hotels` overrides), validated."""
     return JourneyPolicy.model_validate({**JourneyPolicy().model_dump(), **overrides})
+
+
+def make_invitation(channel: Channel = Channel.email, **overrides: Any) -> SendMessageInput:
+    """The check-in invitation of reservation R1 (arriving 2030-05-01) to Ana
+    Souza on `channel`, as the journey asks the messaging activity to send it.
+
+    A send left in doubt on a channel that reports statuses does not wait for
+    the report (`wait_for_provider_status` 0). Any field can be overridden.
+    """
+    key = message_key("R1", "checkin_invitation", channel)
+    departure = datetime(2030, 5, 3, 11, tzinfo=UTC)
+    message = SendMessageInput(
+        message_id=message_id_for(key),
+        message_key=key,
+        reservation_id="R1",
+        hotel_id="hotel-1",
+        step_key="checkin_invitation",
+        template="checkin_invitation",
+        channel=channel,
+        guest=Guest(name="Ana Souza", email="ana@example.com", phone="+5511999990000", language="pt-BR"),
+        context={
+            "arrival": (departure - timedelta(days=2)).isoformat(),
+            "departure": departure.isoformat(),
+            "journey_stage": "pre_arrival",
+            "step_key": "checkin_invitation",
+            "room_type": None,
+            "hotel_timezone": "America/Sao_Paulo",
+        },
+        wait_for_provider_status=timedelta(seconds=0),
+    )
+    return message.model_copy(update=overrides)

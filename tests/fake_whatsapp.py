@@ -18,18 +18,16 @@ bearer token is not `access_token` gets Meta's 401 / code 190, as the real API d
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 import uuid
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+
+from tests.loopback_servers import LoopbackServer, free_socket, serve_app
 
 API_VERSION = "v21.0"
 
@@ -89,25 +87,7 @@ def error_body(
     return {"error": error}
 
 
-def free_socket(host: str = "127.0.0.1") -> socket.socket:
-    """A listening socket on a free port, handed to uvicorn (no race for the port)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
-    sock.listen(64)
-    sock.setblocking(False)
-    return sock
-
-
-class _QuietServer(uvicorn.Server):
-    """Leaves the test runner's signal handlers alone."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-class FakeWhatsAppApi:
+class FakeWhatsAppApi(LoopbackServer):
     def __init__(self, *, access_token: str | None = None, host: str = "127.0.0.1") -> None:
         self.access_token = access_token
         self.host = host
@@ -117,7 +97,7 @@ class FakeWhatsAppApi:
         self._outage: _Answer | None = None
         self.refused_in_outage = 0
         self._arrived = asyncio.Condition()
-        self._server: _QuietServer | None = None
+        self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
         self._port: int | None = None
 
@@ -170,20 +150,7 @@ class FakeWhatsAppApi:
     async def start(self) -> None:
         sock = free_socket(self.host)
         self._port = int(sock.getsockname()[1])
-        config = uvicorn.Config(
-            self._app(),
-            log_level="warning",
-            lifespan="off",
-            access_log=False,
-            timeout_graceful_shutdown=1,
-        )
-        self._server = _QuietServer(config)
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
-        while not self._server.started:
-            if self._task.done():
-                await self._task
-                raise RuntimeError("the fake WhatsApp API did not start")
-            await asyncio.sleep(0.01)
+        self._server, self._task = await serve_app(self._app(), sock, "the fake WhatsApp API")
 
     async def stop(self) -> None:
         """Stop listening: later requests find the port closed (connection refused)."""
@@ -192,18 +159,6 @@ class FakeWhatsAppApi:
             await self._task
         self._server = None
         self._task = None
-
-    async def __aenter__(self) -> FakeWhatsAppApi:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     def _app(self) -> FastAPI:
         app = FastAPI()

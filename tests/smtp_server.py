@@ -25,10 +25,11 @@ import ssl
 import threading
 import time
 from email.message import EmailMessage
-from types import TracebackType
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from tests.loopback_servers import LoopbackServer
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -97,7 +98,7 @@ class _Accounts:
         return AuthResult(success=self.logins.get(user) == password, handled=False)
 
 
-class SmtpTestServer:
+class SmtpTestServer(LoopbackServer):
     def __init__(
         self,
         *,
@@ -167,15 +168,3 @@ class SmtpTestServer:
         if self._controller is not None:
             await asyncio.to_thread(self._controller.stop)
             self._controller = None
-
-    async def __aenter__(self) -> SmtpTestServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        await self.stop()

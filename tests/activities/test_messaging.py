@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
@@ -13,32 +11,16 @@ from communications.message_store import list_for_reservation
 from communications.staff_texts import BODY_ID, StaffText, store_staff_text
 from communications.templates import TemplateCatalogue
 from guest_journey.guest_links import GuestLinks
-from guest_journey.messages import SendMessageInput, message_id_for, message_key
+from guest_journey.messages import SendMessageInput
 from guest_journey.reservations import Channel, Guest
+from tests.factories import make_invitation
 from tests.recording_sender import RecordingSender
 
 
 def invitation(template: str = "checkin_invitation", channel: Channel = Channel.email) -> SendMessageInput:
-    key = message_key("R1", "checkin_invitation", channel)
-    departure = datetime(2030, 5, 3, 11, tzinfo=UTC)
-    return SendMessageInput(
-        message_id=message_id_for(key),
-        message_key=key,
-        reservation_id="R1",
-        hotel_id="hotel-1",
-        step_key="checkin_invitation",
-        template=template,
-        channel=channel,
-        guest=Guest(name="Ana <b>Souza</b>", email="ana@example.com", language="es"),
-        context={
-            "arrival": (departure - timedelta(days=2)).isoformat(),
-            "departure": departure.isoformat(),
-            "journey_stage": "pre_arrival",
-            "step_key": "checkin_invitation",
-            "room_type": None,
-            "hotel_timezone": "America/Sao_Paulo",
-        },
-    )
+    """The check-in invitation, in Spanish, to a guest whose name holds markup."""
+    guest = Guest(name="Ana <b>Souza</b>", email="ana@example.com", language="es")
+    return make_invitation(channel, template=template, guest=guest)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ and counts what reached the provider.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy.exc import OperationalError
@@ -20,34 +20,10 @@ from communications.message_store import MessageRecord
 from communications.templates import TemplateCatalogue
 from guest_journey.database import utcnow
 from guest_journey.guest_links import GuestLinks
-from guest_journey.messages import MessageStatus, SendMessageInput, message_id_for, message_key
-from guest_journey.reservations import Channel, Guest
+from guest_journey.messages import MessageStatus, SendMessageInput
+from guest_journey.reservations import Channel
+from tests.factories import make_invitation
 from tests.recording_sender import RecordingSender
-
-
-def invitation(channel: Channel = Channel.email, **fields: object) -> SendMessageInput:
-    key = message_key("R1", "checkin_invitation", channel)
-    departure = datetime(2030, 5, 3, 11, tzinfo=UTC)
-    message = SendMessageInput(
-        message_id=message_id_for(key),
-        message_key=key,
-        reservation_id="R1",
-        hotel_id="hotel-1",
-        step_key="checkin_invitation",
-        template="checkin_invitation",
-        channel=channel,
-        guest=Guest(name="Ana Souza", email="ana@example.com", phone="+5511999990000", language="pt-BR"),
-        context={
-            "arrival": (departure - timedelta(days=2)).isoformat(),
-            "departure": departure.isoformat(),
-            "journey_stage": "pre_arrival",
-            "step_key": "checkin_invitation",
-            "room_type": None,
-            "hotel_timezone": "America/Sao_Paulo",
-        },
-        wait_for_provider_status=timedelta(seconds=0),
-    )
-    return message.model_copy(update=fields)
 
 
 class StatusReportingSender(RecordingSender):
@@ -99,12 +75,12 @@ async def test_an_email_whose_answer_was_lost_is_in_doubt_and_never_sent_again(s
 
     for _ in range(3):  # the attempt, then retries (and staff looking again)
         with pytest.raises(ApplicationError) as raised:
-            await send(messaging, invitation())
+            await send(messaging, make_invitation())
         assert raised.value.type == IN_DOUBT and raised.value.non_retryable
         assert "answer was lost" in raised.value.message
 
     assert email.calls == 1
-    record = await stored(sessions, invitation())
+    record = await stored(sessions, make_invitation())
     assert record.status == MessageStatus.in_doubt and record.attempts == 1
     assert record.sent_at is None and "attempt 1" in (record.reason or "")
 
@@ -113,11 +89,11 @@ async def test_an_attempt_interrupted_while_the_provider_had_it_is_in_doubt_not_
     email = InterruptedSender(Channel.email)
     messaging = activities(sessions, email=email)
     with pytest.raises(asyncio.CancelledError):  # the cancellation of a stopping worker
-        await send(messaging, invitation())
-    assert (await stored(sessions, invitation())).status == MessageStatus.sending
+        await send(messaging, make_invitation())
+    assert (await stored(sessions, make_invitation())).status == MessageStatus.sending
 
     with pytest.raises(ApplicationError) as raised:
-        await send(messaging, invitation())
+        await send(messaging, make_invitation())
 
     assert raised.value.type == IN_DOUBT
     assert "attempt 1 was interrupted" in raised.value.message
@@ -127,7 +103,7 @@ async def test_an_attempt_interrupted_while_the_provider_had_it_is_in_doubt_not_
 async def test_an_interrupted_attempt_is_repeated_where_repeating_replaces_the_message(sessions):
     webchat = SafeToRepeatSender(Channel.webchat)
     messaging = activities(sessions, webchat=webchat)
-    message = invitation(Channel.webchat)
+    message = make_invitation(Channel.webchat)
     async with sessions() as session:  # an attempt that stopped mid-send
         from communications.message_store import get_or_create_outbound
 
@@ -145,7 +121,7 @@ async def test_a_status_report_that_arrives_while_waiting_settles_the_doubt_as_s
     whatsapp = StatusReportingSender(Channel.whatsapp)
     whatsapp.in_doubt_failures = 1
     messaging = activities(sessions, whatsapp=whatsapp)
-    message = invitation(Channel.whatsapp, wait_for_provider_status=timedelta(seconds=20))
+    message = make_invitation(Channel.whatsapp, wait_for_provider_status=timedelta(seconds=20))
 
     async def report_when_in_doubt() -> None:
         await whatsapp.in_doubt_raised.wait()  # the webhook may even beat the activity's own record
@@ -169,7 +145,7 @@ async def test_no_status_report_within_the_wait_leaves_the_message_in_doubt(sess
     whatsapp = StatusReportingSender(Channel.whatsapp)
     whatsapp.in_doubt_failures = 1
     messaging = activities(sessions, whatsapp=whatsapp)
-    message = invitation(Channel.whatsapp, wait_for_provider_status=timedelta(seconds=1))
+    message = make_invitation(Channel.whatsapp, wait_for_provider_status=timedelta(seconds=1))
 
     with pytest.raises(ApplicationError) as raised:
         await send(messaging, message)
@@ -182,7 +158,7 @@ async def test_a_failed_report_while_waiting_fails_the_message_for_the_next_chan
     whatsapp = StatusReportingSender(Channel.whatsapp)
     whatsapp.in_doubt_failures = 1
     messaging = activities(sessions, whatsapp=whatsapp)
-    message = invitation(Channel.whatsapp, wait_for_provider_status=timedelta(seconds=0))
+    message = make_invitation(Channel.whatsapp, wait_for_provider_status=timedelta(seconds=0))
     with pytest.raises(ApplicationError):
         await send(messaging, message)
     async with sessions() as session:
@@ -203,14 +179,14 @@ async def test_staff_sending_again_sends_once_per_request(sessions):
     email.in_doubt_failures = 1
     messaging = activities(sessions, email=email)
     with pytest.raises(ApplicationError):
-        await send(messaging, invitation())
+        await send(messaging, make_invitation())
 
-    result = await send(messaging, invitation(send_again_request="staff-1"))
-    again = await send(messaging, invitation(send_again_request="staff-1"))
+    result = await send(messaging, make_invitation(send_again_request="staff-1"))
+    again = await send(messaging, make_invitation(send_again_request="staff-1"))
 
     assert result.status == MessageStatus.sent and again.sent_at == result.sent_at
     assert email.calls == 2
-    record = await stored(sessions, invitation())
+    record = await stored(sessions, make_invitation())
     assert record.attempts == 2
     async with sessions() as session:
         history = await status_history(session=session, message_id=record.id)
@@ -222,10 +198,10 @@ async def test_a_send_again_request_is_used_once_even_if_that_attempt_is_in_doub
     email.in_doubt_failures = 2
     messaging = activities(sessions, email=email)
     with pytest.raises(ApplicationError):
-        await send(messaging, invitation())
+        await send(messaging, make_invitation())
     for _ in range(2):
         with pytest.raises(ApplicationError) as raised:
-            await send(messaging, invitation(send_again_request="staff-1"))
+            await send(messaging, make_invitation(send_again_request="staff-1"))
         assert raised.value.type == IN_DOUBT
     assert email.calls == 2
 
@@ -246,16 +222,16 @@ async def test_a_database_error_while_recording_the_hand_over_is_retried_not_res
     monkeypatch.setattr(module, "record_hand_over", busy_then_fine)
     monkeypatch.setattr(module, "RECORD_RETRY_FIRST", timedelta(milliseconds=10))
 
-    result = await send(messaging, invitation())
+    result = await send(messaging, make_invitation())
 
     assert result.status == MessageStatus.sent and email.calls == 1
-    assert (await stored(sessions, invitation())).sent_at is not None
+    assert (await stored(sessions, make_invitation())).sent_at is not None
 
 
 async def test_an_unexpected_error_fails_the_attempt_for_good_with_its_reason(sessions):
     email = RecordingSender(Channel.email)
     messaging = activities(sessions, email=email)
-    broken = invitation()
+    broken = make_invitation()
     broken = broken.model_copy(update={"context": {**broken.context, "departure": "not a date"}})
 
     with pytest.raises(ApplicationError) as raised:

@@ -26,7 +26,7 @@ received of a step the journey says it did not send).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -39,6 +39,7 @@ from guest_journey.messages import (
     template_resend_key,
 )
 from guest_journey.reservations import Channel
+from tests.chaos.journeys import journey_problems
 
 
 class Outcome(StrEnum):
@@ -152,3 +153,18 @@ def report(rows: Mapping[str, Counter[Outcome]]) -> str:
     """Keep the rows for the session's summary; answer their table, for the test's log."""
     REPORTED.update(rows)
     return outcome_table(rows)
+
+
+def assert_received_once_or_not_sent(
+    scenario: str, results: Sequence[JourneyView], received: Iterable[str], message_statuses: Mapping[str, str]
+) -> None:
+    """Every journey ran from booking to close, and each message step was received
+    exactly once or not sent with its reason: none in doubt. The outcomes are
+    reported as `scenario`'s row."""
+    problems = journey_problems(results)
+    assert not problems, "\n".join(problems)
+    outcomes, strays = step_outcomes(results, received, message_statuses)
+    assert not strays, f"received, but of no step: {strays}"
+    print(report({scenario: count(outcomes)}))
+    wrong = broken(outcomes, allowed=frozenset({Outcome.received_once, Outcome.not_sent}))
+    assert not wrong, "\n".join(wrong)

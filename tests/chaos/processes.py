@@ -5,13 +5,14 @@ started again, and that the fixtures always kill at the end."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -312,6 +313,14 @@ class Processes:
 
     def logs(self) -> str:
         return "\n".join(process.log_tail() for process in self.started)
+
+    @contextlib.contextmanager
+    def logs_on_failure(self) -> Iterator[None]:
+        """Whatever fails inside fails as an AssertionError with what the processes logged."""
+        try:
+            yield
+        except Exception as error:
+            raise AssertionError(f"{type(error).__name__}: {error}\n{self.logs()}") from error
 
     def kill_all(self) -> None:
         for process in reversed(self.started):

@@ -10,10 +10,12 @@ test watches it on the real Temporal dev server.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from guest_journey.policy import Delivery, HotelPolicy, UpsellOffer
 from guest_journey.reservations import Channel, Guest, Reservation
+from tests.chaos.size import ChaosSize
 
 SECOND = timedelta(seconds=1)
 HOTEL_ID = "hotel-chaos"
@@ -54,6 +56,12 @@ def short_policy(
     )
 
 
+def quick_stay_policy(size: ChaosSize, delivery: Delivery = FAST_DELIVERY) -> HotelPolicy:
+    """The short policy of the size's quick stays (`quick_lead`, `quick_stay`, `quick_close_after`)."""
+    return short_policy(lead=size.quick_lead, stay=size.quick_stay, close_after=size.quick_close_after,
+                        delivery=delivery)
+
+
 def new_reservation_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
@@ -79,4 +87,17 @@ def short_stay(
         ),
         arrival=arrival,
         departure=arrival + stay,
+    )
+
+
+def guest_email(index: int) -> str:
+    """The e-mail address of the `index`-th guest of a run."""
+    return f"guest{index}@example.com"
+
+
+def quick_stay(prefix: str, size: ChaosSize, **guest: Any) -> Reservation:
+    """A quick stay of the size (see `quick_stay_policy`) booked now, under a new
+    reservation id; `guest` sets `short_stay`'s e-mail, phone and preferred channels."""
+    return short_stay(
+        new_reservation_id(prefix), booked_at=datetime.now(UTC), lead=size.quick_lead, stay=size.quick_stay, **guest
     )

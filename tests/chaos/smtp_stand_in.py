@@ -25,12 +25,12 @@ import threading
 import time
 from collections.abc import Callable
 from enum import StrEnum
-from types import TracebackType
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from communications.channels.email import MESSAGE_ID_HEADER
+from tests.loopback_servers import LoopbackServer
 from tests.smtp_server import free_port
 
 
@@ -107,7 +107,7 @@ def _message_id(envelope: Envelope) -> str:
     return "?"
 
 
-class SmtpStandIn:
+class SmtpStandIn(LoopbackServer):
     def __init__(
         self,
         *,
@@ -167,12 +167,3 @@ class SmtpStandIn:
         if self._controller is not None:
             await asyncio.to_thread(self._controller.stop)
             self._controller = None
-
-    async def __aenter__(self) -> SmtpStandIn:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        await self.stop()

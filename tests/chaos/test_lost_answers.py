@@ -13,7 +13,6 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -34,9 +33,9 @@ from tests.chaos.processes import (
 from tests.chaos.short_policy import (
     FAST_DELIVERY,
     SECOND,
-    new_reservation_id,
-    short_policy,
-    short_stay,
+    guest_email,
+    quick_stay,
+    quick_stay_policy,
 )
 from tests.chaos.size import ChaosSize, chaos_size
 from tests.chaos.smtp_stand_in import SmtpAnswer, SmtpStandIn
@@ -93,10 +92,6 @@ def _phone(index: int) -> str:
     return f"+55119{index:08d}"
 
 
-def _email(index: int) -> str:
-    return f"guest{index}@example.com"
-
-
 @pytest.mark.timeout(chaos_size().deadline.total_seconds() + 120)
 async def test_lost_answers_are_never_sent_twice_and_never_lost(
     temporal: TemporalServerProcess,
@@ -109,7 +104,7 @@ async def test_lost_answers_are_never_sent_twice_and_never_lost(
     journey_count = size.lost_answer_journeys * len(SCENARIOS)
     scenario_of = {index: SCENARIOS[index % len(SCENARIOS)] for index in range(journey_count)}
     by_phone = {_phone(index).lstrip("+"): scenario for index, scenario in scenario_of.items()}
-    by_email = {_email(index): scenario for index, scenario in scenario_of.items()}
+    by_email = {guest_email(index): scenario for index, scenario in scenario_of.items()}
 
     # A scenario's fault is on its own channel only: its other channel answers as it should.
     def whatsapp_answer(to: str) -> Answer:
@@ -138,20 +133,17 @@ async def test_lost_answers_are_never_sent_twice_and_never_lost(
         await start_worker_and_api(processes, env, api_port=api_port)
         print(f"{clock():7.1f} s  worker and API ready")
         client = await temporal.client()
-        lead, stay = size.quick_lead, size.quick_stay
-        policy = short_policy(lead=lead, stay=stay, close_after=size.quick_close_after, delivery=DELIVERY)
-        try:
+        with processes.logs_on_failure():
             journeys = await start_journeys(
-                client, task_queue=TASK_QUEUE, policy=policy, count=journey_count, in_flight=size.starts_in_flight,
-                reservation=lambda index: short_stay(
-                    new_reservation_id("LOST"), booked_at=datetime.now(UTC), lead=lead, stay=stay,
-                    email=_email(index), phone=_phone(index), preferred_channels=scenario_of[index].channels,
+                client, task_queue=TASK_QUEUE, policy=quick_stay_policy(size, delivery=DELIVERY), count=journey_count,
+                in_flight=size.starts_in_flight,
+                reservation=lambda index: quick_stay(
+                    "LOST", size, email=guest_email(index), phone=_phone(index),
+                    preferred_channels=scenario_of[index].channels,
                 ),
             )
             print(f"{clock():7.1f} s  {len(journeys)} journeys started, {size.lost_answer_journeys} per scenario")
             results = await wait_for_results(journeys, timeout=size.deadline.total_seconds() - clock())
-        except Exception as error:  # with what the processes logged
-            raise AssertionError(f"{type(error).__name__}: {error}\n{processes.logs()}") from error
         await whatsapp.wait_for_reports()
         print(f"{clock():7.1f} s  every journey finished\n{step_summary(results)}")
         print(f"WhatsApp took {len(whatsapp.taken)} messages, webhooks {whatsapp.webhook_counts}; "

@@ -8,15 +8,14 @@ interrupts no send."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from tests.chaos.databases import migrate, outbound_statuses
 from tests.chaos.faults import Clock
-from tests.chaos.journeys import journey_problems, start_journeys, step_summary, wait_for_results
-from tests.chaos.outcomes import Outcome, broken, count, report, step_outcomes
+from tests.chaos.journeys import start_journeys, step_summary, wait_for_results
+from tests.chaos.outcomes import assert_received_once_or_not_sent
 from tests.chaos.processes import (
     WORKER_READY,
     Processes,
@@ -26,7 +25,7 @@ from tests.chaos.processes import (
     wait_until,
     worker_script,
 )
-from tests.chaos.short_policy import new_reservation_id, short_policy, short_stay
+from tests.chaos.short_policy import guest_email, quick_stay, quick_stay_policy
 from tests.chaos.size import ChaosSize, chaos_size
 from tests.chaos.smtp_stand_in import SmtpAnswer, SmtpStandIn
 
@@ -58,8 +57,6 @@ async def test_sigterm_lets_sends_in_flight_finish_and_sends_each_message_once(
         workers = [first]
         print(f"{clock():7.1f} s  worker ready")
         client = await temporal.client()
-        lead, stay = size.quick_lead, size.quick_stay
-        policy = short_policy(lead=lead, stay=stay, close_after=size.quick_close_after)
         in_flight_at_sigterm: list[set[str]] = []
         exits: list[tuple[int, float]] = []  # exit status, seconds from SIGTERM
 
@@ -81,30 +78,19 @@ async def test_sigterm_lets_sends_in_flight_finish_and_sends_each_message_once(
                 await new.wait_for_log(WORKER_READY)
                 print(f"{clock():7.1f} s  {new.name} ready")
 
-        try:
+        with processes.logs_on_failure():
             journeys = await start_journeys(
-                client, task_queue=TASK_QUEUE, policy=policy, count=size.sigterm_journeys,
+                client, task_queue=TASK_QUEUE, policy=quick_stay_policy(size), count=size.sigterm_journeys,
                 in_flight=size.starts_in_flight,
-                reservation=lambda index: short_stay(
-                    new_reservation_id("TERM"), booked_at=datetime.now(UTC), lead=lead, stay=stay,
-                    email=f"guest{index}@example.com",
-                ),
+                reservation=lambda index: quick_stay("TERM", size, email=guest_email(index)),
             )
             print(f"{clock():7.1f} s  {len(journeys)} journeys started")
             # The stops begin once journeys are under way: starting one needs a worker to answer.
             await asyncio.wait_for(roll_over(), timeout=size.deadline.total_seconds())
             results = await wait_for_results(journeys, timeout=size.deadline.total_seconds() - clock())
-        except Exception as error:  # with what the processes logged
-            raise AssertionError(f"{type(error).__name__}: {error}\n{processes.logs()}") from error
     print(f"{clock():7.1f} s  every journey finished\n{step_summary(results)}")
 
-    problems = journey_problems(results)
-    assert not problems, "\n".join(problems)
-    outcomes, strays = step_outcomes(results, smtp.received, await outbound_statuses(database_url))
-    assert not strays, f"received, but of no step: {strays}"
-    print(report({SCENARIO: count(outcomes)}))
-    wrong = broken(outcomes, allowed=frozenset({Outcome.received_once, Outcome.not_sent}))
-    assert not wrong, "\n".join(wrong)
+    assert_received_once_or_not_sent(SCENARIO, results, smtp.received, await outbound_statuses(database_url))
     assert [status for status, _ in exits] == [0] * size.worker_sigterms, f"exits (status, seconds): {exits}"
     # Each send in flight at a SIGTERM was answered to a worker still listening.
     interrupted = sorted(message_id for ids in in_flight_at_sigterm for message_id in ids if message_id in smtp.unheard)

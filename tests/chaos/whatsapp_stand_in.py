@@ -24,17 +24,15 @@ while the API does not answer 2xx.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from types import TracebackType
 from typing import Any
 
 import httpx
@@ -42,21 +40,14 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from tests.fake_whatsapp import API_VERSION, error_body, free_socket
+from tests.fake_whatsapp import API_VERSION, error_body
+from tests.loopback_servers import LoopbackServer, free_socket, serve_app
 
 WEBHOOK_PATH = "/webhooks/whatsapp"
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 WEBHOOK_TIMEOUT = 10.0
 WEBHOOK_TRIES = 20
 WEBHOOK_RETRY_AFTER = 0.5
-
-
-class _QuietServer(uvicorn.Server):
-    """Leaves the test runner's signal handlers alone."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 class Answer(StrEnum):
@@ -125,7 +116,7 @@ def status_webhook(
     }
 
 
-class WhatsAppStandIn:
+class WhatsAppStandIn(LoopbackServer):
     def __init__(
         self,
         *,
@@ -154,7 +145,7 @@ class WhatsAppStandIn:
         self.unauthorised = 0
         self.webhook_counts = WebhookCounts()
         self._reports: set[asyncio.Task[None]] = set()
-        self._server: _QuietServer | None = None
+        self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
         self._port: int | None = None
         self._http: httpx.AsyncClient | None = None
@@ -183,16 +174,7 @@ class WhatsAppStandIn:
         self._http = httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT)
         sock = free_socket(self.host)
         self._port = int(sock.getsockname()[1])
-        config = uvicorn.Config(
-            self._app(), log_level="warning", lifespan="off", access_log=False, timeout_graceful_shutdown=1
-        )
-        self._server = _QuietServer(config)
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
-        while not self._server.started:
-            if self._task.done():
-                await self._task
-                raise RuntimeError("the WhatsApp stand-in did not start")
-            await asyncio.sleep(0.01)
+        self._server, self._task = await serve_app(self._app(), sock, "the WhatsApp stand-in")
 
     async def stop(self) -> None:
         for report in list(self._reports):
@@ -205,15 +187,6 @@ class WhatsAppStandIn:
         if self._http is not None:
             await self._http.aclose()
         self._server = self._task = self._http = None
-
-    async def __aenter__(self) -> WhatsAppStandIn:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     def _app(self) -> FastAPI:
         app = FastAPI()
