@@ -190,6 +190,10 @@ def reservation_body(rng: random.Random, now: datetime) -> dict[str, Any]:
 class DiscardSender:
     """A channel that accepts every message and keeps none."""
 
+    retry_is_safe = True  # nothing is kept, so nothing can be doubled
+    reports_status = False
+    longest_send = timedelta(seconds=1)
+
     def __init__(self, channel: Channel = Channel.email) -> None:
         self.channel = channel
 
