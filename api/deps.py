@@ -1,5 +1,6 @@
 """What handlers receive: settings, the Temporal client, a database session,
-the journey policy, and the caller's role. Built once in the app's lifespan."""
+the journey policy, and the caller (`Principal`: its role and hotels, `api.access`).
+Built once in the app's lifespan."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from fastapi import Depends, HTTPException, Request
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
+from api.access import EVERY_HOTEL_ADMIN, Principal
 from communications.templates import TemplateCatalogue
 from guest_journey.database import SessionFactory
 from guest_journey.policy import JourneyPolicy
@@ -72,31 +74,42 @@ def _is_loopback(request: Request) -> bool:
         return host in ("testclient", "localhost")
 
 
-def caller_role(request: Request, settings: SettingsDep) -> Role:
-    """The role of the API key the request carries (CONTRACT §1). Without keys, a loopback
-    caller is admin: `api.hosts.AllowedHosts` has already refused any Host but loopback's
-    and the public base URL's, and wrong keys are rate-limited in `api.rate_limits`."""
-    keys = settings.api_key_roles
+def caller_principal(request: Request, settings: SettingsDep) -> Principal:
+    """Who calls, by the API key the request carries (CONTRACT §1): its role and hotels
+    (`api.access`). Without keys, a loopback caller is admin of every hotel:
+    `api.hosts.AllowedHosts` has already refused any Host but loopback's and the public
+    base URL's, and wrong keys are rate-limited in `api.rate_limits`."""
+    keys = settings.api_key_access
     if not keys:
         if _is_loopback(request):
-            return "admin"
+            return EVERY_HOTEL_ADMIN
         raise HTTPException(401, "API keys are not configured; only loopback callers are allowed")
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not key:
         raise HTTPException(401, "missing API key: send 'Authorization: Bearer <key>'",
                             headers={"WWW-Authenticate": "Bearer"})
-    for known, role in keys.items():
+    for known, access in keys.items():
         if hmac.compare_digest(known.encode(), key.encode()):
-            return role
+            return Principal.of(access)
     raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
 
 
-def require_role(*roles: Role) -> Callable[..., Role]:
-    """A dependency that lets through the given roles (and `admin`), 403 for others."""
+def caller_role(request: Request, settings: SettingsDep) -> Role:
+    return caller_principal(request, settings).role
 
-    def check(role: Annotated[Role, Depends(caller_role)]) -> Role:
-        if role != "admin" and role not in roles:
-            raise HTTPException(403, f"this route needs the role {' or '.join(roles)}; your key has {role}")
-        return role
+
+def require_role(*roles: Role) -> Callable[..., Principal]:
+    """A dependency that lets through the given roles (and `admin`), 403 for others; the
+    caller's `Principal` (handlers take it as `PrincipalDep`, computed once a request)."""
+
+    def check(principal: Annotated[Principal, Depends(caller_principal)]) -> Principal:
+        if principal.role != "admin" and principal.role not in roles:
+            raise HTTPException(
+                403, f"this route needs the role {' or '.join(roles)}; your key has {principal.role}"
+            )
+        return principal
 
     return check
+
+
+PrincipalDep = Annotated[Principal, Depends(caller_principal)]

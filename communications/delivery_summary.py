@@ -30,7 +30,7 @@ by reply direction); nothing is loaded message by message.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -82,14 +82,17 @@ async def delivery_summary(
     since: datetime | None = None,
     until: datetime | None = None,
     hotel_id: str | None = None,
+    hotels: Collection[str] | None = None,
 ) -> DeliverySummary:
-    """Delivery and response-time figures of a period (module rules)."""
+    """Delivery and response-time figures of a period (module rules): of one hotel
+    (`hotel_id`), of some (`hotels`, a caller's scope: `api.access`), or of all."""
+    scope = _scope(hotel_id, hotels)
     for name, moment in (("since", since), ("until", until)):
         if moment is not None and moment.tzinfo is None:
             raise ValueError(f"{name} must carry its offset")
     summary = DeliverySummary()
     for channel, total, sent, delivered, failed, in_doubt in await _delivery_counts(
-        session, since, until, hotel_id
+        session, since, until, scope
     ):
         summary.total += total
         summary.sent += int(sent)
@@ -103,7 +106,7 @@ async def delivery_summary(
 
     count_all, minutes_all = 0, 0.0
     for reply_direction, replied_direction, count, minutes in await _response_times(
-        session, since, until, hotel_id
+        session, since, until, scope
     ):
         count_all += count
         minutes_all += float(minutes)
@@ -124,7 +127,7 @@ async def delivery_summary(
 
 
 async def _delivery_counts(
-    session: AsyncSession, since: datetime | None, until: datetime | None, hotel_id: str | None
+    session: AsyncSession, since: datetime | None, until: datetime | None, scope: frozenset[str] | None
 ) -> Sequence[tuple[str, int, int, int, int, int]]:
     status = col(MessageRecord.status)
     channel = col(MessageRecord.channel)
@@ -139,7 +142,7 @@ async def _delivery_counts(
         )
         .where(
             col(MessageRecord.direction) == MessageDirection.outbound.value,
-            *_within(MessageRecord, since, until, hotel_id),
+            *_within(MessageRecord, since, until, scope),
         )
         .group_by(channel)
         .order_by(channel)
@@ -148,7 +151,7 @@ async def _delivery_counts(
 
 
 async def _response_times(
-    session: AsyncSession, since: datetime | None, until: datetime | None, hotel_id: str | None
+    session: AsyncSession, since: datetime | None, until: datetime | None, scope: frozenset[str] | None
 ) -> Sequence[tuple[str, str, int, Any]]:
     reply = aliased(MessageRecord, name="reply")
     replied_to = aliased(MessageRecord, name="replied_to")
@@ -157,22 +160,30 @@ async def _response_times(
     query = (
         select(*directions, func.count(), func.sum(minutes))
         .join(replied_to, col(reply.in_reply_to) == col(replied_to.id))
-        .where(col(reply.in_reply_to).is_not(None), *_within(reply, since, until, hotel_id))
+        .where(col(reply.in_reply_to).is_not(None), *_within(reply, since, until, scope))
         .group_by(*directions)
     )
     return (await session.exec(query)).all()
 
 
+def _scope(hotel_id: str | None, hotels: Collection[str] | None) -> frozenset[str] | None:
+    """The hotels counted: both filters apply when both are given; None is every hotel."""
+    scope = None if hotels is None else frozenset(hotels)
+    if hotel_id is not None:
+        scope = frozenset({hotel_id}) & scope if scope is not None else frozenset({hotel_id})
+    return scope
+
+
 def _within(
-    message: Any, since: datetime | None, until: datetime | None, hotel_id: str | None
+    message: Any, since: datetime | None, until: datetime | None, scope: frozenset[str] | None
 ) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if since is not None:
         conditions.append(col(message.created_at) >= since)
     if until is not None:
         conditions.append(col(message.created_at) < until)
-    if hotel_id is not None:
-        conditions.append(col(message.hotel_id) == hotel_id)
+    if scope is not None:
+        conditions.append(col(message.hotel_id).in_(sorted(scope)))
     return conditions
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -49,6 +50,11 @@ class UnknownReservation(LookupError):
     def __init__(self, reservation_id: str) -> None:
         super().__init__(f"no journey for reservation {reservation_id!r}")
         self.reservation_id = reservation_id
+
+
+class NoMatchInScope(LookupError):
+    """An inbound message recorded for some hotels only (a scoped API key) that matches no
+    journey of those hotels: it is not stored, so that it cannot land in another hotel."""
 
 
 class MatchedBy(StrEnum):
@@ -86,8 +92,12 @@ async def store_inbound(
     in_reply_to: str | None = None,
     reservation_id: str | None = None,
     provider_message_id: str | None = None,
+    hotels: Collection[str] | None = None,
 ) -> InboundResult:
-    """Store a guest's message, matched to its reservation (module rules)."""
+    """Store a guest's message, matched to its reservation (module rules). With `hotels`
+    (a caller limited to those: `api.access`), only their journeys and messages are
+    matched, another hotel's reservation is unknown, and a message that matches none of
+    them is refused (`NoMatchInScope`) rather than kept unmatched."""
     channel = Channel(channel)
     if received_at.tzinfo is None:
         raise ValueError("received_at must carry its offset")
@@ -101,8 +111,12 @@ async def store_inbound(
         if existing is not None:
             return await _duplicate(session, existing)
     replied_to = await find_message(session=session, reference=in_reply_to) if in_reply_to else None
+    if replied_to is not None and hotels is not None and replied_to.hotel_id not in hotels:
+        replied_to = None
     address = normalise_address(sender)
-    match = await _match(session, reservation_id, replied_to, address)
+    match = await _match(session, reservation_id, replied_to, address, hotels)
+    if hotels is not None and match.reservation_id is None:
+        raise NoMatchInScope("no journey of your hotels matches this message: name its reservation_id")
     record = MessageRecord(
         id=str(uuid.uuid4()),
         idempotency_key=key,
@@ -188,31 +202,34 @@ async def _match(
     reservation_id: str | None,
     replied_to: MessageRecord | None,
     address: str | None,
+    hotels: Collection[str] | None = None,
 ) -> _Match:
     if reservation_id is not None:
         journey = await session.get(JourneyRecord, reservation_id)
-        if journey is None:
+        if journey is None or (hotels is not None and journey.hotel_id not in hotels):
             raise UnknownReservation(reservation_id)
         return _Match(reservation_id, journey.hotel_id, MatchedBy.reservation_id)
     if replied_to is not None and replied_to.reservation_id is not None:
         return _Match(replied_to.reservation_id, replied_to.hotel_id, MatchedBy.in_reply_to)
     if address is not None:
         return (
-            await _by_recipient(session, address)
-            or await _by_guest_contact(session, address)
+            await _by_recipient(session, address, hotels)
+            or await _by_guest_contact(session, address, hotels)
             or _Match()
         )
     return _Match()
 
 
-async def _by_recipient(session: AsyncSession, address: str) -> _Match | None:
-    """The reservation we last wrote to at this address."""
+async def _by_recipient(session: AsyncSession, address: str, hotels: Collection[str] | None) -> _Match | None:
+    """The reservation we last wrote to at this address (of these hotels, when given)."""
+    in_scope = [] if hotels is None else [col(MessageRecord.hotel_id).in_(sorted(hotels))]
     rows = await session.exec(
         select(MessageRecord.reservation_id, MessageRecord.hotel_id)
         .where(
             MessageRecord.recipient == address,
             MessageRecord.direction == MessageDirection.outbound.value,
             col(MessageRecord.reservation_id).is_not(None),
+            *in_scope,
         )
         .order_by(col(MessageRecord.created_at).desc())
         .limit(1)
@@ -221,10 +238,10 @@ async def _by_recipient(session: AsyncSession, address: str) -> _Match | None:
     return _Match(found[0], found[1], MatchedBy.sender) if found is not None else None
 
 
-async def _by_guest_contact(session: AsyncSession, address: str) -> _Match | None:
+async def _by_guest_contact(session: AsyncSession, address: str, hotels: Collection[str] | None) -> _Match | None:
     """The running journey whose guest has this e-mail or phone (for guests we have
     not written to at that address yet)."""
-    journey = await journey_of_guest(session=session, address=address)
+    journey = await journey_of_guest(session=session, address=address, hotels=hotels)
     return _Match(journey.reservation_id, journey.hotel_id, MatchedBy.sender) if journey else None
 
 

@@ -28,7 +28,7 @@ import asyncio
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -339,26 +339,33 @@ async def _forget_settled(session: AsyncSession) -> None:
     await session.commit()
 
 
-async def pending_snapshots(*, session: AsyncSession) -> int:
+async def pending_snapshots(*, session: AsyncSession, hotels: Collection[str] | None = None) -> int:
     """Async snapshots sent and not yet applied by their journeys (a read: settled
-    ones are deleted when snapshots are next sent)."""
-    count = await session.exec(select(func.count()).select_from(SnapshotPending).where(~_settled()))
+    ones are deleted when snapshots are next sent); of these hotels' journeys only,
+    when given."""
+    query = select(func.count()).select_from(SnapshotPending).where(~_settled())
+    if hotels is not None:
+        query = query.where(col(SnapshotPending.reservation_id).in_(
+            select(JourneyRecord.reservation_id).where(col(JourneyRecord.hotel_id).in_(sorted(hotels)))
+        ))
+    count = await session.exec(query)
     return int(count.one())
 
 
-async def journey_volume(*, session: AsyncSession) -> JourneyVolume:
-    """The runbook's "Jornadas ativas" figures, from the read model in one query.
+async def journey_volume(*, session: AsyncSession, hotels: Collection[str] | None = None) -> JourneyVolume:
+    """The runbook's "Jornadas ativas" figures, from the read model in one query; of
+    these hotels only, when given (a caller's scope: `api.access`).
 
     `pending` is read first, so that a journey it no longer counts is already
     in the stage figures.
     """
-    pending = await pending_snapshots(session=session)
+    pending = await pending_snapshots(session=session, hotels=hotels)
     preferences = col(JourneyRecord.view)["preferences"].as_string()
     has_preferences = and_(preferences.is_not(None), preferences != "{}")
-    rows = await session.exec(
-        select(JourneyRecord.stage, func.count(), func.sum(case((has_preferences, 1), else_=0)))
-        .group_by(JourneyRecord.stage)
-    )
+    query = select(JourneyRecord.stage, func.count(), func.sum(case((has_preferences, 1), else_=0)))
+    if hotels is not None:
+        query = query.where(col(JourneyRecord.hotel_id).in_(sorted(hotels)))
+    rows = await session.exec(query.group_by(JourneyRecord.stage))
     by_stage = {stage.value: 0 for stage in Stage}
     active = synced = 0
     for stage, count, with_preferences in rows.all():

@@ -3,6 +3,7 @@ written only by the workflow's `record_journey` activity."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -71,12 +72,17 @@ def _set_contacts(record: JourneyRecord, view: JourneyView) -> None:
     record.guest_phone = view.guest.phone
 
 
-async def journey_of_guest(*, session: AsyncSession, address: str) -> JourneyRecord | None:
-    """The running journey of the guest with this e-mail or phone, the latest arrival first."""
+async def journey_of_guest(
+    *, session: AsyncSession, address: str, hotels: Collection[str] | None = None
+) -> JourneyRecord | None:
+    """The running journey of the guest with this e-mail or phone, the latest arrival first
+    (of these hotels, when given)."""
     column = JourneyRecord.guest_email if "@" in address else JourneyRecord.guest_phone
+    in_scope = [] if hotels is None else [col(JourneyRecord.hotel_id).in_(sorted(hotels))]
     rows = await session.exec(
         select(JourneyRecord)
-        .where(column == address, col(JourneyRecord.stage).not_in([stage.value for stage in FINAL_STAGES]))
+        .where(column == address, col(JourneyRecord.stage).not_in([stage.value for stage in FINAL_STAGES]),
+               *in_scope)
         .order_by(col(JourneyRecord.arrival).desc())
         .limit(1)
     )
@@ -86,6 +92,17 @@ async def journey_of_guest(*, session: AsyncSession, address: str) -> JourneyRec
 async def get_journey(*, session: AsyncSession, reservation_id: str) -> JourneyView | None:
     record = await session.get(JourneyRecord, reservation_id)
     return JourneyView.model_validate(record.view) if record is not None else None
+
+
+async def hotels_of(*, session: AsyncSession, reservation_ids: list[str]) -> dict[str, str]:
+    """The hotel of each of these reservations that has a journey."""
+    if not reservation_ids:
+        return {}
+    rows = await session.exec(
+        select(JourneyRecord.reservation_id, JourneyRecord.hotel_id)
+        .where(col(JourneyRecord.reservation_id).in_(reservation_ids))
+    )
+    return dict(rows.all())
 
 
 async def finished_stage(*, session: AsyncSession, reservation_id: str) -> Stage | None:

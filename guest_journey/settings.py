@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -30,6 +32,25 @@ def secret_bits(key: str) -> int:
     per_character = 4 if key and set(key) <= _HEX_DIGITS else 6
     return len(key) * per_character
 Role = Literal["reservations", "ops", "admin"]
+HOTEL_ID_PATTERN = r"^[A-Za-z0-9._-]+$"  # as `guest_journey.reservations.ReservationIn.hotel_id`
+_HOTEL_ID = re.compile(HOTEL_ID_PATTERN)
+
+
+@dataclass(frozen=True)
+class KeyAccess:
+    """What one API key may do: its role, and the hotels it is limited to (None: every hotel).
+    `key:role` names every hotel; `key:role:hotel-a|hotel-b` only those."""
+
+    role: Role
+    hotels: frozenset[str] | None = None
+
+
+def parse_key_entry(entry: str) -> tuple[str, str, frozenset[str] | None]:
+    """`key:role` or `key:role:hotel-a|hotel-b` → (key, role, hotels); the caller validates."""
+    key, _, rest = entry.strip().partition(":")
+    role, sep, hotel_list = rest.partition(":")
+    hotels = frozenset(hotel.strip() for hotel in hotel_list.split("|")) if sep else None
+    return key, role, hotels
 SmtpTls = Literal["starttls", "tls", "none"]  # GUEST_JOURNEY_SMTP_TLS: see `resolved_smtp_tls`
 SMTPS_PORT = 465
 
@@ -97,7 +118,9 @@ class Settings(BaseSettings):
     )
 
     policy_file: Path | None = None
-    api_keys: str | None = Field(default=None, description="key:role,key:role")
+    api_keys: str | None = Field(
+        default=None, description="key:role,key:role; key:role:hotel-a|hotel-b limits a key to those hotels"
+    )
     kpi_webhook_url: str | None = Field(
         default=None, pattern=r"^https?://\S+$", description="where KPI alerts are POSTed as JSON"
     )
@@ -164,11 +187,19 @@ class Settings(BaseSettings):
             return None
         seen: set[str] = set()
         for number, entry in enumerate(value.split(","), start=1):
-            key, sep, role = entry.strip().partition(":")
-            if not sep or not key:
-                raise ValueError(f"API key entry {number} is not 'key:role' (the key is not shown)")
+            key, role, hotels = parse_key_entry(entry)
+            if ":" not in entry or not key:
+                raise ValueError(
+                    f"API key entry {number} is not 'key:role' or 'key:role:hotel-a|hotel-b' (the key is not shown)"
+                )
             if role not in ROLES:
                 raise ValueError(f"API key entry {number}: role {role!r} is not one of {', '.join(ROLES)}")
+            for hotel in sorted(hotels or ()):
+                if not _HOTEL_ID.match(hotel) or len(hotel) > 64:
+                    raise ValueError(
+                        f"API key entry {number}: hotel {hotel!r} is not a hotel id "
+                        "(letters, digits, '.', '_', '-'; hotels separated by '|')"
+                    )
             if key in seen:
                 raise ValueError(f"API key entry {number} repeats a key given before")
             seen.add(key)
@@ -266,10 +297,15 @@ class Settings(BaseSettings):
 
     @property
     def api_key_roles(self) -> dict[str, Role]:
+        return {key: access.role for key, access in self.api_key_access.items()}
+
+    @property
+    def api_key_access(self) -> dict[str, KeyAccess]:
+        """Each key's role and hotels (`KeyAccess`); the one parse of `api_keys` callers use."""
         if not self.api_keys:
             return {}
-        pairs = (entry.strip().partition(":") for entry in self.api_keys.split(","))
-        return {key: role for key, _, role in pairs}  # type: ignore[misc]
+        entries = (parse_key_entry(entry) for entry in self.api_keys.split(","))
+        return {key: KeyAccess(role=role, hotels=hotels) for key, role, hotels in entries}  # type: ignore[arg-type]
 
     @property
     def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:

@@ -12,14 +12,14 @@ phone numbers in names, attributes, events (an exception's message) and
 statuses are masked (`guest_journey.privacy`).
 
 Metrics: the Prometheus instruments below, served as text by `GET /metrics`
-(`metrics_text()`). Labels are channels, templates, hotels and KPI windows:
+(`metrics_text()`; to a key limited to some hotels, only their series). Labels are channels, templates, hotels and KPI windows:
 never a guest's name, address or reservation.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -37,11 +37,13 @@ from opentelemetry.util.types import Attributes
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
+    CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
     generate_latest,
 )
+from prometheus_client.metrics_core import Metric
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from guest_journey.privacy import mask, mask_text
@@ -178,8 +180,29 @@ def tracer() -> trace.Tracer:
     return trace.get_tracer("guest_journey")
 
 
-def metrics_text() -> bytes:
-    return generate_latest(REGISTRY)
+def metrics_text(hotels: Collection[str] | None = None) -> bytes:
+    """Every series; with `hotels` (a caller limited to those hotels), only the series
+    labelled with one of them: series of other hotels, and those of no hotel (counts
+    over every hotel), are left out."""
+    if hotels is None:
+        return generate_latest(REGISTRY)
+    return generate_latest(_HotelSeries(REGISTRY, frozenset(hotels)))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class _HotelSeries:
+    """A registry's collector that keeps only the samples labelled `hotel` with one of `hotels`."""
+
+    registry: CollectorRegistry
+    hotels: frozenset[str]
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.registry.collect():
+            samples = [sample for sample in family.samples if sample.labels.get("hotel") in self.hotels]
+            if samples:
+                kept = Metric(family.name, family.documentation, family.type, family.unit)
+                kept.samples = samples
+                yield kept
 
 
 def message_sent(channel: str) -> None:

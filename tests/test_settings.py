@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from guest_journey.settings import Settings, secret_bits
+from guest_journey.settings import KeyAccess, Settings, secret_bits
 
 POSTGRES = "postgresql+psycopg://guest_journey:pw@db:5432/guest_journey"
 RES_KEY, OPS_KEY = "k-res-" + "r" * 24, "k-ops-" + "o" * 24  # 30 characters: 180 bits as counted
@@ -119,6 +119,10 @@ def test_api_keys_map_each_key_to_its_role() -> None:
         ("k1:ops,k2:", "role ''"),
         ("k1:Ops", "role 'Ops'"),
         ("k1:ops,k1:admin", "entry 2 repeats a key"),
+        ("k1:ops:", "hotel '' is not a hotel id"),
+        ("k1:ops:hotel-a||hotel-b", "hotel '' is not a hotel id"),
+        ("k1:ops:hotel a", "hotel 'hotel a' is not a hotel id"),
+        ("k1:ops:hotel-a,hotel-b", "entry 2 is not 'key:role'"),
     ],
 )
 def test_a_bad_api_key_entry_is_named_without_showing_the_key(api_keys: str, named: str) -> None:
@@ -128,6 +132,15 @@ def test_a_bad_api_key_entry_is_named_without_showing_the_key(api_keys: str, nam
     assert problem["loc"] == ("api_keys",)
     assert named in problem["msg"]
     assert "no-role-here" not in problem["msg"]
+
+
+def test_an_api_key_may_name_the_hotels_it_is_limited_to() -> None:
+    settings = Settings(api_keys="k1:ops, k2:reservations:hotel-a , k3:admin:hotel-a|hotel.b|h_c")
+    assert settings.api_key_roles == {"k1": "ops", "k2": "reservations", "k3": "admin"}
+    access = settings.api_key_access
+    assert access["k1"] == KeyAccess(role="ops", hotels=None)  # every hotel
+    assert access["k2"] == KeyAccess(role="reservations", hotels=frozenset({"hotel-a"}))
+    assert access["k3"] == KeyAccess(role="admin", hotels=frozenset({"hotel-a", "hotel.b", "h_c"}))
 
 
 def test_an_unknown_role_lists_the_valid_ones() -> None:

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import SessionDep, TemplatesDep, TemporalClientDep, require_role
+from api.access import check_message, check_reservation
+from api.deps import PrincipalDep, SessionDep, TemplatesDep, TemporalClientDep, require_role
 from api.error_responses import ROLE_ERRORS, errors
 from api.errors import InvalidRequest
 from api.idempotency import IdempotencyDep
@@ -63,11 +64,12 @@ async def list_templates(templates: TemplatesDep) -> list[TemplateInfo]:
 )
 async def send_message(
     request: SendRequest, client: TemporalClientDep, session: SessionDep, templates: TemplatesDep,
-    once: IdempotencyDep,
+    once: IdempotencyDep, principal: PrincipalDep,
 ) -> Response:
     """Send (or resend) a message through the journey: it becomes a step of its
     own (`manual:<id>`) in the timeline and is delivered with retries. With an
     `Idempotency-Key`, a repeated request sends once and gets the first answer."""
+    await check_reservation(principal, client=client, session=session, reservation_id=request.reservation_id)
     try:
         context = staff_context(catalogue=templates, template=request.template, channel=request.channel,
                                 context=request.context)
@@ -115,11 +117,14 @@ async def send_again(
     client: TemporalClientDep,
     session: SessionDep,
     once: IdempotencyDep,
+    principal: PrincipalDep,
 ) -> Response:
     """Send an outbound message whose delivery is in doubt (status `in_doubt`: the provider
     may or may not have it) once more: its journey step is sent again on the same channel,
     with the same message id. Only a message in doubt is sent again. With an
     `Idempotency-Key`, a repeated request gets the first answer."""
+
+    await check_message(principal, session=session, message_id=message_id)
 
     async def again() -> tuple[int, SentAgain]:
         message = await send_message_again(client=client, session=session, message_id=message_id,
@@ -131,14 +136,19 @@ async def send_again(
     return await once.answer(again)
 
 
-@router.get("/delivery/summary", response_model=DeliverySummary, responses=errors(422, 503))
+@router.get("/delivery/summary", response_model=DeliverySummary, responses=errors(403, 422, 503, why={
+    403: "the key's role may not call this route, or `hotel_id` is not one of the key's hotels",
+}))
 async def get_delivery_summary(
     session: SessionDep,
+    principal: PrincipalDep,
     since: Annotated[Moment | None, Query(description="from (inclusive), ISO 8601 with offset")] = None,
     until: Annotated[Moment | None, Query(description="until (exclusive), ISO 8601 with offset")] = None,
     hotel_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> DeliverySummary:
-    """Delivery and failure rates, by channel, and response times (the runbook's SLA)."""
+    """Delivery and failure rates, by channel, and response times (the runbook's SLA);
+    of the key's hotels, for a key limited to some (another `hotel_id`: 403)."""
     if since is not None and until is not None and until <= since:
         raise InvalidRequest("until: must be after since")
-    return await delivery_summary(session=session, since=since, until=until, hotel_id=hotel_id)
+    return await delivery_summary(session=session, since=since, until=until,
+                                  hotels=principal.hotel_filter(hotel_id))

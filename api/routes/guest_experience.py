@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 
-from api.deps import SessionDep, TemporalClientDep, require_role
+from api.deps import PrincipalDep, SessionDep, TemporalClientDep, require_role
 from api.error_responses import ROLE_ERRORS, errors
 from api.journey_service import read_journey
 from communications.message_store import MessageView, list_for_reservation
@@ -28,7 +28,9 @@ async def get_journey(
     reservation_id: Annotated[str, Path(pattern=RESERVATION_ID)],
     client: TemporalClientDep,
     session: SessionDep,
+    principal: PrincipalDep,
 ) -> JourneyOut:
     view = await read_journey(client=client, session=session, reservation_id=reservation_id)
+    principal.hide_unless_visible(view.hotel_id, f"journey for reservation {reservation_id!r}")
     messages = await list_for_reservation(session=session, reservation_id=reservation_id)
     return JourneyOut(**view.model_dump(), messages=[MessageView.of(record) for record in messages])

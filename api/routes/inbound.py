@@ -7,11 +7,17 @@ import logging
 from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import SessionDep, SettingsDep, TemporalClientDep, require_role
+from api.deps import PrincipalDep, SessionDep, SettingsDep, TemporalClientDep, require_role
 from api.error_responses import ROLE_ERRORS, errors
-from api.errors import journey_not_found
+from api.errors import NotFound, journey_not_found
 from api.journey_service import notify_inbound
-from communications.inbound import InboundResult, MatchedBy, UnknownReservation, store_inbound
+from communications.inbound import (
+    InboundResult,
+    MatchedBy,
+    NoMatchInScope,
+    UnknownReservation,
+    store_inbound,
+)
 from guest_journey.database import utcnow
 from guest_journey.guest_links import message_replied_to
 from guest_journey.reservations import RESERVATION_ID, Channel, Moment
@@ -48,14 +54,19 @@ class InboundAnswer(BaseModel):
 
 @router.post(
     "/messages/inbound", response_model=InboundAnswer, status_code=status.HTTP_201_CREATED,
-    responses=errors(404, 413, 422, 503),
+    responses=errors(404, 413, 422, 503, why={
+        404: "no journey for `reservation_id` (or, for a key limited to some hotels, none of them matches)",
+    }),
 )
 async def record_inbound_message(
-    request: InboundRequest, client: TemporalClientDep, session: SessionDep, settings: SettingsDep
+    request: InboundRequest, client: TemporalClientDep, session: SessionDep, settings: SettingsDep,
+    principal: PrincipalDep,
 ) -> InboundAnswer:
     """Store the guest's message, matched to its reservation (by `reservation_id`,
     by `in_reply_to`, else by the sender's address); unmatched ones are kept and
-    listed for staff, never dropped."""
+    listed for staff, never dropped. A key limited to some hotels matches only their
+    journeys, and a message that matches none of them is refused (404): it would
+    belong to no hotel the key may see."""
     try:
         result = await store_inbound(
             session=session,
@@ -65,9 +76,12 @@ async def record_inbound_message(
             received_at=request.received_at or utcnow(),
             in_reply_to=request.in_reply_to or _replied_by_address(request.to, settings),
             reservation_id=request.reservation_id,
+            hotels=principal.hotel_filter(),
         )
     except UnknownReservation as error:
         raise journey_not_found(error.reservation_id) from error
+    except NoMatchInScope as error:
+        raise NotFound(str(error)) from error
     await notify_journey(client, result)
     if result.response_time_minutes is not None and not result.duplicate:
         guest_replied(request.channel, result.response_time_minutes)

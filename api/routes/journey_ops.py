@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from api.deps import SessionDep, TemporalClientDep, require_role
+from api.access import hidden_reservations
+from api.deps import PrincipalDep, SessionDep, TemporalClientDep, require_role
 from api.error_responses import ROLE_ERRORS, errors
 from api.errors import DomainError, temporal_errors
 from guest_journey.automation import (
     MAX_SNAPSHOTS,
     GuestJourneySnapshotRequest,
     JourneyVolume,
+    SnapshotError,
     SnapshotMode,
     SnapshotResult,
     apply_snapshots,
@@ -32,9 +34,10 @@ class TooManySnapshots(DomainError):
 
 
 @router.get("/journey", response_model=JourneyVolume, responses=errors(503))
-async def get_journey_volume(session: SessionDep) -> JourneyVolume:
-    """Journeys under way, by stage, with synced preferences, and async snapshots pending."""
-    return await journey_volume(session=session)
+async def get_journey_volume(session: SessionDep, principal: PrincipalDep) -> JourneyVolume:
+    """Journeys under way, by stage, with synced preferences, and async snapshots pending
+    (of the key's hotels, for a key limited to some)."""
+    return await journey_volume(session=session, hotels=principal.hotel_filter())
 
 
 @router.post(
@@ -42,7 +45,7 @@ async def get_journey_volume(session: SessionDep) -> JourneyVolume:
     responses=errors(413, 422, 503, why={413: "more than 500 snapshots, or a body larger than 64 KiB"}),
 )
 async def push_journey_snapshots(
-    request: GuestJourneySnapshotRequest, client: TemporalClientDep, session: SessionDep
+    request: GuestJourneySnapshotRequest, client: TemporalClientDep, session: SessionDep, principal: PrincipalDep
 ) -> SnapshotResult:
     """Apply preference, stage and NPS snapshots to running journeys.
 
@@ -56,4 +59,14 @@ async def push_journey_snapshots(
         )
     push = apply_snapshots if request.mode is SnapshotMode.sync else send_snapshots
     with temporal_errors():
-        return await push(client=client, session=session, snapshots=request.snapshots)
+        hidden = await hidden_reservations(principal, client=client, session=session,
+                                           reservation_ids=(snapshot.reservation_id for snapshot in request.snapshots))
+        visible = [snapshot for snapshot in request.snapshots if snapshot.reservation_id not in hidden]
+        result = await push(client=client, session=session, snapshots=visible)
+    # another hotel's reservation is reported as unknown, like one without a journey
+    result.errors = [
+        SnapshotError(reservation_id=snapshot.reservation_id,
+                      detail=f"no journey for reservation {snapshot.reservation_id!r}")
+        for snapshot in request.snapshots if snapshot.reservation_id in hidden
+    ] + result.errors
+    return result

@@ -1,4 +1,7 @@
-"""The reservation system's routes: start, update and cancel journeys, PMS events."""
+"""The reservation system's routes: start, update and cancel journeys, PMS events.
+
+A key limited to some hotels (`api.access`) creates reservations of its hotels only (403
+naming another), and another hotel's reservation does not exist for it (404)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Path, Response, status
 from pydantic import BaseModel, ConfigDict
 
-from api.deps import PolicyDep, SessionDep, SettingsDep, TemporalClientDep, require_role
+from api.access import check_reservation
+from api.deps import (
+    PolicyDep,
+    PrincipalDep,
+    SessionDep,
+    SettingsDep,
+    TemporalClientDep,
+    require_role,
+)
 from api.error_responses import ROLE_ERRORS, errors
 from api.idempotency import IdempotencyDep
 from api.journey_service import put_reservation, update_journey
@@ -55,7 +66,9 @@ def _request_id(idempotency_key: str | None) -> str:
     "/{reservation_id}",
     response_model=JourneyRef,
     status_code=status.HTTP_200_OK,
-    responses={201: {"model": JourneyRef, "description": "journey started"}, **errors(409, 413, 422, 503, why={
+    responses={201: {"model": JourneyRef, "description": "journey started"}, **errors(403, 404, 409, 413, 422, 503, why={
+        403: "the key's role may not call this route, or `hotel_id` is not one of the key's hotels",
+        404: "the reservation is another hotel's than your key's",
         409: "the journey has finished, `hotel_id` differs from the journey's (a reservation stays with its "
              "hotel), or a request with this `Idempotency-Key` is still in progress",
         422: "invalid input, or an `Idempotency-Key` reused with a different request: `detail` names it",
@@ -69,9 +82,12 @@ async def create_or_update_reservation(
     session: SessionDep,
     policy: PolicyDep,
     once: IdempotencyDep,
+    principal: PrincipalDep,
 ) -> Response:
     """Start the journey (201) or update it (200). With an `Idempotency-Key`, a
     repeated request is applied once and gets the first answer (status and body)."""
+    principal.check_hotel(body.hotel_id)
+    await check_reservation(principal, client=client, session=session, reservation_id=reservation_id)
     reservation = Reservation(reservation_id=reservation_id, **body.model_dump())
 
     async def put() -> tuple[int, JourneyRef]:
@@ -89,8 +105,10 @@ async def cancel_reservation(
     reservation_id: ReservationIdPath,
     client: TemporalClientDep,
     session: SessionDep,
+    principal: PrincipalDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JourneyRef:
+    await check_reservation(principal, client=client, session=session, reservation_id=reservation_id)
     if await finished_stage(session=session, reservation_id=reservation_id) is Stage.cancelled:
         return JourneyRef(reservation_id=reservation_id, workflow_id=workflow_id_for(reservation_id),
                           stage=Stage.cancelled)
@@ -107,8 +125,10 @@ async def record_pms_event(
     event: PmsEventIn,
     client: TemporalClientDep,
     session: SessionDep,
+    principal: PrincipalDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JourneyRef:
+    await check_reservation(principal, client=client, session=session, reservation_id=reservation_id)
     ack = await update_journey(
         client=client, session=session, reservation_id=reservation_id,
         update=GuestJourneyWorkflow.record_event,

@@ -7,6 +7,11 @@ A browser signs in at `/login` with its API key and keeps a session cookie
 key. The panel is exactly `GET /guest-experience` (its forms post to the
 same address), so it never shadows the JSON routes below it
 (`/guest-experience/{reservation_id}`, `/guest-experience/journey`).
+
+A caller limited to some hotels (`api.access`, a key `key:role:hotel-a|hotel-b`
+or a session signed in with one) sees and acts on only their journeys, and
+`/analytics` of one of its hotels at a time (the dashboard's figures are per
+hotel, or of every hotel); another `hotel_id` is 403.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
+from api.access import Principal, check_reservation
 from api.deps import ServicesDep, SettingsDep, TemporalClientDep
 from api.errors import Conflict, DomainError, NotFound, Unavailable
 from api.journey_service import NotInDoubt, read_journey
@@ -111,6 +117,8 @@ async def act_on_journey(
         context["form_error"] = FormError("action", "formulário incompleto: recarregue a reserva")
         return page.render("panel.html", context, 422)
     try:
+        async with services.sessions() as session:
+            await check_reservation(page.principal, client=client, session=session, reservation_id=reservation_id)
         if action == "send":
             await actions.send_message(services=services, client=client, reservation_id=reservation_id, form=form)
             done = "sent"
@@ -122,7 +130,7 @@ async def act_on_journey(
             done = "again"
         else:
             await actions.record_guest_reply(services=services, client=client, reservation_id=reservation_id,
-                                             form=form)
+                                             form=form, hotels=page.principal.hotel_filter())
             done = "reply"
     except (FormError, DomainError) as error:
         if isinstance(error, Unavailable):
@@ -171,7 +179,7 @@ async def _panel_context(
         context.update(invalid_id=True, status_code=422)
         return context
     try:
-        journey = await _load_journey(services, client, reservation_id)
+        journey = await _load_journey(services, client, reservation_id, page.principal)
     except NotFound:
         context.update(not_found=True, status_code=404)
         return context
@@ -187,12 +195,16 @@ async def _attention(page: StaffPage, services: ServicesDep) -> list[attention.A
     targets, _ = _targets(page)
     async with services.sessions() as session:
         return await attention.needs_attention(
-            session=session, now=utcnow(), sla_of=lambda hotel: targets.for_hotel(hotel).response_time_max)
+            session=session, now=utcnow(), sla_of=lambda hotel: targets.for_hotel(hotel).response_time_max,
+            hotels=page.principal.hotel_filter())
 
 
-async def _load_journey(services: ServicesDep, client: TemporalClientDep, reservation_id: str) -> PanelJourney:
+async def _load_journey(
+    services: ServicesDep, client: TemporalClientDep, reservation_id: str, principal: Principal
+) -> PanelJourney:
     async with services.sessions() as session:
         view = await read_journey(client=client, session=session, reservation_id=reservation_id)
+        principal.hide_unless_visible(view.hotel_id, f"journey for reservation {reservation_id!r}")
         messages = await list_for_reservation(session=session, reservation_id=reservation_id)
     return build_panel(
         view=view, messages=messages, policy=services.policy.for_hotel(view.hotel_id),
@@ -225,7 +237,12 @@ async def show_analytics(
     time against their targets, with their trend; check-in adoption; failures by channel."""
     now = utcnow()
     policy = services.policy
+    principal = page.principal
     hotel = hotel_id or None
+    if hotel is not None:
+        principal.check_hotel(hotel)
+    elif principal.hotels is not None:  # no figures of "every hotel" for a caller of some
+        hotel = min(principal.hotels)
     kind = WindowKind.week if window == WindowKind.week.value else WindowKind.day
     targets_file, targets_problem = _targets(page)
     targets = targets_file.for_hotel(hotel)
@@ -237,7 +254,9 @@ async def show_analytics(
         "targets": targets, "headline": analytics_data.headline, "targets_file": analytics_data.TARGETS_FILE,
     }
     async with services.sessions() as session:
-        context["hotels"] = await analytics_data.known_hotels(session=session, configured=list(policy.hotels))
+        known = await analytics_data.known_hotels(session=session, configured=list(policy.hotels))
+        context["hotels"] = sorted(principal.hotels) if principal.hotels is not None else known
+        context["every_hotel"] = not principal.scoped
         try:
             period = analytics_data.Period.choose(
                 since=_date(since, "De"), until=_date(until, "Até"), kind=kind, zone=zone, now=now)

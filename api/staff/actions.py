@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -216,7 +217,8 @@ async def wait_until_stored(services: Services, message_id: str, within: float =
 
 
 async def record_guest_reply(
-    *, services: Services, client: Client, reservation_id: str, form: PanelForm
+    *, services: Services, client: Client, reservation_id: str, form: PanelForm,
+    hotels: Collection[str] | None = None,
 ) -> InboundResult:
     """Store what the guest wrote (told by phone, at the desk, in another inbox) as an
     inbound message of the reservation; with `in_reply_to`, its response time counts."""
@@ -230,7 +232,7 @@ async def record_guest_reply(
             result = await store_inbound(
                 session=session, channel=channel, sender=sender, body=body, received_at=utcnow(),
                 in_reply_to=in_reply_to, reservation_id=reservation_id,
-                provider_message_id=f"panel:{form.request_id()}",
+                provider_message_id=f"panel:{form.request_id()}", hotels=hotels,
             )
         except UnknownReservation as error:
             raise journey_not_found(error.reservation_id) from error

@@ -32,7 +32,7 @@ same on SQLite and PostgreSQL, newest first and at most `LIMIT` rows:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -113,26 +113,28 @@ def _sla_default(_: str | None) -> timedelta:
 
 
 async def needs_attention(
-    *, session: AsyncSession, now: datetime, sla_of: SlaOf = _sla_default, hotel_id: str | None = None
+    *, session: AsyncSession, now: datetime, sla_of: SlaOf = _sla_default, hotel_id: str | None = None,
+    hotels: Collection[str] | None = None,
 ) -> list[AttentionGroup]:
-    """Every kind, in the order staff should look at them."""
+    """Every kind, in the order staff should look at them; of one hotel (`hotel_id`),
+    of the caller's (`hotels`: `api.access`), or of all."""
+    scope: dict[str, Any] = {"session": session, "now": now, "hotel_id": hotel_id, "hotels": hotels}
     return [
-        AttentionGroup(AttentionKind.stuck, await stuck_journeys(session=session, now=now, hotel_id=hotel_id)),
-        AttentionGroup(AttentionKind.in_doubt, await messages_in_doubt(session=session, now=now, hotel_id=hotel_id)),
-        AttentionGroup(AttentionKind.failed_message,
-                       await failed_messages(session=session, now=now, hotel_id=hotel_id)),
-        AttentionGroup(AttentionKind.unanswered,
-                       await unanswered_messages(session=session, now=now, sla_of=sla_of, hotel_id=hotel_id)),
-        AttentionGroup(AttentionKind.checkin_pending,
-                       await checkin_pending(session=session, now=now, hotel_id=hotel_id)),
-        AttentionGroup(AttentionKind.detractor,
-                       await detractors_without_follow_up(session=session, now=now, hotel_id=hotel_id)),
-        AttentionGroup(AttentionKind.unmatched, await unmatched_messages(session=session, now=now)),
+        AttentionGroup(AttentionKind.stuck, await stuck_journeys(**scope)),
+        AttentionGroup(AttentionKind.in_doubt, await messages_in_doubt(**scope)),
+        AttentionGroup(AttentionKind.failed_message, await failed_messages(**scope)),
+        AttentionGroup(AttentionKind.unanswered, await unanswered_messages(**scope, sla_of=sla_of)),
+        AttentionGroup(AttentionKind.checkin_pending, await checkin_pending(**scope)),
+        AttentionGroup(AttentionKind.detractor, await detractors_without_follow_up(**scope)),
+        # messages matched to no reservation belong to no hotel: only a caller of every hotel sees them
+        AttentionGroup(AttentionKind.unmatched,
+                       await unmatched_messages(session=session, now=now) if hotels is None else []),
     ]
 
 
 async def messages_in_doubt(
-    *, session: AsyncSession, now: datetime, hotel_id: str | None = None
+    *, session: AsyncSession, now: datetime, hotel_id: str | None = None,
+    hotels: Collection[str] | None = None,
 ) -> list[AttentionItem]:
     finished = exists().where(
         col(JourneyRecord.reservation_id) == col(MessageRecord.reservation_id),
@@ -145,7 +147,7 @@ async def messages_in_doubt(
             MessageRecord.status == MessageStatus.in_doubt.value,
             col(MessageRecord.created_at) >= now - RECENT,
             ~_reached_later(),
-            *_message_of_hotel(hotel_id),
+            *_message_of_hotel(hotel_id, hotels),
         )
         .order_by(col(MessageRecord.created_at).desc())
         .limit(LIMIT)
@@ -165,7 +167,8 @@ async def messages_in_doubt(
 
 
 async def failed_messages(
-    *, session: AsyncSession, now: datetime, hotel_id: str | None = None
+    *, session: AsyncSession, now: datetime, hotel_id: str | None = None,
+    hotels: Collection[str] | None = None,
 ) -> list[AttentionItem]:
     query = (
         select(MessageRecord)
@@ -174,7 +177,7 @@ async def failed_messages(
             MessageRecord.status == MessageStatus.failed.value,
             col(MessageRecord.created_at) >= now - RECENT,
             ~_reached_later(),
-            *_message_of_hotel(hotel_id),
+            *_message_of_hotel(hotel_id, hotels),
         )
         .order_by(col(MessageRecord.created_at).desc())
         .limit(LIMIT)
@@ -189,7 +192,8 @@ async def failed_messages(
 
 
 async def checkin_pending(
-    *, session: AsyncSession, now: datetime, hotel_id: str | None = None
+    *, session: AsyncSession, now: datetime, hotel_id: str | None = None,
+    hotels: Collection[str] | None = None,
 ) -> list[AttentionItem]:
     status = col(JourneyRecord.view)[("checkin", "status")].as_string()
     query = (
@@ -199,7 +203,7 @@ async def checkin_pending(
             col(JourneyRecord.arrival) > now,
             col(JourneyRecord.arrival) <= now + CHECKIN_NOTICE,
             or_(status.is_(None), status != "completed"),
-            *_journey_of_hotel(hotel_id),
+            *_journey_of_hotel(hotel_id, hotels),
         )
         .order_by(col(JourneyRecord.arrival))
         .limit(LIMIT)
@@ -214,7 +218,8 @@ async def checkin_pending(
 
 
 async def unanswered_messages(
-    *, session: AsyncSession, now: datetime, sla_of: SlaOf = _sla_default, hotel_id: str | None = None
+    *, session: AsyncSession, now: datetime, sla_of: SlaOf = _sla_default, hotel_id: str | None = None,
+    hotels: Collection[str] | None = None,
 ) -> list[AttentionItem]:
     reply = aliased(MessageRecord, name="reply")
     answered = exists().where(
@@ -236,7 +241,7 @@ async def unanswered_messages(
             col(MessageRecord.created_at) >= now - RECENT,
             col(MessageRecord.created_at) <= now - min(DEFAULT_SLA, sla_of(hotel_id)),
             ~answered,
-            *_message_of_hotel(hotel_id),
+            *_message_of_hotel(hotel_id, hotels),
         )
         .order_by(col(MessageRecord.created_at))
         .limit(LIMIT * 4)
@@ -265,7 +270,8 @@ async def unmatched_messages(*, session: AsyncSession, now: datetime) -> list[At
 
 
 async def detractors_without_follow_up(
-    *, session: AsyncSession, now: datetime, hotel_id: str | None = None
+    *, session: AsyncSession, now: datetime, hotel_id: str | None = None,
+    hotels: Collection[str] | None = None,
 ) -> list[AttentionItem]:
     view = col(JourneyRecord.view)
     score = view[("feedback", "score")].as_integer()
@@ -273,7 +279,7 @@ async def detractors_without_follow_up(
     query = (
         select(JourneyRecord.reservation_id, JourneyRecord.hotel_id, score, received)
         .where(score.is_not(None), score <= DETRACTOR_MAX, received.is_not(None),
-               *_journey_of_hotel(hotel_id))
+               *_journey_of_hotel(hotel_id, hotels))
         .limit(LIMIT * 20)
     )
     candidates = [
@@ -304,7 +310,8 @@ async def detractors_without_follow_up(
 
 
 async def stuck_journeys(
-    *, session: AsyncSession, now: datetime, hotel_id: str | None = None
+    *, session: AsyncSession, now: datetime, hotel_id: str | None = None,
+    hotels: Collection[str] | None = None,
 ) -> list[AttentionItem]:
     cutoff = now - STUCK_AFTER
     dialect = _dialect(session)
@@ -321,7 +328,7 @@ async def stuck_journeys(
         .select_from(JourneyRecord)
         .join(steps, true())
         .where(running, status.in_(OPEN_STEP_STATUSES), *_before(dialect, scheduled, cutoff),
-               *_journey_of_hotel(hotel_id))
+               *_journey_of_hotel(hotel_id, hotels))
         .limit(LIMIT * 20)
     )
     found: dict[str, AttentionItem] = {}
@@ -340,7 +347,7 @@ async def stuck_journeys(
                 and_(col(JourneyRecord.stage) == Stage.pre_arrival.value, col(JourneyRecord.arrival) < cutoff),
                 and_(col(JourneyRecord.stage) == Stage.in_stay.value, col(JourneyRecord.departure) < cutoff),
             ),
-            *_journey_of_hotel(hotel_id),
+            *_journey_of_hotel(hotel_id, hotels),
         )
         .limit(LIMIT)
     )
@@ -370,12 +377,18 @@ def _reached_later() -> ColumnElement[bool]:
     )
 
 
-def _journey_of_hotel(hotel_id: str | None) -> list[ColumnElement[bool]]:
-    return [] if hotel_id is None else [col(JourneyRecord.hotel_id) == hotel_id]
+def _of_hotels(column: Any, hotel_id: str | None, hotels: Collection[str] | None) -> list[ColumnElement[bool]]:
+    """`hotel_id` (one hotel asked for) and `hotels` (the caller's: `api.access`), when given."""
+    conditions = [] if hotel_id is None else [column == hotel_id]
+    return conditions if hotels is None else [*conditions, column.in_(sorted(hotels))]
 
 
-def _message_of_hotel(hotel_id: str | None) -> list[ColumnElement[bool]]:
-    return [] if hotel_id is None else [col(MessageRecord.hotel_id) == hotel_id]
+def _journey_of_hotel(hotel_id: str | None, hotels: Collection[str] | None = None) -> list[ColumnElement[bool]]:
+    return _of_hotels(col(JourneyRecord.hotel_id), hotel_id, hotels)
+
+
+def _message_of_hotel(hotel_id: str | None, hotels: Collection[str] | None = None) -> list[ColumnElement[bool]]:
+    return _of_hotels(col(MessageRecord.hotel_id), hotel_id, hotels)
 
 
 def _before(dialect: str, moment: Any, cutoff: datetime) -> list[ColumnElement[bool]]:

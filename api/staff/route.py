@@ -27,6 +27,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError
 
+from api.access import Principal
 from api.deps import SettingsDep
 from api.errors import DomainError, Unavailable
 from api.limits import BodyTooLarge
@@ -58,6 +59,13 @@ class StaffPage:
     settings: Settings
     csrf: Csrf
     caller: StaffCaller | None = None
+
+    @property
+    def principal(self) -> Principal:
+        """The caller's role and hotels (`api.access`); a page without a caller shows none."""
+        if self.caller is None:
+            return Principal(role="ops", hotels=frozenset())
+        return self.caller.principal
 
     def render(self, template: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
         page = {

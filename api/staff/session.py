@@ -18,12 +18,13 @@ later, no longer signs anyone in. A cookie without a session id (made before
 sessions had one) is not accepted.
 
 On every request the fingerprint must still name a configured key, and the
-role is that key's role now: taking a key out of `GUEST_JOURNEY_API_KEYS`
-signs out every browser that signed in with it.
+role and hotels are that key's now (`key:role:hotel-a|hotel-b`, `api.access`):
+taking a key out of `GUEST_JOURNEY_API_KEYS` signs out every browser that
+signed in with it, and narrowing its hotels narrows the session's.
 
 `staff_caller` is the pages' dependency: the `Authorization: Bearer` key
 when the request sends one (a script), else the session cookie, else
-`api.deps.caller_role` (which lets loopback callers in when no API keys are
+`api.deps.caller_principal` (which lets loopback callers in when no API keys are
 configured, in development, and answers 401 otherwise).
 
 Every staff form carries `csrf_token`, an HMAC of the random `gj_staff_csrf`
@@ -46,9 +47,10 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, HTTPException, Request, Response
 
-from api.deps import Services, ServicesDep, caller_role
+from api.access import Principal
+from api.deps import Services, ServicesDep, caller_principal
 from api.hosts import origin_allowed
-from guest_journey.settings import ROLES, Role, Settings
+from guest_journey.settings import ROLES, KeyAccess, Role, Settings
 from guest_journey.staff_sessions import revoke_staff_session, staff_session_revoked
 
 SESSION_COOKIE = "gj_staff"
@@ -131,15 +133,20 @@ def read_session_cookie(
     return StaffSession(role=role, fingerprint=fingerprint, expires_at=expires_at, session_id=session_id)
 
 
-def session_role(settings: Settings, session: StaffSession) -> Role | None:
-    """The current role of the key the session was opened with; None once the key is gone.
-    The fingerprint may have been made under a key now among the fallbacks."""
-    found: Role | None = None
+def session_access(settings: Settings, session: StaffSession) -> KeyAccess | None:
+    """The current role and hotels of the key the session was opened with; None once the key
+    is gone. The fingerprint may have been made under a key now among the fallbacks."""
+    found: KeyAccess | None = None
     for secret in settings.verification_secret_keys():
-        for key, role in settings.api_key_roles.items():
+        for key, access in settings.api_key_access.items():
             if hmac.compare_digest(key_fingerprint(secret, key), session.fingerprint) and found is None:
-                found = role
+                found = access
     return found
+
+
+def session_role(settings: Settings, session: StaffSession) -> Role | None:
+    access = session_access(settings, session)
+    return access.role if access is not None else None
 
 
 def key_role(settings: Settings, key: str) -> Role | None:
@@ -178,6 +185,11 @@ def clear_session_cookie(response: Response, settings: Settings) -> None:
 class StaffCaller:
     role: Role
     via: Literal["bearer", "session", "loopback"]
+    hotels: frozenset[str] | None = None  # the key's hotels (`api.access`); None: every hotel
+
+    @property
+    def principal(self) -> Principal:
+        return Principal(role=self.role, hotels=self.hotels)
 
     @property
     def signed_in(self) -> bool:
@@ -213,15 +225,18 @@ async def end_session(request: Request, services: Services) -> None:
 
 async def identify(request: Request, services: Services) -> StaffCaller:
     """Who sends the request: bearer key, session cookie, or a loopback caller
-    without API keys configured; 401 otherwise (`api.deps.caller_role`)."""
+    without API keys configured; 401 otherwise (`api.deps.caller_principal`). A caller carries its key's hotels
+    (`api.access`): a session signed in with a scoped key sees only those."""
     settings = services.settings
     if request.headers.get("authorization"):
-        return StaffCaller(role=caller_role(request, settings), via="bearer")
+        principal = caller_principal(request, settings)
+        return StaffCaller(role=principal.role, via="bearer", hotels=principal.hotels)
     session = await live_session(request, services)
-    role = session_role(settings, session) if session is not None else None
-    if role is not None:
-        return StaffCaller(role=role, via="session")
-    return StaffCaller(role=caller_role(request, settings), via="loopback")
+    access = session_access(settings, session) if session is not None else None
+    if access is not None:
+        return StaffCaller(role=access.role, via="session", hotels=access.hotels)
+    principal = caller_principal(request, settings)
+    return StaffCaller(role=principal.role, via="loopback", hotels=principal.hotels)
 
 
 async def staff_caller(request: Request, services: ServicesDep) -> StaffCaller:

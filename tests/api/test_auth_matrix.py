@@ -10,6 +10,14 @@ key, with an unknown key or with another scheme than Bearer, 403 with a key
 of the wrong role, and neither with its own role or `admin` (what it does
 then — 200, 404, 422 for the empty body — is other tests' business). Without
 keys, only loopback callers are let in.
+
+A key limited to some hotels (`key:role:hotel-a`, `api.access`) is checked on
+every protected route too: each route declares in `SCOPE` either the requests
+that name another hotel (its hotel id, or a reservation or message of it) with
+the answer a scoped key gets (403 for a hotel named, 404 for a record of another
+hotel, as if it did not exist) — and the same request naming the key's own
+hotel, which is not refused — or why it names no hotel. An unscoped key of the
+same role is not refused on the same request, so the refusal is the scope's.
 """
 
 from __future__ import annotations
@@ -26,8 +34,14 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from pydantic import SecretStr
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.app import create_app
+from communications.message_store import MessageRecord
+from guest_journey.database import SessionFactory
+from guest_journey.journeys import JourneyView, Stage, workflow_id_for
+from guest_journey.read_model import save_journey
+from guest_journey.reservations import Guest
 from guest_journey.settings import Role, Settings
 from tests.api.conftest import app_client
 
@@ -261,3 +275,166 @@ async def test_protected_route_without_keys(endpoint: tuple[str, str], api_setti
     async with loopback_client(api_settings) as client:
         response = await client.request(method, path, headers=JSON)
     assert response.status_code not in (401, 403), f"from {LOOPBACK[0]}: {describe(method, path, response)}"
+
+
+# -- a key limited to some hotels -------------------------------------------------------
+
+OWN_HOTEL, OTHER_HOTEL = "hotel-a", "hotel-b"
+SCOPED_KEYS = {role: f"k-{role}-a-0123456789" for role in ("reservations", "ops", "admin")}
+SCOPED_API_KEYS = API_KEYS + "".join(f",{key}:{role}:{OWN_HOTEL}|hotel-c" for role, key in SCOPED_KEYS.items())
+OWN_ID, OTHER_ID = "SCOPE-A-1", "SCOPE-B-1"  # finished journeys of each hotel
+OWN_MESSAGE, OTHER_MESSAGE = "00000000-0000-4000-8000-00000000000a", "00000000-0000-4000-8000-00000000000b"
+
+
+@dataclass(frozen=True)
+class Call:
+    path: str
+    json: object = None
+    data: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Probe:
+    """`other` names the other hotel, and a scoped key gets `refused`; `own` is the same
+    request naming the key's own hotel, which it is not refused."""
+
+    other: Call
+    refused: int
+    own: Call
+
+
+def _reservation(hotel: str) -> dict[str, object]:
+    return {"hotel_id": hotel, "guest": {"name": "Ana Souza", "email": "ana@example.com"},
+            "arrival": "2030-05-01T15:00:00+00:00", "departure": "2030-05-03T11:00:00+00:00"}
+
+
+def _inbound(reservation_id: str) -> dict[str, object]:
+    return {"channel": "email", "sender": "ana@example.com", "body": "Obrigada", "reservation_id": reservation_id}
+
+
+def _reply_form(reservation_id: str) -> dict[str, str]:
+    return {"reservation_id": reservation_id, "action": "reply", "reply_channel": "email",
+            "sender": "ana@example.com", "reply_body": "Ligou para a recepção", "request_id": "a" * 32}
+
+
+# What each protected route does with a key limited to some hotels: probes, or why it names no hotel.
+SCOPE: dict[tuple[str, str], tuple[Probe, ...] | str] = {
+    ("PUT", "/reservations/{reservation_id}"): (
+        Probe(Call(f"/reservations/{OTHER_ID}", json=_reservation(OTHER_HOTEL)), 403,  # a hotel named: 403
+              Call(f"/reservations/{OWN_ID}", json=_reservation(OWN_HOTEL))),
+        Probe(Call(f"/reservations/{OTHER_ID}", json=_reservation(OWN_HOTEL)), 404,  # another hotel's id: 404
+              Call(f"/reservations/{OWN_ID}", json=_reservation(OWN_HOTEL))),
+    ),
+    ("DELETE", "/reservations/{reservation_id}"): (
+        Probe(Call(f"/reservations/{OTHER_ID}"), 404, Call(f"/reservations/{OWN_ID}")),
+    ),
+    ("POST", "/reservations/{reservation_id}/events"): (
+        Probe(Call(f"/reservations/{OTHER_ID}/events", json={"type": "checked_in"}), 404,
+              Call(f"/reservations/{OWN_ID}/events", json={"type": "checked_in"})),
+    ),
+    ("GET", "/guest-experience/{reservation_id}"): (
+        Probe(Call(f"/guest-experience/{OTHER_ID}"), 404, Call(f"/guest-experience/{OWN_ID}")),
+    ),
+    ("GET", "/guest-experience"): (
+        Probe(Call(f"/guest-experience?reservation_id={OTHER_ID}"), 404,
+              Call(f"/guest-experience?reservation_id={OWN_ID}")),
+    ),
+    ("POST", "/guest-experience"): (
+        Probe(Call("/guest-experience", data=_reply_form(OTHER_ID)), 404,
+              Call("/guest-experience", data=_reply_form(OWN_ID))),
+    ),
+    ("GET", "/guest-experience/journey"): "counts: only the key's hotels (test_hotel_scope.py)",
+    ("POST", "/guest-experience/journey"): "another hotel's reservation is reported unknown (test_hotel_scope.py)",
+    ("GET", "/analytics"): (
+        Probe(Call(f"/analytics?hotel_id={OTHER_HOTEL}"), 403, Call(f"/analytics?hotel_id={OWN_HOTEL}")),
+    ),
+    ("GET", "/communications/delivery/summary"): (
+        Probe(Call(f"/communications/delivery/summary?hotel_id={OTHER_HOTEL}"), 403,
+              Call(f"/communications/delivery/summary?hotel_id={OWN_HOTEL}")),
+    ),
+    ("POST", "/communications/messages/inbound"): (
+        Probe(Call("/communications/messages/inbound", json=_inbound(OTHER_ID)), 404,
+              Call("/communications/messages/inbound", json=_inbound(OWN_ID))),
+    ),
+    ("POST", "/communications/messages/{message_id}/send-again"): (
+        Probe(Call(f"/communications/messages/{OTHER_MESSAGE}/send-again"), 404,
+              Call(f"/communications/messages/{OWN_MESSAGE}/send-again")),
+    ),
+    ("POST", "/communications/send"): (
+        Probe(Call("/communications/send", json={"reservation_id": OTHER_ID, "template": "free_text",
+                                                 "context": {"body": "Olá"}}), 404,
+              Call("/communications/send", json={"reservation_id": OWN_ID, "template": "free_text",
+                                                 "context": {"body": "Olá"}})),
+    ),
+    ("GET", "/communications/templates"): "the template catalogue: no hotel's data",
+}
+
+
+def test_every_protected_route_declares_what_a_scoped_key_sees() -> None:
+    undeclared = [_id(endpoint) for endpoint in PROTECTED if endpoint not in SCOPE]
+    assert not undeclared, (
+        "routes without a hotel-scope declaration in SCOPE (tests/api/test_auth_matrix.py): say which "
+        f"request names another hotel and what a scoped key gets, or why the route names no hotel: {undeclared}"
+    )
+    assert not set(SCOPE) - set(PROTECTED), f"SCOPE names routes the app does not serve: {set(SCOPE) - set(PROTECTED)}"
+
+
+async def _seed(session: AsyncSession) -> None:
+    """A finished journey and a delivered message of each hotel."""
+    for reservation_id, hotel, message_id in ((OWN_ID, OWN_HOTEL, OWN_MESSAGE), (OTHER_ID, OTHER_HOTEL, OTHER_MESSAGE)):
+        await save_journey(session=session, view=JourneyView(
+            reservation_id=reservation_id, workflow_id=workflow_id_for(reservation_id), hotel_id=hotel,
+            stage=Stage.cancelled, guest=Guest(name="Ana Souza", email="ana@example.com"),
+            arrival="2030-05-01T15:00:00+00:00", departure="2030-05-03T11:00:00+00:00",  # type: ignore[arg-type]
+        ))
+        session.add(MessageRecord(id=message_id, reservation_id=reservation_id, hotel_id=hotel, direction="outbound",
+                                  channel="email", template="free_text", step_key="manual:x", status="delivered",
+                                  recipient="ana@example.com"))
+    await session.commit()
+
+
+@pytest.fixture
+async def scoped_settings(api_settings: Settings, sessions: SessionFactory) -> Settings:
+    async with sessions() as session:
+        await _seed(session)
+    return api_settings.model_copy(update={"api_keys": SCOPED_API_KEYS})
+
+
+async def _call(client: httpx.AsyncClient, method: str, call: Call, key: str) -> httpx.Response:
+    return await client.request(method, call.path, headers=bearer(key), json=call.json, data=call.data)
+
+
+@pytest.mark.parametrize("endpoint", PROTECTED, ids=_id)
+async def test_a_scoped_key_on_every_route(endpoint: tuple[str, str], scoped_settings: Settings) -> None:
+    method, template = endpoint
+    role = role_for(template)
+    assert role is not None
+    declared = SCOPE.get(endpoint)
+    assert declared is not None, f"{_id(endpoint)} is not in SCOPE"
+    path = concrete(template)
+    async with remote_client(scoped_settings) as client:
+        # The role still decides first: a scoped key is a key like the others.
+        wrong = await client.request(method, path, headers=bearer(SCOPED_KEYS[OTHER_ROLE[role]]))
+        assert wrong.status_code == 403, f"scoped key of the wrong role: {describe(method, path, wrong)}"
+        right = await client.request(method, path, headers=bearer(SCOPED_KEYS[role]))
+        assert right.status_code not in (401, 403), f"scoped key of its role: {describe(method, path, right)}"
+        if isinstance(declared, str):
+            return
+        for probe in declared:
+            for key in (SCOPED_KEYS[role], SCOPED_KEYS["admin"]):
+                refused = await _call(client, method, probe.other, key)
+                assert refused.status_code == probe.refused, (
+                    f"scoped key, other hotel: {describe(method, probe.other.path, refused)}"
+                )
+                if probe.refused == 403:
+                    assert OTHER_HOTEL in refused.text, describe(method, probe.other.path, refused)
+                else:  # as if it did not exist: the other hotel is not named
+                    assert OTHER_HOTEL not in refused.text, describe(method, probe.other.path, refused)
+                own = await _call(client, method, probe.own, key)
+                assert own.status_code not in (401, 403, 404), (
+                    f"scoped key, own hotel: {describe(method, probe.own.path, own)}"
+                )
+            unscoped = await _call(client, method, probe.other, KEYS[role])
+            assert unscoped.status_code not in (401, 403, 404), (
+                f"unscoped key, other hotel: {describe(method, probe.other.path, unscoped)}"
+            )
