@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from sqlmodel import SQLModel, col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from communications.channels.email import remove_from_outbox
 from communications.message_status import MessageStatusEvent
 from communications.message_store import MessageRecord, normalise_address
 from communications.staff_texts import StaffText, staff_texts_of
@@ -125,12 +127,20 @@ async def export_guest_data(
 
 
 async def erase_guest_data(
-    sessions: SessionFactory, reservation_id: str, *, secret_key: str, actor: str, reason: str | None = None
+    sessions: SessionFactory,
+    reservation_id: str,
+    *,
+    secret_key: str,
+    actor: str,
+    reason: str | None = None,
+    outbox_dir: Path | None = None,
 ) -> dict[str, int]:
     """Replace the personal fields of the reservation's guest with a marker, and an
     unsubscribed address with its digest under `secret_key`, in one transaction
-    with its audit row; answers the rows changed per table (0 for everything on a
-    second run). Raises `UnknownReservation`."""
+    with its audit row, and delete its e-mails from the local outbox
+    (`outbox_dir`, where SMTP is not configured: their links still worked);
+    answers the rows (and files) changed per table (0 for everything on a second
+    run). Raises `UnknownReservation`."""
     async with sessions() as session:
         rows = await _guest_rows(session, reservation_id)
         if rows.empty:
@@ -143,6 +153,7 @@ async def erase_guest_data(
             "staff_text": await _delete_staff_texts(session, rows.staff_texts),
             "unsubscribe": await _erase_unsubscribes(session, rows.unsubscribes, secret_key),
             "snapshot_pending": 0,
+            "outbox_file": remove_from_outbox(outbox_dir, (m.id for m in rows.messages)) if outbox_dir else 0,
         }
         for records in rows.by_table().values():
             session.add_all(records)

@@ -117,7 +117,8 @@ async def _erase_command(settings: Settings, args: argparse.Namespace) -> int:
                              "to erase the database anyway")
             ended = f"warning: {error}; erasing the database anyway (--force)"
         counts = await erase_guest_data(
-            sessions, reservation_id, secret_key=settings.resolved_secret_key(), actor=args.actor, reason=args.reason
+            sessions, reservation_id, secret_key=settings.resolved_secret_key(), actor=args.actor, reason=args.reason,
+            outbox_dir=settings.outbox_dir,
         )
     if ended:
         _say(ended)

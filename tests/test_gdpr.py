@@ -24,6 +24,7 @@ import guest_journey.tables  # noqa: F401  (every table, for the dump)
 from activities.messaging import UNSUBSCRIBED, MessagingActivities
 from api.guest.checkin_form import CheckinForm, blank_values, submission
 from api.i18n import Translator
+from communications.channels.email import outbox_path
 from communications.delivery_summary import delivery_summary
 from communications.inbound import store_inbound
 from communications.message_status import apply_status_update
@@ -278,6 +279,7 @@ async def test_erasing_removes_the_guests_data_everywhere_and_keeps_the_figures(
 
     assert counts == {
         "journey": 1, "message": 4, "message_status_event": 1, "staff_text": 1, "unsubscribe": 1, "snapshot_pending": 0,
+        "outbox_file": 0,
     }
     dump = await database_dump(db_sessions)
     assert found(dump, ANA) == []
@@ -303,6 +305,25 @@ async def test_erasing_removes_the_guests_data_everywhere_and_keeps_the_figures(
     assert export["tables"]["staff_text"] == []
     assert [(entry.action, entry.actor, entry.reason) for entry in trail] == [("erase", "dpo@hotel.example", "ticket 43")]
     assert json.loads(trail[0].details) == counts
+
+
+async def test_erasing_deletes_the_guests_e_mails_from_the_local_outbox(db_sessions, tmp_path):
+    """Without SMTP, e-mails wait in the outbox as files whose links still work."""
+    await seed(db_sessions)
+    async with db_sessions() as session:
+        ids = sorted((await session.exec(select(MessageRecord.id).where(
+            MessageRecord.reservation_id.in_([ANA.reservation_id, BRUNO.reservation_id])))).all())
+        anas = set((await session.exec(select(MessageRecord.id).where(
+            MessageRecord.reservation_id == ANA.reservation_id))).all())
+    for message_id in ids:
+        outbox_path(tmp_path, message_id).write_text("Subject: your link\n")
+
+    counts = await erase_guest_data(
+        db_sessions, ANA.reservation_id, secret_key=SECRET_KEY, actor="dpo", outbox_dir=tmp_path
+    )
+
+    left = {message_id for message_id in ids if outbox_path(tmp_path, message_id).exists()}
+    assert counts["outbox_file"] == len(anas) and left == set(ids) - anas
 
 
 async def test_erasing_twice_changes_nothing_the_second_time(db_sessions):

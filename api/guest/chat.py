@@ -8,7 +8,9 @@ guest's message is stored as an inbound `webchat` message
 (`record_inbound`) and listed in the operations view. `chat/messages` answers
 the conversation as JSON for `chat.js`, which polls it so staff replies
 appear without a reload; without JavaScript the form posts and the page
-reloads.
+reloads. A journey that has ended (cancelled, a no-show, closed — as a GDPR
+erase ends it first) closes its chat: the page shows the conversation and
+says so, and a post is refused (409).
 """
 
 from __future__ import annotations
@@ -59,10 +61,14 @@ def _as_item(visit: Visit, record: MessageRecord) -> dict[str, Any]:
     }
 
 
+def _closed(visit: Visit) -> bool:
+    return visit.journey.stage.is_final
+
+
 def _render(visit: Visit, items: list[dict[str, Any]], *, body: str = "", error: str | None = None,
             status_code: int = 200) -> HTMLResponse:
     return visit.render(
-        "guest/chat.html", status_code,
+        "guest/chat.html", status_code, closed=_closed(visit),
         title=visit.tr.t("chat.title"), items=items, body=body, error=error, limit=MESSAGE_LIMIT,
         action=visit.path("chat"), poll_path=visit.path("chat/messages"), poll_seconds=POLL_SECONDS,
     )
@@ -89,15 +95,18 @@ async def send_chat_message(request: Request, visit: ChatVisit) -> Response:
     visit.check_csrf(form.get(CSRF_FIELD))
     body = form.raw("body").strip()
     error = None
-    if not body:
+    status_code = 422
+    if _closed(visit):
+        error, status_code = visit.tr.t("chat.closed"), 409
+    elif not body:
         error = visit.tr.t("chat.body.required")
     elif len(body) > MESSAGE_LIMIT:
         error = visit.tr.t("form.too_long", max=MESSAGE_LIMIT)
     if error is not None:
         if _wants_json(request):
-            return JSONResponse({"error": error}, status_code=422)
+            return JSONResponse({"error": error}, status_code=status_code)
         items = [_as_item(visit, record) for record in await conversation(visit)]
-        return _render(visit, items, body=body, error=error, status_code=422)
+        return _render(visit, items, body=body, error=error, status_code=status_code)
     records = await conversation(visit)
     last = records[-1] if records else None
     replying_to = last.id if last is not None and last.direction == MessageDirection.outbound.value else None

@@ -162,6 +162,7 @@ MESSAGES: dict[str, str] = {
     "chat.send": "Send",
     "chat.body.required": "Please write a message.",
     "chat.failed": "Your message could not be sent. Please try again.",
+    "chat.closed": "This conversation is closed: the reservation was cancelled or has ended. Please contact the hotel directly.",
     "chat.live": "New messages appear here without reloading the page.",
     "chat.conversation": "Conversation",
 }

@@ -162,6 +162,7 @@ MESSAGES: dict[str, str] = {
     "chat.send": "Enviar",
     "chat.body.required": "Escriba un mensaje.",
     "chat.failed": "No se pudo enviar su mensaje. Inténtelo de nuevo.",
+    "chat.closed": "Esta conversación está cerrada: la reserva fue cancelada o ha terminado. Contacte directamente con el hotel.",
     "chat.live": "Los mensajes nuevos aparecen aquí sin recargar la página.",
     "chat.conversation": "Conversación",
 }

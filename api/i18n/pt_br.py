@@ -162,6 +162,7 @@ MESSAGES: dict[str, str] = {
     "chat.send": "Enviar",
     "chat.body.required": "Escreva uma mensagem.",
     "chat.failed": "Não foi possível enviar a sua mensagem. Tente de novo.",
+    "chat.closed": "Esta conversa foi encerrada: a reserva foi cancelada ou terminou. Fale diretamente com o hotel.",
     "chat.live": "Novas mensagens aparecem aqui sem recarregar a página.",
     "chat.conversation": "Conversa",
 }

@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import ssl
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from email.errors import MessageError
 from email.headerregistry import Address
@@ -253,7 +254,7 @@ class OutboxEmailSender:
 
     async def send(self, outgoing: Outgoing) -> Delivery:
         message = build_email(outgoing, self.sender)
-        path = self.directory / f"{_file_name(outgoing.message_id)}.eml"
+        path = outbox_path(self.directory, outgoing.message_id)
         await asyncio.to_thread(_write_replacing, path, message.as_bytes())
         logger.info("e-mail %s kept in the local outbox", outgoing.message_id)
         return Delivery(
@@ -261,6 +262,23 @@ class OutboxEmailSender:
             provider_message_id=message["Message-ID"],
             note=f"SMTP not configured: kept in the local outbox {path}",
         )
+
+
+def outbox_path(directory: Path, message_id: str) -> Path:
+    """Where the local outbox keeps a message."""
+    return Path(directory) / f"{_file_name(message_id)}.eml"
+
+
+def remove_from_outbox(directory: Path, message_ids: Iterable[str]) -> int:
+    """Delete these messages' files from the local outbox (a GDPR erase): how many were there."""
+    removed = 0
+    for message_id in message_ids:
+        try:
+            outbox_path(directory, message_id).unlink()
+        except FileNotFoundError:
+            continue
+        removed += 1
+    return removed
 
 
 def _recipient(outgoing: Outgoing) -> Address:

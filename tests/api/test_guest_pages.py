@@ -580,6 +580,28 @@ async def test_chat_page_renders_without_inline_script_and_with_its_poll_url(env
     assert style.status_code == 200 and "--brand" in style.text
 
 
+async def test_the_chat_closes_when_the_reservation_is_cancelled(env, worker, web, links, rid):
+    """A cancelled reservation (and an erased guest's: erase cancels first) takes no more messages."""
+    async with worker():
+        departure = await book(web, env, rid, language="en")
+        url = links.of(rid, departure)["chat_url"]
+        page = await web.get(url)
+        await web.delete(f"/reservations/{rid}")
+        for _ in range(100):
+            if (await journey(web, rid))["stage"] == "cancelled":
+                break
+            await asyncio.sleep(0.1)
+        refused = await post_form(web, url, page, {"body": "Hello?"})
+        by_script = await post_form(web, url, page, {"body": "Hello?"}, accept="application/json")
+        shown = await web.get(url)
+        state = await journey(web, rid)
+    assert refused.status_code == 409 and "This conversation is closed" in refused.text
+    assert by_script.status_code == 409
+    assert shown.status_code == 200 and "This conversation is closed" in shown.text
+    assert 'id="composer" class="card composer"' not in shown.text
+    assert not [m for m in state["messages"] if m["direction"] == "inbound"]
+
+
 def test_every_language_has_every_key():
     from api.i18n import CATALOGUES
 
