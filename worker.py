@@ -124,13 +124,17 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     except BaseException:
         await engine.dispose()
         raise
-    client = await connect_temporal(settings)
-    if await ensure_kpi_schedule(client, settings.task_queue):
-        logger.info("created the daily schedule of the dashboard's KPI snapshots")
-    worker = build_worker(client, settings, session_factory(engine))
-    logger.info("worker polling task queue %s at %s", settings.task_queue, settings.temporal_address)
-    async with worker:
-        await stop.wait()
+    keys_engine = create_engine(settings.resolved_database_url)  # the codec's own pool, as in `api.app`
+    try:
+        client = await connect_temporal(settings, sessions=session_factory(keys_engine))
+        if await ensure_kpi_schedule(client, settings.task_queue):
+            logger.info("created the daily schedule of the dashboard's KPI snapshots")
+        worker = build_worker(client, settings, session_factory(engine))
+        logger.info("worker polling task queue %s at %s", settings.task_queue, settings.temporal_address)
+        async with worker:
+            await stop.wait()
+    finally:
+        await keys_engine.dispose()
     await engine.dispose()
 
 

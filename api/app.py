@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.cors import CodecCors
 from api.deps import Services
 from api.errors import install_error_handlers
 from api.hosts import AllowedHosts
@@ -15,6 +16,7 @@ from api.limits import BodySizeLimit
 from api.pages import mount_static
 from api.rate_limits import RateLimiter, RateLimits
 from api.routes import (
+    codec,
     communications,
     guest_experience,
     guest_pages,
@@ -59,8 +61,11 @@ def create_app(settings: Settings | None = None, *, rate_limiter: RateLimiter | 
         except BaseException:
             await engine.dispose()
             raise
-        client = await connect_temporal(settings, lazy=True)
         sessions = session_factory(engine)
+        # The codec's keys come through a pool of their own: a handler that holds a connection
+        # while it calls Temporal must never wait for one the codec needs (`guest_journey.journey_keys`).
+        keys_engine = create_engine(settings.resolved_database_url)
+        client = await connect_temporal(settings, sessions=session_factory(keys_engine), lazy=True)
         # The runbook's `guest_journey_bridge.pending()` and `automation_queue.pending()`.
         guest_journey_bridge.bind(client=client, sessions=sessions)
         automation_queue.bind(client=client, settings=settings)
@@ -72,6 +77,7 @@ def create_app(settings: Settings | None = None, *, rate_limiter: RateLimiter | 
             templates=templates,
         )
         yield
+        await keys_engine.dispose()
         await engine.dispose()
 
     app = FastAPI(
@@ -90,6 +96,7 @@ def create_app(settings: Settings | None = None, *, rate_limiter: RateLimiter | 
     if not settings.api_key_roles:
         app.add_middleware(AllowedHosts, public_base_url=settings.public_base_url)
     app.add_middleware(SecurityHeaders, hsts=settings.public_base_url.lower().startswith("https://"))
+    app.add_middleware(CodecCors, prefix=codec.CODEC_PREFIX, temporal_ui_url=settings.resolved_temporal_ui_url)
     app.add_middleware(RequestTracing)  # outermost: the span covers the whole request
     app.include_router(reservations.router)
     app.include_router(journey_ops.router)  # /guest-experience/journey before /{reservation_id}
@@ -103,4 +110,5 @@ def create_app(settings: Settings | None = None, *, rate_limiter: RateLimiter | 
     mount_static(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.include_router(codec.router)
     return app

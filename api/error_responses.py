@@ -31,6 +31,7 @@ WHY: dict[int, str] = {
     403: "the key's role may not call this route",
     404: "no journey for this reservation",
     409: "the journey has finished; it takes no more changes",
+    410: "the journey's data was erased",
     413: "the request body is larger than 64 KiB",
     422: "invalid input: `detail` names the field",
     429: "too many requests: try again later",

@@ -6,7 +6,9 @@
 Each journey is booked 5 days before a 3-night stay, under a policy without
 quiet hours, and runs to its close 7 days after departure (invitation,
 reminders, offers, feedback and its reminder; e-mails discarded, the read
-model in SQLite in a temp dir). The baseline is a bare workflow with the
+model in SQLite in a temp dir; payloads encrypted by the journey codec, its
+keys in that database, as the worker and the API do: `--no-encryption` turns
+it off). The baseline is a bare workflow with the
 same shape as a recorded whole stay (tests/workflows/histories/whole_stay.json:
 11 timers, 22 activities), its timers and trivial activities in sequence.
 Each side is warmed up with one run, then `--count` are started (32 calls at
@@ -29,7 +31,7 @@ from typing import Any
 from temporalio import activity, workflow
 
 with workflow.unsafe.imports_passed_through():
-    from temporalio.client import WorkflowHandle
+    from temporalio.client import Client, WorkflowHandle
     from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.testing import WorkflowEnvironment
     from temporalio.worker import Worker
@@ -40,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from guest_journey.reservations import Channel
     from guest_journey.schema import upgrade_database
     from guest_journey.settings import Settings
-    from guest_journey.temporal import register_search_attributes
+    from guest_journey.temporal import data_converter_for, register_search_attributes
     from tests.workflows.journeys import booking, put, quiet_policy
     from worker import build_worker
 
@@ -108,7 +110,7 @@ async def timed_run(
     return time.perf_counter() - started
 
 
-async def run(count: int) -> None:
+async def run(count: int, *, encryption: bool = True) -> None:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(find_installed_binary("temporal-test-server")),
         data_converter=pydantic_data_converter,
@@ -116,21 +118,23 @@ async def run(count: int) -> None:
     try:
         await register_search_attributes(env.client, "default")
         with tempfile.TemporaryDirectory(prefix="bench-stays-") as data_dir:
-            await measure(env, Path(data_dir), count)
+            await measure(env, Path(data_dir), count, encryption=encryption)
     finally:
         await env.shutdown()
 
 
-async def measure(env: WorkflowEnvironment, data_dir: Path, count: int) -> None:
+async def measure(env: WorkflowEnvironment, data_dir: Path, count: int, *, encryption: bool) -> None:
     settings = Settings(
-        data_dir=data_dir, task_queue=f"bench-stays-{uuid.uuid4().hex[:8]}", secret_key="bench"
+        data_dir=data_dir, task_queue=f"bench-stays-{uuid.uuid4().hex[:8]}", secret_key="bench",
+        payload_encryption=encryption,
     )
     engine = create_engine(settings.resolved_database_url)
     await upgrade_database(engine)
+    sessions = session_factory(engine)
+    # the journeys' client and worker with the codec, as `connect_temporal` builds them
+    journey_client = Client(**{**env.client.config(), "data_converter": data_converter_for(settings, sessions)})
     bare_queue = f"bench-bare-{uuid.uuid4().hex[:8]}"
-    journeys = build_worker(
-        env.client, settings, session_factory(engine), {Channel.email: DiscardSender()}
-    )
+    journeys = build_worker(journey_client, settings, sessions, {Channel.email: DiscardSender()})
     bare = Worker(env.client, task_queue=bare_queue, workflows=[BareStay], activities=[nothing])
     policy = quiet_policy()
 
@@ -141,7 +145,7 @@ async def measure(env: WorkflowEnvironment, data_dir: Path, count: int) -> None:
 
     async def start_journey() -> WorkflowHandle[Any, Any]:
         reservation = booking(await env.get_current_time(), arrive_in=timedelta(days=5), nights=3)
-        handle, _ = await put(env.client, settings.task_queue, reservation, policy)
+        handle, _ = await put(journey_client, settings.task_queue, reservation, policy)
         return handle
 
     async with journeys, bare:
@@ -155,7 +159,8 @@ async def measure(env: WorkflowEnvironment, data_dir: Path, count: int) -> None:
     journey_rate = count / journey_seconds
     ratio = journey_rate / bare_rate
     verdict = "met" if ratio >= TARGET_RATIO else "not met"
-    print(f"{machine()}; {count:,} of each, started {STARTS_AT_ONCE} at a time")
+    encrypted = "journey payloads encrypted" if encryption else "no payload encryption"
+    print(f"{machine()}; {count:,} of each, started {STARTS_AT_ONCE} at a time; {encrypted}")
     print(f"{'what':<42}{'seconds':>9}{'per s':>9}")
     print(f"{f'baseline: bare ({TIMERS} timers, {ACTIVITIES} activities)':<42}"
           f"{bare_seconds:>9.1f}{bare_rate:>9.2f}")
@@ -166,10 +171,12 @@ async def measure(env: WorkflowEnvironment, data_dir: Path, count: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=200, help="journeys of each kind (default 200)")
+    parser.add_argument("--no-encryption", action="store_true",
+                        help="journeys without the payload codec (GUEST_JOURNEY_PAYLOAD_ENCRYPTION=false)")
     arguments = parser.parse_args()
     use_bytecode_cache()
     print(machine())
-    asyncio.run(run(arguments.count))
+    asyncio.run(run(arguments.count, encryption=not arguments.no_encryption))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,11 @@ delivery figures, the NPS score, check-in adoption and upsell conversion stay
 what they were. An unsubscribe keeps a keyed digest of the address instead, so
 the guest's opt-out outlives the erasure. It runs in one transaction,
 committed with its audit row.
+
+Temporal's history of the journey (every run, and every backup of it) is
+encrypted under the journey's data keys (`journey_data_key`,
+`guest_journey.payload_codec`); erasing destroys those keys in the same
+transaction, so the history can no longer be read by anyone.
 """
 
 from __future__ import annotations
@@ -45,7 +50,8 @@ from communications.unsubscribes import DIGEST_PREFIX, Unsubscribe, address_dige
 from guest_journey.automation import SnapshotPending
 from guest_journey.database import SessionFactory, utcnow
 from guest_journey.gdpr_audit import audit_record
-from guest_journey.journeys import JourneyView
+from guest_journey.journey_keys import destroy_journey_keys
+from guest_journey.journeys import JourneyView, workflow_id_for
 from guest_journey.messages import MessageDirection
 from guest_journey.read_model import JourneyRecord
 
@@ -138,7 +144,8 @@ async def erase_guest_data(
     """Replace the personal fields of the reservation's guest with a marker, and an
     unsubscribed address with its digest under `secret_key`, in one transaction
     with its audit row, and delete its e-mails from the local outbox
-    (`outbox_dir`, where SMTP is not configured: their links still worked);
+    (`outbox_dir`, where SMTP is not configured: their links still worked), and destroy
+    the journey's data keys, so its Temporal history cannot be decoded any more;
     answers the rows (and files) changed per table (0 for everything on a second
     run). Raises `UnknownReservation`."""
     async with sessions() as session:
@@ -154,6 +161,9 @@ async def erase_guest_data(
             "unsubscribe": await _erase_unsubscribes(session, rows.unsubscribes, secret_key),
             "snapshot_pending": 0,
             "outbox_file": remove_from_outbox(outbox_dir, (m.id for m in rows.messages)) if outbox_dir else 0,
+            "journey_data_key": await destroy_journey_keys(
+                session=session, workflow_id=workflow_id_for(reservation_id)
+            ),
         }
         for records in rows.by_table().values():
             session.add_all(records)

@@ -4,7 +4,9 @@
 `--output`, readable by its owner only). `erase` first ends a journey that is
 still running, the way `DELETE /reservations/{id}` cancels it, and waits until
 it has finished, so the workflow sends nothing more and writes nothing back;
-then it replaces the personal fields in the database (`guest_journey.gdpr`).
+then it replaces the personal fields in the database and destroys the
+journey's data keys, so its Temporal history cannot be decoded any more
+(`guest_journey.gdpr`). Its client has the payload codec, as the worker's does.
 Both are recorded in the `gdpr_audit` table with `--actor` and `--reason`.
 """
 
@@ -47,8 +49,9 @@ CONNECT_TIMEOUT_SECONDS = 10.0
 END_TIMEOUT_SECONDS = 60.0
 DESCRIBE_TIMEOUT = timedelta(seconds=10)
 TEMPORAL_RETENTION_NOTE = (
-    "Temporal keeps the journey's history, with the reservation as it was sent, until the "
-    "namespace's retention period ends (see 'Personal data' in docs/deploy.md)."
+    "Temporal keeps the journey's history until the namespace's retention period ends, but its "
+    "payloads were encrypted under the journey's data keys, now destroyed: they cannot be decoded "
+    "(see 'Personal data' in docs/deploy.md)."
 )
 
 
@@ -129,7 +132,7 @@ async def _erase_command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _end_journey_before_erasing(settings: Settings, sessions: SessionFactory, reservation_id: str) -> str | None:
-    client = await _reach_temporal(settings)
+    client = await _reach_temporal(settings, sessions)
     if client is not None:
         return await end_journey(client, sessions, reservation_id)
     unreachable = f"Temporal at {settings.temporal_address} is unreachable"
@@ -189,9 +192,9 @@ async def end_journey(
             "so it sends nothing more and does not write the guest's data back")
 
 
-async def _reach_temporal(settings: Settings) -> Client | None:
+async def _reach_temporal(settings: Settings, sessions: SessionFactory) -> Client | None:
     try:
-        return await asyncio.wait_for(connect_temporal(settings), CONNECT_TIMEOUT_SECONDS)
+        return await asyncio.wait_for(connect_temporal(settings, sessions=sessions), CONNECT_TIMEOUT_SECONDS)
     except (RuntimeError, TimeoutError):
         return None
 

@@ -9,9 +9,19 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from guest_journey.reservations import Guest
 
+JOURNEY_WORKFLOW_ID_PREFIX = "journey-"
+
 
 def workflow_id_for(reservation_id: str) -> str:
-    return f"journey-{reservation_id}"
+    return f"{JOURNEY_WORKFLOW_ID_PREFIX}{reservation_id}"
+
+
+def is_journey_workflow_id(workflow_id: str) -> bool:
+    return workflow_id.startswith(JOURNEY_WORKFLOW_ID_PREFIX)
+
+
+def reservation_id_of(workflow_id: str) -> str:
+    return workflow_id.removeprefix(JOURNEY_WORKFLOW_ID_PREFIX)
 
 
 class Stage(StrEnum):

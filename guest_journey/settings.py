@@ -70,6 +70,16 @@ class Settings(BaseSettings):
         default=None,
         description="the Temporal Web UI as staff's browsers reach it; unset: the dev server's, on the API host",
     )
+    payload_encryption: bool = Field(
+        default=True,
+        description="encrypt journeys' Temporal payloads with their data keys (guest_journey.payload_codec); "
+        "off, encrypted payloads still decode; production refuses off",
+    )
+    data_key_cache_seconds: float = Field(
+        default=30.0, ge=0, le=300,
+        description="how long a process keeps a journey's data key in memory; an erase reaches every "
+        "process's codec within this time (guest_journey.journey_keys)",
+    )
     temporal_metrics_address: str | None = Field(
         default=None,
         description="host:port where the Temporal SDK's own metrics are served for Prometheus; unset: off",
@@ -275,6 +285,8 @@ class Settings(BaseSettings):
             missing.append("GUEST_JOURNEY_SECRET_KEY")
         if self.database_url is None or self.database_url.startswith("sqlite"):
             missing.append("GUEST_JOURNEY_DATABASE_URL (a non-SQLite database)")
+        if not self.payload_encryption:
+            missing.append("GUEST_JOURNEY_PAYLOAD_ENCRYPTION=true (or guest data stays in Temporal's history)")
         if missing:
             raise ValueError("production mode needs " + ", ".join(missing))
         weak = self.weak_secrets()

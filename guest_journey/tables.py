@@ -15,6 +15,7 @@ import communications.unsubscribes  # noqa: F401
 import guest_journey.automation  # noqa: F401
 import guest_journey.gdpr_audit  # noqa: F401
 import guest_journey.idempotent_requests  # noqa: F401
+import guest_journey.journey_keys  # noqa: F401
 import guest_journey.kpi_store  # noqa: F401
 import guest_journey.read_model  # noqa: F401
 import guest_journey.staff_sessions  # noqa: F401

@@ -12,8 +12,12 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.service import TLSConfig
 
+from guest_journey.database import SessionFactory
+from guest_journey.journey_keys import JourneyKeys
+from guest_journey.payload_codec import journey_data_converter
 from guest_journey.settings import Settings
 from guest_journey.telemetry import temporal_runtime
 
@@ -85,22 +89,36 @@ def _read_pem(path: Path | None, setting: str) -> bytes | None:
         raise TemporalSettingsError(f"{setting}: cannot read {path}: {error.strerror or error}") from None
 
 
-async def connect_temporal(settings: Settings, *, lazy: bool = False) -> Client:
+async def connect_temporal(
+    settings: Settings, *, sessions: SessionFactory | None = None, lazy: bool = False
+) -> Client:
     """The one way the API, the worker and the tools build their Temporal client.
 
     Its tracing interceptor carries the caller's trace into workflows and their
-    activities; workers built from this client trace with it too."""
+    activities; workers built from this client trace with it too. With the
+    service's database (`sessions`) its data converter encrypts journeys' payloads
+    with their data keys (`guest_journey.payload_codec`; with
+    `GUEST_JOURNEY_PAYLOAD_ENCRYPTION=false` it only decodes); the API, the worker
+    and `gdpr erase` pass it. Without, payloads go in clear and encrypted ones cannot
+    be read: for tools that only start, describe or list."""
     connection = temporal_connection(settings)
+    converter = data_converter_for(settings, sessions) if sessions is not None else pydantic_data_converter
     return await Client.connect(
         connection.target_host,
         namespace=connection.namespace,
         tls=connection.tls,
         api_key=connection.api_key,
-        data_converter=pydantic_data_converter,
+        data_converter=converter,
         interceptors=[TracingInterceptor()],
         runtime=temporal_runtime(settings.temporal_metrics_address) if settings.temporal_metrics_address else None,
         lazy=lazy,
     )
+
+
+def data_converter_for(settings: Settings, sessions: SessionFactory) -> DataConverter:
+    """`pydantic_data_converter` with the journeys' payload codec, its keys in the database."""
+    keys = JourneyKeys(sessions, ttl=settings.data_key_cache_seconds)
+    return journey_data_converter(keys, encrypt=settings.payload_encryption)
 
 
 async def register_search_attributes(client: Client, namespace: str) -> None:

@@ -102,6 +102,10 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setting
             # the app answers only to loopback and the public base URL's host (`api.hosts`).
             public_base_url="http://guest-journey.test",
             database_url=stack.enter_context(postgres_schema()) if postgresql else None,
+            # The suite's workers and `env.client` share the test server's client, which has no
+            # payload codec (its keys are in each test's database); tests/test_payload_codec.py and
+            # tests/api/test_codec.py turn encryption on.
+            payload_encryption=False,
         )
 
 

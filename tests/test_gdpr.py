@@ -38,6 +38,7 @@ from guest_journey.gdpr import UnknownReservation, erase_guest_data, export_gues
 from guest_journey.gdpr_audit import GdprAudit, audit_trail
 from guest_journey.gdpr_command import JourneyNotEnded, end_journey
 from guest_journey.guest_links import GuestLinks
+from guest_journey.journey_keys import JourneyKeyErased, JourneyKeys
 from guest_journey.journeys import (
     Checkin,
     CheckinStatus,
@@ -272,6 +273,8 @@ async def test_erasing_removes_the_guests_data_everywhere_and_keeps_the_figures(
         summary_before = await delivery_summary(session=session, hotel_id=HOTEL)
         messages_before = sorted((await session.exec(select(MessageRecord.id, MessageRecord.status))).all())
     bruno_before = json.dumps((await export_guest_data(db_sessions, BRUNO.reservation_id, actor="test"))["tables"])
+    ana_key = await JourneyKeys(db_sessions).for_encoding(workflow_id_for(ANA.reservation_id))
+    bruno_key = await JourneyKeys(db_sessions).for_encoding(workflow_id_for(BRUNO.reservation_id))
 
     counts = await erase_guest_data(
         db_sessions, ANA.reservation_id, secret_key=SECRET_KEY, actor="dpo@hotel.example", reason="ticket 43"
@@ -279,8 +282,11 @@ async def test_erasing_removes_the_guests_data_everywhere_and_keeps_the_figures(
 
     assert counts == {
         "journey": 1, "message": 4, "message_status_event": 1, "staff_text": 1, "unsubscribe": 1, "snapshot_pending": 0,
-        "outbox_file": 0,
+        "outbox_file": 0, "journey_data_key": 1,
     }
+    with pytest.raises(JourneyKeyErased, match=workflow_id_for(ANA.reservation_id)):
+        await JourneyKeys(db_sessions).for_decoding(ana_key.key_id)
+    assert (await JourneyKeys(db_sessions).for_decoding(bruno_key.key_id)).workflow_id == bruno_key.workflow_id
     dump = await database_dump(db_sessions)
     assert found(dump, ANA) == []
     assert found(dump, BRUNO) == BRUNO.personal
@@ -435,6 +441,7 @@ async def gdpr_cli(settings: Settings, *args: str, temporal_address: str = "127.
         GUEST_JOURNEY_DATA_DIR=str(settings.data_dir),
         GUEST_JOURNEY_DATABASE_URL=settings.resolved_database_url,
         GUEST_JOURNEY_TEMPORAL_ADDRESS=temporal_address,
+        GUEST_JOURNEY_PAYLOAD_ENCRYPTION=str(settings.payload_encryption).lower(),
     )
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "guest_journey.cli", "gdpr", *args, env=environment,

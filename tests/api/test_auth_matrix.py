@@ -75,6 +75,7 @@ ROLE_BY_PREFIX: tuple[tuple[str, Role], ...] = (
     ("/guest-experience", "ops"),
     ("/communications", "ops"),
     ("/analytics", "ops"),
+    ("/codec", "ops"),
 )
 OTHER_ROLE: dict[Role, Role] = {"reservations": "ops", "ops": "reservations"}
 
@@ -367,6 +368,8 @@ SCOPE: dict[tuple[str, str], tuple[Probe, ...] | str] = {
                                                  "context": {"body": "Olá"}})),
     ),
     ("GET", "/communications/templates"): "the template catalogue: no hotel's data",
+    ("POST", "/codec/decode"): "a payload of another hotel's journey is 404 (tests/api/test_codec.py)",
+    ("POST", "/codec/encode"): "encrypts nothing, reads no journey: payloads come back as given",
 }
 
 

@@ -265,6 +265,8 @@ def service_environment(
         GUEST_JOURNEY_DATA_DIR=str(data_dir),
         GUEST_JOURNEY_TEMPORAL_ADDRESS=temporal_address,
         GUEST_JOURNEY_SECRET_KEY="chaos-secret",
+        # the chaos tests' own client (`TemporalServer.client`) reads results without the codec
+        GUEST_JOURNEY_PAYLOAD_ENCRYPTION="false",
     )
     if database_url is not None:
         env["GUEST_JOURNEY_DATABASE_URL"] = database_url
