@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
-from api.errors import DomainError, NotFound, Unavailable
+from api.errors import Conflict, DomainError, InvalidRequest, NotFound, Unavailable
 from api.journey_service import read_journey
 from communications.message_store import MessageRecord
 from guest_journey import read_model
-from guest_journey.settings import KeyAccess, Role
+from guest_journey.journey_ids import AmbiguousReservation, JourneyIdTooLong, find_journey_id
+from guest_journey.settings import KeyAccess, Role, WorkflowIdScope
 
 
 class OutsideScope(DomainError):
@@ -76,6 +77,32 @@ class Principal:
 
 
 EVERY_HOTEL_ADMIN = Principal(role="admin")
+
+
+class AmbiguousJourney(Conflict):
+    """409 (hotel scope): several of the caller's hotels use this reservation id; `journey_ids` are theirs."""
+
+    def __init__(self, detail: str, journey_ids: list[str]) -> None:
+        super().__init__(detail)
+        self.journey_ids = journey_ids
+
+
+async def journey_id_for(
+    principal: Principal, *, session: AsyncSession, scope: WorkflowIdScope, reservation_id: str,
+    hotel_id: str | None = None,
+) -> str:
+    """The journey a caller names (`guest_journey.journey_ids.find_journey_id`), among the
+    hotels it may see: 403 for a `hotel_id` not the caller's, 409 for a reservation id that
+    several of its hotels use (in hotel scope), 422 for ids too long together."""
+    if hotel_id is not None:
+        principal.check_hotel(hotel_id)
+    try:
+        return await find_journey_id(session=session, scope=scope, reservation_id=reservation_id,
+                                     hotel_id=hotel_id, hotels=principal.hotels)
+    except AmbiguousReservation as error:
+        raise AmbiguousJourney(str(error), [f"{hotel}-{reservation_id}" for hotel in error.hotels]) from error
+    except JourneyIdTooLong as error:
+        raise InvalidRequest(str(error)) from error
 
 
 async def hotel_of_reservation(*, client: Client, session: AsyncSession, reservation_id: str) -> str | None:

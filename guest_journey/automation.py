@@ -55,7 +55,7 @@ from guest_journey.journeys import FINAL_STAGES, Stage, workflow_id_for
 from guest_journey.kpi_store import record_dashboard_guest_experience, telemetry_status
 from guest_journey.read_model import JourneyRecord
 from guest_journey.reservations import RESERVATION_ID
-from guest_journey.settings import Settings
+from guest_journey.settings import HOTEL_ID_PATTERN, Settings
 from workflows.journey import GuestJourneyWorkflow, _may_move
 from workflows.journey_inputs import JourneySnapshot
 
@@ -107,6 +107,11 @@ class GuestJourneySnapshot(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reservation_id: str = Field(pattern=RESERVATION_ID)
+    hotel_id: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=HOTEL_ID_PATTERN,
+        description="the reservation's hotel, with GUEST_JOURNEY_WORKFLOW_ID_SCOPE=hotel when several hotels "
+        "use the same reservation id (otherwise not needed)",
+    )
     preferences: dict[str, Any] | None = None
     stage: Stage | None = None
     nps: int | None = Field(default=None, ge=0, le=10)

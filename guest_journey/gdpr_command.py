@@ -40,6 +40,7 @@ from guest_journey.gdpr import (
     export_guest_data,
     has_guest_data,
 )
+from guest_journey.journey_ids import AmbiguousReservation, JourneyIdTooLong, find_journey_id
 from guest_journey.schema import SchemaNotCurrent, prepare_database
 from guest_journey.settings import Settings
 from guest_journey.temporal import connect_temporal
@@ -78,6 +79,9 @@ def add_parser(commands: Any) -> None:
                        help="erase the database even when the journey could not be ended")
     for action in (export, erase):
         action.add_argument("reservation_id", metavar="RESERVATION_ID")
+        action.add_argument("--hotel", metavar="HOTEL_ID",
+                            help="the reservation's hotel, with GUEST_JOURNEY_WORKFLOW_ID_SCOPE=hotel when several "
+                            "hotels use the same reservation id")
         action.add_argument("--actor", default=_os_user(), help="who asks, for the audit trail (default: the OS user)")
         action.add_argument("--reason", help="why, for the audit trail (e.g. the request's ticket)")
     gdpr.set_defaults(run_with_args=run)
@@ -91,8 +95,20 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         return _fail(str(error))
 
 
+async def _named_journey(settings: Settings, sessions: SessionFactory, args: argparse.Namespace) -> str:
+    """The journey the command names (`guest_journey.journey_ids`): with hotel scope, by its
+    id, or by the hotel's reservation id and `--hotel` (needed when several hotels use it)."""
+    async with sessions() as session:
+        return await find_journey_id(session=session, scope=settings.workflow_id_scope,
+                                     reservation_id=args.reservation_id, hotel_id=args.hotel)
+
+
 async def _export_command(settings: Settings, args: argparse.Namespace) -> int:
     async with _database(settings) as sessions:
+        try:
+            args.reservation_id = await _named_journey(settings, sessions, args)
+        except (AmbiguousReservation, JourneyIdTooLong) as error:
+            return _fail(str(error))
         if not await has_guest_data(sessions, args.reservation_id):
             return _fail(str(UnknownReservation(args.reservation_id)))
         try:
@@ -108,8 +124,11 @@ async def _export_command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _erase_command(settings: Settings, args: argparse.Namespace) -> int:
-    reservation_id = args.reservation_id
     async with _database(settings) as sessions:
+        try:
+            reservation_id = await _named_journey(settings, sessions, args)
+        except (AmbiguousReservation, JourneyIdTooLong) as error:
+            return _fail(str(error))
         if not await has_guest_data(sessions, reservation_id):
             return _fail(str(UnknownReservation(reservation_id)))
         try:

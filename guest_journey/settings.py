@@ -55,6 +55,9 @@ SmtpTls = Literal["starttls", "tls", "none"]  # GUEST_JOURNEY_SMTP_TLS: see `res
 SMTPS_PORT = 465
 
 
+WorkflowIdScope = Literal["reservation", "hotel"]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GUEST_JOURNEY_", extra="ignore")
 
@@ -65,6 +68,11 @@ class Settings(BaseSettings):
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     task_queue: str = "guest-journey"
+    workflow_id_scope: WorkflowIdScope = Field(
+        default="reservation",
+        description="reservation: journey-{reservation_id}; hotel: journey-{hotel_id}-{reservation_id}, for hotels "
+        "whose reservation ids collide (guest_journey.journey_ids)",
+    )
     temporal_ui_port: int = 8233
     temporal_ui_url: str | None = Field(
         default=None,

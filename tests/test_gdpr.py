@@ -433,7 +433,9 @@ class CliResult:
     stderr: str
 
 
-async def gdpr_cli(settings: Settings, *args: str, temporal_address: str = "127.0.0.1:1") -> CliResult:
+async def gdpr_cli(
+    settings: Settings, *args: str, temporal_address: str = "127.0.0.1:1", extra_env: dict[str, str] | None = None
+) -> CliResult:
     """`guest-journey gdpr …` in a process of its own, on the test's data dir."""
     environment = {key: value for key, value in os.environ.items()
                    if not key.startswith(("GUEST_JOURNEY_", "OTEL_"))}
@@ -442,6 +444,7 @@ async def gdpr_cli(settings: Settings, *args: str, temporal_address: str = "127.
         GUEST_JOURNEY_DATABASE_URL=settings.resolved_database_url,
         GUEST_JOURNEY_TEMPORAL_ADDRESS=temporal_address,
         GUEST_JOURNEY_PAYLOAD_ENCRYPTION=str(settings.payload_encryption).lower(),
+        **(extra_env or {}),
     )
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "guest_journey.cli", "gdpr", *args, env=environment,

@@ -8,8 +8,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.access import check_message, check_reservation
-from api.deps import PrincipalDep, SessionDep, TemplatesDep, TemporalClientDep, require_role
+from api.access import check_message, check_reservation, journey_id_for
+from api.deps import (
+    PrincipalDep,
+    SessionDep,
+    SettingsDep,
+    TemplatesDep,
+    TemporalClientDep,
+    require_role,
+)
 from api.error_responses import ROLE_ERRORS, errors
 from api.errors import InvalidRequest
 from api.idempotency import IdempotencyDep
@@ -20,6 +27,7 @@ from communications.staff_texts import body_stored_apart
 from communications.templates import TemplateInfo
 from guest_journey.messages import MessageStatus
 from guest_journey.reservations import RESERVATION_ID, Channel, Moment
+from guest_journey.settings import HOTEL_ID_PATTERN
 from workflows.journey import GuestJourneyWorkflow
 from workflows.journey_inputs import ManualMessage
 
@@ -32,6 +40,11 @@ class SendRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reservation_id: str = Field(pattern=RESERVATION_ID)
+    hotel_id: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=HOTEL_ID_PATTERN,
+        description="the reservation's hotel, with GUEST_JOURNEY_WORKFLOW_ID_SCOPE=hotel when several hotels "
+        "use the same reservation id (otherwise not needed)",
+    )
     template: str = Field(min_length=1, max_length=64)
     channel: Channel | None = None
     in_reply_to: str | None = Field(default=None, pattern=MESSAGE_ID, description="our id of the guest's message")
@@ -56,20 +69,24 @@ async def list_templates(templates: TemplatesDep) -> list[TemplateInfo]:
 
 @router.post(
     "/send", response_model=SendAnswer, status_code=status.HTTP_202_ACCEPTED,
-    responses=errors(404, 409, 413, 422, 503, why={
-        409: "the journey has finished, or a request with this `Idempotency-Key` is still in progress",
+    responses=errors(403, 404, 409, 413, 422, 503, why={
+        403: "`hotel_id` is not one of the key's hotels",
+        409: "the journey has finished, a request with this `Idempotency-Key` is still in progress, or (hotel "
+        "scope) several hotels use this reservation id and `hotel_id` does not say which",
         422: "invalid input, an unknown context key, or an `Idempotency-Key` reused with a different request: "
         "`detail` names it",
     }),
 )
 async def send_message(
     request: SendRequest, client: TemporalClientDep, session: SessionDep, templates: TemplatesDep,
-    once: IdempotencyDep, principal: PrincipalDep,
+    once: IdempotencyDep, principal: PrincipalDep, settings: SettingsDep,
 ) -> Response:
     """Send (or resend) a message through the journey: it becomes a step of its
     own (`manual:<id>`) in the timeline and is delivered with retries. With an
     `Idempotency-Key`, a repeated request sends once and gets the first answer."""
-    await check_reservation(principal, client=client, session=session, reservation_id=request.reservation_id)
+    journey = await journey_id_for(principal, session=session, scope=settings.workflow_id_scope,
+                                   reservation_id=request.reservation_id, hotel_id=request.hotel_id)
+    await check_reservation(principal, client=client, session=session, reservation_id=journey)
     try:
         context = staff_context(catalogue=templates, template=request.template, channel=request.channel,
                                 context=request.context)
@@ -79,10 +96,10 @@ async def send_message(
     async def send() -> tuple[int, SendAnswer]:
         request_id = once.request_id()
         stored: dict[str, Any] = await body_stored_apart(  # the journey keeps the text's id, not the text
-            session=session, reservation_id=request.reservation_id, request_id=request_id, context=context,
+            session=session, reservation_id=journey, request_id=request_id, context=context,
         )
         ack = await update_journey(
-            client=client, session=session, reservation_id=request.reservation_id,
+            client=client, session=session, reservation_id=journey,
             update=GuestJourneyWorkflow.send_message,
             argument=ManualMessage(
                 request_id=request_id, template=request.template, channel=request.channel,

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends
 
 from api.deps import PrincipalDep, SessionDep, TemporalClientDep, require_role
 from api.error_responses import ROLE_ERRORS, errors
+from api.journey_lookup import JourneyIdPath
 from api.journey_service import read_journey
 from communications.message_store import MessageView, list_for_reservation
 from guest_journey.journeys import JourneyView
-from guest_journey.reservations import RESERVATION_ID
 
 router = APIRouter(prefix="/guest-experience", tags=["guest-experience"],
                    dependencies=[Depends(require_role("ops"))], responses=ROLE_ERRORS)
@@ -23,9 +21,12 @@ class JourneyOut(JourneyView):
     messages: list[MessageView]
 
 
-@router.get("/{reservation_id}", response_model=JourneyOut, responses=errors(404, 422, 503))
+@router.get("/{reservation_id}", response_model=JourneyOut, responses=errors(403, 404, 409, 422, 503, why={
+    403: "`hotel_id` is not one of the key's hotels",
+    409: "(hotel scope) several hotels use this reservation id and `hotel_id` does not say which",
+}))
 async def get_journey(
-    reservation_id: Annotated[str, Path(pattern=RESERVATION_ID)],
+    reservation_id: JourneyIdPath,
     client: TemporalClientDep,
     session: SessionDep,
     principal: PrincipalDep,

@@ -7,6 +7,7 @@ import logging
 from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.access import journey_id_for
 from api.deps import PrincipalDep, SessionDep, SettingsDep, TemporalClientDep, require_role
 from api.error_responses import ROLE_ERRORS, errors
 from api.errors import NotFound, journey_not_found
@@ -21,6 +22,7 @@ from communications.inbound import (
 from guest_journey.database import utcnow
 from guest_journey.guest_links import message_replied_to
 from guest_journey.reservations import RESERVATION_ID, Channel, Moment
+from guest_journey.settings import HOTEL_ID_PATTERN
 from guest_journey.telemetry import guest_replied
 
 logger = logging.getLogger(__name__)
@@ -40,6 +42,11 @@ class InboundRequest(BaseModel):
         description="the address the guest wrote to: a reply+<token>@ address names the message answered",
     )
     reservation_id: str | None = Field(default=None, pattern=RESERVATION_ID)
+    hotel_id: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=HOTEL_ID_PATTERN,
+        description="the reservation's hotel, with GUEST_JOURNEY_WORKFLOW_ID_SCOPE=hotel when several hotels "
+        "use the same reservation id (otherwise not needed)",
+    )
     received_at: Moment | None = None
 
 
@@ -54,8 +61,10 @@ class InboundAnswer(BaseModel):
 
 @router.post(
     "/messages/inbound", response_model=InboundAnswer, status_code=status.HTTP_201_CREATED,
-    responses=errors(404, 413, 422, 503, why={
+    responses=errors(403, 404, 409, 413, 422, 503, why={
+        403: "`hotel_id` is not one of the key's hotels",
         404: "no journey for `reservation_id` (or, for a key limited to some hotels, none of them matches)",
+        409: "(hotel scope) several hotels use `reservation_id` and `hotel_id` does not say which",
     }),
 )
 async def record_inbound_message(
@@ -67,6 +76,10 @@ async def record_inbound_message(
     listed for staff, never dropped. A key limited to some hotels matches only their
     journeys, and a message that matches none of them is refused (404): it would
     belong to no hotel the key may see."""
+    reservation_id = request.reservation_id and await journey_id_for(
+        principal, session=session, scope=settings.workflow_id_scope,
+        reservation_id=request.reservation_id, hotel_id=request.hotel_id,
+    )
     try:
         result = await store_inbound(
             session=session,
@@ -75,7 +88,7 @@ async def record_inbound_message(
             body=request.body,
             received_at=request.received_at or utcnow(),
             in_reply_to=request.in_reply_to or _replied_by_address(request.to, settings),
-            reservation_id=request.reservation_id,
+            reservation_id=reservation_id,
             hotels=principal.hotel_filter(),
         )
     except UnknownReservation as error:

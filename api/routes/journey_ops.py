@@ -8,13 +8,15 @@ take `journey` for a reservation id.
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api.access import hidden_reservations
-from api.deps import PrincipalDep, SessionDep, TemporalClientDep, require_role
+from api.access import Principal, hidden_reservations, journey_id_for
+from api.deps import PrincipalDep, SessionDep, SettingsDep, TemporalClientDep, require_role
 from api.error_responses import ROLE_ERRORS, errors
 from api.errors import DomainError, temporal_errors
 from guest_journey.automation import (
     MAX_SNAPSHOTS,
+    GuestJourneySnapshot,
     GuestJourneySnapshotRequest,
     JourneyVolume,
     SnapshotError,
@@ -24,6 +26,7 @@ from guest_journey.automation import (
     journey_volume,
     send_snapshots,
 )
+from guest_journey.settings import Settings
 
 router = APIRouter(prefix="/guest-experience", tags=["guest-experience"],
                    dependencies=[Depends(require_role("ops"))], responses=ROLE_ERRORS)
@@ -45,7 +48,8 @@ async def get_journey_volume(session: SessionDep, principal: PrincipalDep) -> Jo
     responses=errors(413, 422, 503, why={413: "more than 500 snapshots, or a body larger than 64 KiB"}),
 )
 async def push_journey_snapshots(
-    request: GuestJourneySnapshotRequest, client: TemporalClientDep, session: SessionDep, principal: PrincipalDep
+    request: GuestJourneySnapshotRequest, client: TemporalClientDep, session: SessionDep, principal: PrincipalDep,
+    settings: SettingsDep,
 ) -> SnapshotResult:
     """Apply preference, stage and NPS snapshots to running journeys.
 
@@ -58,6 +62,9 @@ async def push_journey_snapshots(
             f"snapshots: {len(request.snapshots)} given, at most {MAX_SNAPSHOTS} per request; send them in batches"
         )
     push = apply_snapshots if request.mode is SnapshotMode.sync else send_snapshots
+    ambiguous: list[SnapshotError] = []
+    if settings.workflow_id_scope == "hotel":
+        request.snapshots, ambiguous = await _named_journeys(principal, session, settings, request.snapshots)
     with temporal_errors():
         hidden = await hidden_reservations(principal, client=client, session=session,
                                            reservation_ids=(snapshot.reservation_id for snapshot in request.snapshots))
@@ -68,5 +75,22 @@ async def push_journey_snapshots(
         SnapshotError(reservation_id=snapshot.reservation_id,
                       detail=f"no journey for reservation {snapshot.reservation_id!r}")
         for snapshot in request.snapshots if snapshot.reservation_id in hidden
-    ] + result.errors
+    ] + ambiguous + result.errors
     return result
+
+
+async def _named_journeys(
+    principal: Principal, session: AsyncSession, settings: Settings, snapshots: list[GuestJourneySnapshot]
+) -> tuple[list[GuestJourneySnapshot], list[SnapshotError]]:
+    """In hotel scope: each snapshot with the id of the journey it names (`api.access.journey_id_for`),
+    and an error for each that names several hotels' journeys or a hotel not the caller's."""
+    named, errors_ = [], []
+    for snapshot in snapshots:
+        try:
+            journey = await journey_id_for(principal, session=session, scope=settings.workflow_id_scope,
+                                           reservation_id=snapshot.reservation_id, hotel_id=snapshot.hotel_id)
+        except DomainError as error:
+            errors_.append(SnapshotError(reservation_id=snapshot.reservation_id, detail=error.detail))
+            continue
+        named.append(snapshot.model_copy(update={"reservation_id": journey, "hotel_id": None}))
+    return named, errors_

@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Response, status
+from fastapi import APIRouter, Depends, Header, Response, status
 from pydantic import BaseModel, ConfigDict
 
 from api.access import check_reservation
@@ -21,11 +21,14 @@ from api.deps import (
     require_role,
 )
 from api.error_responses import ROLE_ERRORS, errors
+from api.errors import InvalidRequest
 from api.idempotency import IdempotencyDep
+from api.journey_lookup import JourneyIdPath, ReservationIdPath
 from api.journey_service import put_reservation, update_journey
+from guest_journey.journey_ids import JourneyIdTooLong, journey_id
 from guest_journey.journeys import Stage, workflow_id_for
 from guest_journey.read_model import finished_stage
-from guest_journey.reservations import RESERVATION_ID, Moment, Reservation, ReservationIn
+from guest_journey.reservations import Moment, Reservation, ReservationIn
 from workflows.journey import GuestJourneyWorkflow
 from workflows.journey_inputs import CancelRequest, JourneyAck, PmsEvent, PmsEventType
 
@@ -34,7 +37,6 @@ router = APIRouter(
     responses=ROLE_ERRORS,
 )
 
-ReservationIdPath = Annotated[str, Path(pattern=RESERVATION_ID, description="the PMS reservation id")]
 IdempotencyKey = Annotated[
     str | None,
     Header(max_length=200, description="repeat it on a retry: the same request is applied once"),
@@ -71,7 +73,8 @@ def _request_id(idempotency_key: str | None) -> str:
         404: "the reservation is another hotel's than your key's",
         409: "the journey has finished, `hotel_id` differs from the journey's (a reservation stays with its "
              "hotel), or a request with this `Idempotency-Key` is still in progress",
-        422: "invalid input, or an `Idempotency-Key` reused with a different request: `detail` names it",
+        422: "invalid input, or an `Idempotency-Key` reused with a different request: `detail` names it "
+             "(in hotel scope: also hotel and reservation ids longer than 128 characters together)",
     })},
 )
 async def create_or_update_reservation(
@@ -85,10 +88,16 @@ async def create_or_update_reservation(
     principal: PrincipalDep,
 ) -> Response:
     """Start the journey (201) or update it (200). With an `Idempotency-Key`, a
-    repeated request is applied once and gets the first answer (status and body)."""
+    repeated request is applied once and gets the first answer (status and body).
+    With `GUEST_JOURNEY_WORKFLOW_ID_SCOPE=hotel` the journey is the hotel's own
+    (its id `{hotel_id}-{reservation_id}`)."""
     principal.check_hotel(body.hotel_id)
-    await check_reservation(principal, client=client, session=session, reservation_id=reservation_id)
-    reservation = Reservation(reservation_id=reservation_id, **body.model_dump())
+    try:
+        journey = journey_id(body.hotel_id, reservation_id, settings.workflow_id_scope)
+    except JourneyIdTooLong as error:
+        raise InvalidRequest(str(error)) from error
+    await check_reservation(principal, client=client, session=session, reservation_id=journey)
+    reservation = Reservation(reservation_id=journey, **body.model_dump())
 
     async def put() -> tuple[int, JourneyRef]:
         ack = await put_reservation(
@@ -100,9 +109,16 @@ async def create_or_update_reservation(
     return await once.answer(put)
 
 
-@router.delete("/{reservation_id}", response_model=JourneyRef, responses=errors(404, 409, 422, 503))
+AMBIGUOUS_OR_FINISHED = errors(403, 404, 409, 422, 503, why={
+    403: "`hotel_id` is not one of the key's hotels",
+    409: "the journey has finished, or (hotel scope) several hotels use this reservation id and `hotel_id` "
+         "does not say which",
+})
+
+
+@router.delete("/{reservation_id}", response_model=JourneyRef, responses=AMBIGUOUS_OR_FINISHED)
 async def cancel_reservation(
-    reservation_id: ReservationIdPath,
+    reservation_id: JourneyIdPath,
     client: TemporalClientDep,
     session: SessionDep,
     principal: PrincipalDep,
@@ -119,9 +135,9 @@ async def cancel_reservation(
     return JourneyRef.of(ack)
 
 
-@router.post("/{reservation_id}/events", response_model=JourneyRef, responses=errors(404, 409, 413, 422, 503))
+@router.post("/{reservation_id}/events", response_model=JourneyRef, responses={**AMBIGUOUS_OR_FINISHED, **errors(413)})
 async def record_pms_event(
-    reservation_id: ReservationIdPath,
+    reservation_id: JourneyIdPath,
     event: PmsEventIn,
     client: TemporalClientDep,
     session: SessionDep,

@@ -26,7 +26,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from api.access import Principal, check_reservation
+from api.access import AmbiguousJourney, Principal, check_reservation, journey_id_for
 from api.deps import ServicesDep, SettingsDep, TemporalClientDep
 from api.errors import Conflict, DomainError, NotFound, Unavailable
 from api.journey_service import NotInDoubt, read_journey
@@ -168,7 +168,7 @@ async def _panel_context(
     context: dict[str, Any] = {
         "current": "panel", "title": "Painel de jornadas", "reservation_id": reservation_id,
         "journey": None, "done": None, "not_found": False, "invalid_id": False, "unavailable": None,
-        "form": None, "form_error": None, "failed_action": None, "reply_to": reply_to,
+        "form": None, "form_error": None, "failed_action": None, "reply_to": reply_to, "same_id_in_hotels": [],
         "new_id": actions.new_request_id, "labels": labels, "status_code": 200,
         "attention_zone": services.policy.timezone,
     }
@@ -178,6 +178,14 @@ async def _panel_context(
     if not _RESERVATION.match(reservation_id):
         context.update(invalid_id=True, status_code=422)
         return context
+    try:
+        async with services.sessions() as session:
+            reservation_id = await journey_id_for(page.principal, session=session, reservation_id=reservation_id,
+                                                  scope=services.settings.workflow_id_scope)
+    except AmbiguousJourney as error:
+        context.update(same_id_in_hotels=error.journey_ids, status_code=409)
+        return context
+    context["reservation_id"] = reservation_id
     try:
         journey = await _load_journey(services, client, reservation_id, page.principal)
     except NotFound:
