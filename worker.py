@@ -1,7 +1,9 @@
 """The worker process: runs journey workflows and their activities.
 
 `python worker.py` runs one worker against `GUEST_JOURNEY_TEMPORAL_ADDRESS`;
-run as many as the load needs, all on the same task queue.
+run as many as the load needs, all on the same task queue. With
+`GUEST_JOURNEY_METRICS_ADDRESS` set, it serves its Prometheus metrics (and
+`/health/live`) there (`guest_journey.metrics_server`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from temporalio.client import Client
@@ -26,7 +30,9 @@ from communications.templates import TemplateCatalogue
 from guest_journey.database import SessionFactory, create_engine, session_factory
 from guest_journey.guest_links import GuestLinks
 from guest_journey.kpi_schedule import ensure_kpi_schedule
+from guest_journey.kpi_store import publish_kpi_gauges
 from guest_journey.logs import configure_logging
+from guest_journey.metrics_server import MetricsServer, MetricsServerError
 from guest_journey.reservations import Channel
 from guest_journey.schema import SchemaNotCurrent, prepare_database
 from guest_journey.settings import Settings, get_settings
@@ -126,16 +132,35 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         raise
     keys_engine = create_engine(settings.resolved_database_url)  # the codec's own pool, as in `api.app`
     try:
-        client = await connect_temporal(settings, sessions=session_factory(keys_engine))
-        if await ensure_kpi_schedule(client, settings.task_queue):
-            logger.info("created the daily schedule of the dashboard's KPI snapshots")
-        worker = build_worker(client, settings, session_factory(engine))
-        logger.info("worker polling task queue %s at %s", settings.task_queue, settings.temporal_address)
-        async with worker:
-            await stop.wait()
+        async with worker_metrics(settings, session_factory(engine)):
+            client = await connect_temporal(settings, sessions=session_factory(keys_engine))
+            if await ensure_kpi_schedule(client, settings.task_queue):
+                logger.info("created the daily schedule of the dashboard's KPI snapshots")
+            worker = build_worker(client, settings, session_factory(engine))
+            logger.info("worker polling task queue %s at %s", settings.task_queue, settings.temporal_address)
+            async with worker:
+                await stop.wait()
     finally:
         await keys_engine.dispose()
-    await engine.dispose()
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def worker_metrics(settings: Settings, sessions: SessionFactory) -> AsyncIterator[MetricsServer | None]:
+    """The worker's metrics at `GUEST_JOURNEY_METRICS_ADDRESS` while the block runs (none when
+    unset); each scrape first sets the KPI gauges from the stored snapshots."""
+    if not settings.metrics_address:
+        if settings.env == "production":
+            logger.warning("GUEST_JOURNEY_METRICS_ADDRESS is not set: this worker serves no metrics")
+        yield None
+        return
+
+    async def publish_kpis() -> None:
+        async with sessions() as session:
+            await publish_kpi_gauges(session=session)
+
+    async with MetricsServer(settings.metrics_address, before_scrape=publish_kpis) as server:
+        yield server
 
 
 def main() -> None:
@@ -152,7 +177,7 @@ def main() -> None:
 
     try:
         asyncio.run(serve())
-    except SchemaNotCurrent as error:
+    except (SchemaNotCurrent, MetricsServerError) as error:
         logger.error("%s", error)
         sys.exit(1)
     finally:

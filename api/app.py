@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 
 from fastapi import FastAPI
 
@@ -15,6 +15,7 @@ from api.hosts import AllowedHosts
 from api.limits import BodySizeLimit
 from api.pages import mount_static
 from api.rate_limits import RateLimiter, RateLimits
+from api.request_metrics import RequestMetrics
 from api.routes import (
     codec,
     communications,
@@ -34,6 +35,7 @@ from api.tracing import RequestTracing
 from communications.templates import TemplateCatalogue
 from guest_journey.automation import automation_queue, guest_journey_bridge
 from guest_journey.database import create_engine, session_factory
+from guest_journey.metrics_server import MetricsServer
 from guest_journey.policy import load_policy
 from guest_journey.schema import prepare_database
 from guest_journey.settings import MIN_SECRET_BITS, Settings, get_settings
@@ -42,8 +44,28 @@ from guest_journey.temporal import connect_temporal
 logger = logging.getLogger("guest_journey.api")
 
 
-def create_app(settings: Settings | None = None, *, rate_limiter: RateLimiter | None = None) -> FastAPI:
-    """The app; `rate_limiter` replaces the one built from the settings (tests give it a clock)."""
+@asynccontextmanager
+async def api_metrics(settings: Settings) -> AsyncIterator[None]:
+    """In production, the API's metrics at `GUEST_JOURNEY_METRICS_ADDRESS` (off the public
+    listener, whose `/metrics` is 404) while the app runs. The KPI gauges are the
+    workers' (`worker.worker_metrics`): the API serves its own series."""
+    if settings.env != "production":
+        yield
+        return
+    if not settings.metrics_address:
+        logger.warning("GUEST_JOURNEY_METRICS_ADDRESS is not set: this API serves no metrics")
+        yield
+        return
+    async with MetricsServer(settings.metrics_address):
+        yield
+
+
+def create_app(
+    settings: Settings | None = None, *, rate_limiter: RateLimiter | None = None, serve_metrics: bool = True
+) -> FastAPI:
+    """The app; `rate_limiter` replaces the one built from the settings (tests give it a clock).
+    `serve_metrics=False` leaves the metrics address to a worker in the same process
+    (`guest-journey dev`), which serves the same registry there."""
     settings = settings or get_settings()
     policy = load_policy(settings.policy_file)
     templates = TemplateCatalogue.load()
@@ -76,9 +98,12 @@ def create_app(settings: Settings | None = None, *, rate_limiter: RateLimiter | 
             policy=policy,
             templates=templates,
         )
-        yield
-        await keys_engine.dispose()
-        await engine.dispose()
+        try:
+            async with api_metrics(settings) if serve_metrics else nullcontext():
+                yield
+        finally:
+            await keys_engine.dispose()
+            await engine.dispose()
 
     app = FastAPI(
         title="Guest Journey",
@@ -97,6 +122,7 @@ def create_app(settings: Settings | None = None, *, rate_limiter: RateLimiter | 
         app.add_middleware(AllowedHosts, public_base_url=settings.public_base_url)
     app.add_middleware(SecurityHeaders, hsts=settings.public_base_url.lower().startswith("https://"))
     app.add_middleware(CodecCors, prefix=codec.CODEC_PREFIX, temporal_ui_url=settings.resolved_temporal_ui_url)
+    app.add_middleware(RequestMetrics)
     app.add_middleware(RequestTracing)  # outermost: the span covers the whole request
     app.include_router(reservations.router)
     app.include_router(journey_ops.router)  # /guest-experience/journey before /{reservation_id}
@@ -109,6 +135,7 @@ def create_app(settings: Settings | None = None, *, rate_limiter: RateLimiter | 
     app.include_router(staff_pages.router)
     mount_static(app)
     app.include_router(health.router)
-    app.include_router(metrics.router)
+    if settings.env != "production":  # production: only at GUEST_JOURNEY_METRICS_ADDRESS (`api_metrics`)
+        app.include_router(metrics.router)
     app.include_router(codec.router)
     return app

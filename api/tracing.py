@@ -49,12 +49,13 @@ class RequestTracing:
             try:
                 await self.app(scope, receive, traced_send)
             finally:
-                route = _route_of(scope)
+                route = route_of(scope)
                 span.set_attribute("http.route", route)
                 span.update_name(f"{method} {route}")
 
 
-def _route_of(scope: Scope) -> str:
+def route_of(scope: Scope) -> str:
+    """The template of the route that answered (`/reservations/{reservation_id}`), else "unmatched"."""
     route = scope.get("route")
     path = getattr(route, "path", None)
     return path if isinstance(path, str) else UNMATCHED_ROUTE

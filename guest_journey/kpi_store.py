@@ -28,6 +28,10 @@ Recomputing a window replaces its snapshot and re-evaluates its alerts:
 An alert is stored once per (kpi, hotel, window kind, window end, kind), logged
 when it first appears, and POSTed as JSON to the webhook when one is given,
 until the webhook has taken it.
+
+The Prometheus KPI gauges are not set when a window is measured (a dashboard
+view measures windows too): `publish_kpi_gauges` sets them from the stored
+snapshots of the last closed windows, at each scrape of a process's metrics.
 """
 
 from __future__ import annotations
@@ -207,13 +211,6 @@ async def record_dashboard_guest_experience(
         logger.exception("guest experience KPIs not recorded",
                          extra={"hotel_id": hotel_id, "window_start": window_start.isoformat()})
         raise
-    kpis_measured(hotel_id, snapshot.window_kind, {
-        "satisfaction": snapshot.satisfaction_avg,
-        "nps": snapshot.nps,
-        "upsell_conversion": snapshot.upsell_conversion,
-        "avg_response_time_minutes": snapshot.avg_response_time_minutes,
-        "failure_rate": snapshot.failure_rate,
-    })
     undelivered = [alert for alert in alerts if alert.notified_at is None]
     if webhook_url and undelivered:
         if not await _post_alerts(webhook_url, snapshot, undelivered):
@@ -237,6 +234,50 @@ async def list_snapshots(
         .limit(limit)
     )
     return list(rows.all())
+
+
+async def latest_closed_snapshots(*, session: AsyncSession, now: datetime | None = None) -> list[KpiSnapshot]:
+    """Per hotel (and all hotels) and window kind, the snapshot of the latest window that
+    had closed when it was measured (the schedule's; a dashboard view's current window,
+    measured before its end, is left out)."""
+    now = now or utcnow()
+    complete = and_(col(KpiSnapshot.window_end) <= now, col(KpiSnapshot.computed_at) >= col(KpiSnapshot.window_end))
+    hotel_key = func.coalesce(col(KpiSnapshot.hotel_id), "")
+    latest = (
+        select(hotel_key.label("hotel_key"), col(KpiSnapshot.window_kind),
+               func.max(col(KpiSnapshot.window_start)).label("window_start"))
+        .where(complete)
+        .group_by(hotel_key, col(KpiSnapshot.window_kind))
+        .subquery()
+    )
+    rows = await session.exec(
+        select(KpiSnapshot).join(latest, and_(
+            func.coalesce(col(KpiSnapshot.hotel_id), "") == latest.c.hotel_key,
+            col(KpiSnapshot.window_kind) == latest.c.window_kind,
+            col(KpiSnapshot.window_start) == latest.c.window_start,
+        ))
+    )
+    return list(rows.all())
+
+
+async def publish_kpi_gauges(*, session: AsyncSession, now: datetime | None = None) -> int:
+    """Set the KPI gauges (`guest_journey.telemetry.KPI_GAUGES`) from the stored snapshots
+    of `latest_closed_snapshots`; a process's metrics server calls it at each scrape, so the
+    gauges show what the daily schedule stored whoever opened the dashboard or not.
+    Returns how many snapshots were published."""
+    snapshots = await latest_closed_snapshots(session=session, now=now)
+    for snapshot in snapshots:
+        minutes = snapshot.avg_response_time_minutes
+        kpis_measured(snapshot.hotel_id, snapshot.window_kind, {
+            "satisfaction": snapshot.satisfaction_avg,
+            "nps": snapshot.nps,
+            "upsell_conversion": snapshot.upsell_conversion,
+            "avg_response_time_seconds": None if minutes is None else minutes * 60,
+            "failure_rate": snapshot.failure_rate,
+            "checkin_adoption": snapshot.checkin_adoption,
+            "window_end": snapshot.window_end.timestamp(),
+        })
+    return len(snapshots)
 
 
 async def list_alerts(

@@ -92,6 +92,12 @@ class Settings(BaseSettings):
         default=None,
         description="host:port where the Temporal SDK's own metrics are served for Prometheus; unset: off",
     )
+    metrics_address: str | None = Field(
+        default=None,
+        description="internal host:port where this process serves its Prometheus metrics (GET /metrics) and "
+        "GET /health/live: a worker whenever it is set, the API in production (its public /metrics is then 404); "
+        "unset: the worker serves none, the API in development keeps /metrics on its own listener",
+    )
     # Temporal Cloud, or any cluster behind TLS (see `guest_journey.temporal.temporal_connection`).
     temporal_tls: bool = Field(
         default=False, description="TLS to Temporal; implied by a client certificate, a CA or an API key"
@@ -197,6 +203,24 @@ class Settings(BaseSettings):
         if parts.query or parts.fragment:
             raise ValueError(f"{url!r} has a query or fragment; give the UI's base address only")
         return url.rstrip("/")
+
+    @field_validator("metrics_address")
+    @classmethod
+    def _check_metrics_address(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        address = value.strip()
+        split_host_port(address)  # raises with what is wrong
+        return address
+
+    @model_validator(mode="after")
+    def _metrics_addresses_differ(self) -> Settings:
+        if self.metrics_address and self.metrics_address == self.temporal_metrics_address:
+            raise ValueError(
+                "GUEST_JOURNEY_METRICS_ADDRESS and GUEST_JOURNEY_TEMPORAL_METRICS_ADDRESS are both "
+                f"{self.metrics_address}: the process's metrics and the Temporal SDK's need a port each"
+            )
+        return self
 
     @field_validator("api_keys")
     @classmethod
@@ -400,6 +424,31 @@ class Settings(BaseSettings):
         with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
             file.write(key)
         return key
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    """`host:port` (`[::1]:9464` for IPv6) → (host, port); ValueError naming what is wrong."""
+    example = "such as 127.0.0.1:9464, 0.0.0.0:9464 or [::1]:9464"
+    host, sep, port_text = address.rpartition(":")
+    if not sep or not host or any(c.isspace() for c in address):
+        raise ValueError(f"{address!r} is not host:port, {example}")
+    bracketed = host.startswith("[") and host.endswith("]")
+    if bracketed:
+        host = host[1:-1]
+    if ":" in host and not bracketed:
+        raise ValueError(f"{address!r}: write an IPv6 host in brackets, {example}")
+    if bracketed:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{address!r}: {host!r} in brackets is not an IPv6 address") from None
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"{address!r}: the port {port_text!r} is not a number ({example})") from None
+    if not 1 <= port <= 65535:
+        raise ValueError(f"{address!r}: the port must be between 1 and 65535")
+    return host, port
 
 
 def _smtp_tls_of_starttls(starttls: bool, port: int | None) -> SmtpTls:

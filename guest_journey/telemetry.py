@@ -11,16 +11,22 @@ exporter gets the spans through `PrivateSpanExporter`: e-mail addresses and
 phone numbers in names, attributes, events (an exception's message) and
 statuses are masked (`guest_journey.privacy`).
 
-Metrics: the Prometheus instruments below, served as text by `GET /metrics`
-(`metrics_text()`; to a key limited to some hotels, only their series). Labels are channels, templates, hotels and KPI windows:
-never a guest's name, address or reservation.
+Metrics: the Prometheus instruments below (`guest_journey_*`, base units), as
+text from `metrics_text()`. A worker serves them at `GUEST_JOURNEY_METRICS_ADDRESS`
+(`guest_journey.metrics_server`); the API there in production, on its own
+`GET /metrics` in development (to a key limited to some hotels, only their
+series). Labels are channels, templates, hotels, KPI windows and route
+templates: never a guest's name, address or reservation. The OTLP exporter's
+last result is kept in `otlp_export_status` (`/health/otel`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
 
 from opentelemetry import trace
@@ -53,48 +59,123 @@ logger = logging.getLogger(__name__)
 
 METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
 
+# Every series is named `guest_journey_*`, in base units (seconds, ratios 0-1);
+# prometheus_client adds `_total` to a counter's name.
 MESSAGES_SENT = Counter(
-    "messages_sent", "Messages handed over to their channel.", ["channel"]
+    "guest_journey_messages_sent", "Messages handed over to their channel.", ["channel"]
 )
 MESSAGES_FAILED = Counter(
-    "messages_failed", "Messages that failed on their channel for good (no retry can fix them).", ["channel"]
+    "guest_journey_messages_failed",
+    "Messages that failed on their channel for good (no retry can fix them).",
+    ["channel"],
 )
 MESSAGES_IN_DOUBT = Counter(
-    "messages_in_doubt",
+    "guest_journey_messages_in_doubt",
     "Messages whose provider may or may not have taken them (its answer was lost): "
     "listed for staff, never sent again without them.",
     ["channel"],
 )
 MESSAGE_STEPS_FAILED = Counter(
-    "message_steps_failed",
+    "guest_journey_message_steps_failed",
     "Journey steps whose message failed on every channel tried.",
     ["template"],
 )
-RESPONSE_TIME_MINUTES = Histogram(
-    "response_time_minutes",
-    "Minutes from a message to the guest's reply to it.",
+RESPONSE_TIME_SECONDS = Histogram(
+    "guest_journey_response_time_seconds",
+    "Seconds from a message to the guest's reply to it.",
     ["channel"],
-    buckets=(1, 5, 15, 30, 60, 120, 240, 480, 1440, 2880),
+    buckets=(60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800),
 )
 
 REQUESTS_RATE_LIMITED = Counter(
-    "requests_rate_limited", "Requests refused with 429 because their caller was over a rate limit.", ["limit"]
+    "guest_journey_requests_rate_limited",
+    "Requests refused with 429 because their caller was over a rate limit.",
+    ["limit"],
+)
+HTTP_REQUESTS = Counter(
+    "guest_journey_http_requests",
+    "HTTP requests answered by the API, by route template (never the path) and status code.",
+    ["method", "route", "status"],
+)
+HTTP_REQUEST_DURATION = Histogram(
+    "guest_journey_http_request_duration_seconds",
+    "Seconds from an HTTP request's arrival to the end of its answer, by route template.",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 
+# KPI gauges: the latest closed window's stored snapshot per hotel and window kind
+# (`guest_journey.kpi_store.publish_kpi_gauges`, at scrape time); keys are the
+# values `kpis_measured` takes.
 KPI_GAUGES: dict[str, Gauge] = {
-    name: Gauge(f"guest_experience_{name}", description, ["hotel", "window"])
-    for name, description in {
-        "satisfaction": "Average satisfaction of the last measured window.",
-        "nps": "Net promoter score of the last measured window.",
-        "upsell_conversion": "Share of upsell offers accepted in the last measured window.",
-        "avg_response_time_minutes": "Average minutes to a guest's reply in the last measured window.",
-        "failure_rate": "Share of messages that failed in the last measured window.",
+    name: Gauge(f"guest_journey_kpi_{metric}", description, ["hotel", "window"])
+    for name, (metric, description) in {
+        "satisfaction": ("satisfaction_score", "Average satisfaction score (0-10) of the last closed window."),
+        "nps": ("nps", "Net promoter score (-100 to 100) of the last closed window."),
+        "upsell_conversion": ("upsell_conversion_ratio", "Share (0-1) of upsell offers accepted in the last closed window."),
+        "avg_response_time_seconds": (
+            "response_time_seconds", "Average seconds to a staff reply to a guest in the last closed window."
+        ),
+        "failure_rate": ("message_failure_ratio", "Share (0-1) of messages that failed in the last closed window."),
+        "checkin_adoption": (
+            "checkin_adoption_ratio", "Share (0-1) of arrived journeys whose digital check-in was completed."
+        ),
+        "window_end": (
+            "window_end_timestamp_seconds", "End (Unix time) of the window the other KPI gauges measure."
+        ),
     }.items()
 }
 ALL_HOTELS = "all"
 KPI_ALERTS = Counter(
-    "guest_experience_kpi_alerts", "KPI alerts raised (falling trend or a target missed).", ["kpi", "kind", "hotel"]
+    "guest_journey_kpi_alerts", "KPI alerts raised (falling trend or a target missed).", ["kpi", "kind", "hotel"]
 )
+
+
+class ExportStatus:
+    """The last export of the OTLP span exporter: its result and when (`/health/otel`)."""
+
+    def __init__(self) -> None:
+        self.configured = False
+        self.last_result: str | None = None
+        self.last_export_at: datetime | None = None
+
+    def exported(self, result: SpanExportResult) -> None:
+        self.last_result = "ok" if result is SpanExportResult.SUCCESS else "failed"
+        self.last_export_at = datetime.now(UTC)
+
+    def check(self) -> str:
+        """"ok" (exported, or nothing to export yet), "off" (no OTLP endpoint), or the failure."""
+        if not self.configured:
+            return "off"
+        if self.last_result == "failed" and self.last_export_at is not None:
+            return f"last export failed at {self.last_export_at.isoformat(timespec='seconds')}"
+        return "ok"
+
+
+otlp_export_status = ExportStatus()
+
+
+class RememberingSpanExporter(SpanExporter):
+    """Hands every batch to `exporter` and records how its export went in `status`."""
+
+    def __init__(self, exporter: SpanExporter, status: ExportStatus) -> None:
+        self.exporter = exporter
+        self.status = status
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            result = self.exporter.export(spans)
+        except Exception:
+            self.status.exported(SpanExportResult.FAILURE)
+            raise
+        self.status.exported(result)
+        return result
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.exporter.force_flush(timeout_millis)
 
 
 @dataclass(frozen=True)
@@ -162,7 +243,10 @@ def configure_telemetry(
     if settings.otlp_traces_configured:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        provider.add_span_processor(BatchSpanProcessor(PrivateSpanExporter(OTLPSpanExporter())))
+        otlp_export_status.configured = True
+        provider.add_span_processor(BatchSpanProcessor(
+            RememberingSpanExporter(PrivateSpanExporter(OTLPSpanExporter()), otlp_export_status)
+        ))
         logger.info("traces exported over OTLP", extra={"service": service_name})
     trace.set_tracer_provider(provider)
     return Telemetry(tracer_provider=provider)
@@ -222,7 +306,12 @@ def message_step_failed(template: str) -> None:
 
 
 def guest_replied(channel: str, response_time_minutes: float) -> None:
-    RESPONSE_TIME_MINUTES.labels(channel=channel).observe(response_time_minutes)
+    RESPONSE_TIME_SECONDS.labels(channel=channel).observe(response_time_minutes * 60)
+
+
+def http_request_answered(method: str, route: str, status: int, seconds: float) -> None:
+    HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
+    HTTP_REQUEST_DURATION.labels(method=method, route=route).observe(seconds)
 
 
 def kpi_alert_raised(kpi: str, kind: str, hotel_id: str | None) -> None:
@@ -230,8 +319,15 @@ def kpi_alert_raised(kpi: str, kind: str, hotel_id: str | None) -> None:
 
 
 def kpis_measured(hotel_id: str | None, window: str, values: dict[str, float | None]) -> None:
-    """Set the KPI gauges of one hotel (or all hotels) and window; unknown values are left as they were."""
+    """Set the KPI gauges of one hotel (or all hotels) and window kind; a value that is
+    None (nothing measured: no feedback, no message) removes its series."""
+    hotel = hotel_id or ALL_HOTELS
     for name, value in values.items():
         gauge = KPI_GAUGES.get(name)
-        if gauge is not None and value is not None:
-            gauge.labels(hotel=hotel_id or ALL_HOTELS, window=window).set(value)
+        if gauge is None:
+            continue
+        if value is not None:
+            gauge.labels(hotel=hotel, window=window).set(value)
+        else:
+            with suppress(KeyError):
+                gauge.remove(hotel, window)

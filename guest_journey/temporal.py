@@ -4,10 +4,13 @@ that let staff find journeys in the Temporal Web UI (CONTRACT §4)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.enums.v1 import IndexedValueType, TaskQueueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.opentelemetry import TracingInterceptor
@@ -129,3 +132,32 @@ async def register_search_attributes(client: Client, namespace: str) -> None:
             search_attributes={name: _INDEXED_TYPES[kind] for name, kind in SEARCH_ATTRIBUTES.items()},
         )
     )
+
+
+@dataclass(frozen=True)
+class Poller:
+    """A worker process polling the task queue (Temporal's identity: `pid@host`)."""
+
+    identity: str
+    last_access_time: datetime | None
+
+
+async def workflow_pollers(client: Client, task_queue: str) -> list[Poller]:
+    """The workers polling `task_queue` for workflow tasks, as Temporal's DescribeTaskQueue
+    lists them. The server forgets a poller some minutes after its last poll, so a
+    worker that just stopped may still be listed for a while."""
+    answer = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+    )
+    return [
+        Poller(
+            identity=poller.identity,
+            last_access_time=poller.last_access_time.ToDatetime(tzinfo=UTC)
+            if poller.HasField("last_access_time") else None,
+        )
+        for poller in answer.pollers
+    ]

@@ -194,7 +194,9 @@ def test_start_order_and_health_checks(rendered: dict[str, Any]) -> None:
     assert "pg_isready" in " ".join(services["postgresql"]["healthcheck"]["test"])
     # temporalio/server has no Temporal CLI: its check is the frontend's port.
     assert services["temporal"]["healthcheck"]["test"] == ["CMD", "nc", "-z", "127.0.0.1", "7233"]
-    assert "/health/otel" in " ".join(services["api"]["healthcheck"]["test"])
+    assert "/health/live" in " ".join(services["api"]["healthcheck"]["test"])
+    assert "/health/live" in " ".join(services["worker"]["healthcheck"]["test"])
+    assert _condition(services["api"], "worker") == "service_healthy"  # ready needs a worker polling
     assert _condition(services["temporal-schema"], "postgresql") == "service_healthy"
     assert _condition(services["temporal"], "postgresql") == "service_healthy"
     assert _condition(services["temporal"], "temporal-schema") == "service_completed_successfully"

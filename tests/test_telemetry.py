@@ -105,7 +105,7 @@ async def test_one_trace_spans_api_request_workflow_and_activity(env, spans, tra
 async def test_metrics_count_the_message_sent_by_channel(env, spans, traced_worker, traced_api, email):
     def sent_by_email(text: str) -> float:
         for line in text.splitlines():
-            if line.startswith('messages_sent_total{channel="email"}'):
+            if line.startswith('guest_journey_messages_sent_total{channel="email"}'):
                 return float(line.split()[-1])
         return 0.0
 

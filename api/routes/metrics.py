@@ -1,25 +1,39 @@
-"""Prometheus metrics of this process (`guest_journey.telemetry`): public, like
-the health check, and free of guest data (labels are channels, templates,
-hotels and KPI windows).
+"""Prometheus metrics of this process (`guest_journey.telemetry`) on the API's own
+listener, in development only: in production this router is not mounted (404)
+and the API serves its metrics at `GUEST_JOURNEY_METRICS_ADDRESS`
+(`api.app.api_metrics`). Public, like the health checks, and free of guest
+data (labels are channels, templates, hotels, KPI windows and route templates).
 
-Without a key the answer is every series, of every hotel: keep `/metrics` for
-the scraper, on the internal network (docs/deploy.md, "Security model"). A
-request that sends a key is answered as that key may see (`api.access`): an
-unknown key is 401, and a key limited to some hotels gets only the series
-labelled with its hotels (not the counts over every hotel)."""
+Each answer first sets the KPI gauges from the stored snapshots
+(`guest_journey.kpi_store.publish_kpi_gauges`), as a worker's metrics listener
+does, so `guest-journey dev` shows them here. Without a key the answer is
+every series, of every hotel. A request that sends a key is answered as that
+key may see (`api.access`): an unknown key is 401, and a key limited to some
+hotels gets only the series labelled with its hotels (not the counts over
+every hotel)."""
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Request, Response
 
-from api.deps import SettingsDep, caller_principal
+from api.deps import ServicesDep, caller_principal
+from guest_journey.kpi_store import publish_kpi_gauges
 from guest_journey.telemetry import METRICS_CONTENT_TYPE, metrics_text
 
 router = APIRouter(tags=["health"])
+logger = logging.getLogger(__name__)
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {METRICS_CONTENT_TYPE: {}}}})
-async def read_metrics(request: Request, settings: SettingsDep) -> Response:
+async def read_metrics(request: Request, services: ServicesDep) -> Response:
+    settings = services.settings
     sends_key = bool(request.headers.get("authorization")) and bool(settings.api_key_access)
     hotels = caller_principal(request, settings).hotels if sends_key else None
+    try:
+        async with services.sessions() as session:
+            await publish_kpi_gauges(session=session)
+    except Exception:  # the other series are still worth a scrape
+        logger.warning("KPI gauges not refreshed from the stored snapshots", exc_info=True)
     return Response(content=metrics_text(hotels), media_type=METRICS_CONTENT_TYPE)

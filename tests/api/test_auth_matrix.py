@@ -61,6 +61,8 @@ PUBLIC_PREFIXES = (
 )
 PUBLIC_PATHS = (
     "/health/otel",           # load balancers and container health checks
+    "/health/live",           # the container's liveness check: the process answers
+    "/health/ready",          # readiness: database, Temporal, a worker polling
     "/metrics",               # Prometheus scrapes; counts and KPIs, no guest data
     "/openapi.json",
     "/docs",
@@ -246,7 +248,7 @@ async def test_protected_route_with_keys(endpoint: tuple[str, str], keyed_settin
 
 
 @pytest.mark.parametrize(
-    "path", ["/health/otel", "/metrics", "/openapi.json", "/docs"],
+    "path", ["/health/otel", "/health/live", "/health/ready", "/metrics", "/openapi.json", "/docs"],
 )
 async def test_public_routes_need_no_key(path: str, keyed_settings: Settings) -> None:
     async with remote_client(keyed_settings) as client:

@@ -259,10 +259,10 @@ async def test_metrics_with_a_scoped_key_carry_only_its_hotels_series(scoped):
         for_a = await web.get("/metrics", headers=key(OPS_A))
         unknown = await web.get("/metrics", headers=key("not-a-key-" + "z" * 24))
     assert public.status_code == 200
-    assert {'guest_experience_nps{hotel="hotel-a",window="day"',
-            'guest_experience_nps{hotel="hotel-b",window="day"'} <= series(public.text, "guest_experience_nps")
+    assert {'guest_journey_kpi_nps{hotel="hotel-a",window="day"',
+            'guest_journey_kpi_nps{hotel="hotel-b",window="day"'} <= series(public.text, "guest_journey_kpi_nps")
     assert for_a.status_code == 200
-    assert series(for_a.text, "guest_experience_nps") == {'guest_experience_nps{hotel="hotel-a",window="day"'}
+    assert series(for_a.text, "guest_journey_kpi_nps") == {'guest_journey_kpi_nps{hotel="hotel-a",window="day"'}
     assert "hotel-b" not in for_a.text
     assert not [line for line in for_a.text.splitlines() if line and not line.startswith("#") and "hotel=" not in line]
     assert unknown.status_code == 401

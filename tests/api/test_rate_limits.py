@@ -204,7 +204,7 @@ async def test_metrics_and_static_files_are_not_limited(client):
 async def test_refusals_are_counted_by_limit_in_the_metrics(client):
     def refused(text: str) -> float:
         for line in text.splitlines():
-            if line.startswith('requests_rate_limited_total{limit="guest"}'):
+            if line.startswith('guest_journey_requests_rate_limited_total{limit="guest"}'):
                 return float(line.split()[-1])
         return 0.0
 
