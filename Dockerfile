@@ -12,13 +12,17 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 RUN python -m venv /opt/guest-journey
 WORKDIR /src
+# The runtime dependencies exactly as locked, every file checked against its hash
+# (requirements/lock.sh); the Temporal binaries are a `dev` extra, not in this image.
+COPY requirements ./requirements
+RUN /opt/guest-journey/bin/pip install --no-cache-dir --require-hashes -r requirements/production.lock
 COPY pyproject.toml README.md worker.py ./
 COPY guest_journey ./guest_journey
 COPY workflows ./workflows
 COPY activities ./activities
 COPY communications ./communications
 COPY api ./api
-RUN /opt/guest-journey/bin/pip install --no-cache-dir .
+RUN /opt/guest-journey/bin/pip install --no-cache-dir --no-deps .
 
 FROM ${PYTHON_IMAGE}
 ENV PATH=/opt/guest-journey/bin:$PATH \
@@ -36,6 +40,8 @@ WORKDIR /var/lib/guest-journey
 USER 10001:10001
 EXPOSE 8000
 STOPSIGNAL SIGTERM
+# Liveness only (the process answers): an outage of the database or Temporal must not
+# restart the API. Readiness, with its dependencies, is GET /health/ready.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
-    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health/otel' % os.environ.get('GUEST_JOURNEY_API_PORT', '8000'), timeout=4)"
+    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health/live' % os.environ.get('GUEST_JOURNEY_API_PORT', '8000'), timeout=4)"
 CMD ["guest-journey", "api"]

