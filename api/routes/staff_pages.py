@@ -30,6 +30,7 @@ from api.access import AmbiguousJourney, Principal, check_reservation, journey_i
 from api.deps import ServicesDep, SettingsDep, TemporalClientDep
 from api.errors import Conflict, DomainError, NotFound, Unavailable
 from api.journey_service import NotInDoubt, read_journey
+from api.service_status import service_status
 from api.staff import actions, analytics_data, attention, labels, svg_charts
 from api.staff.actions import FormError, PanelForm
 from api.staff.panel import PanelJourney, build_panel
@@ -173,6 +174,10 @@ async def _panel_context(
         "attention_zone": services.policy.timezone,
     }
     context["attention"] = await _attention(page, services) if attention_list else []
+    context["service_status"] = await service_status(
+        client=client, sessions=services.sessions, settings=services.settings, now=utcnow(),
+        hotels=page.principal.hotel_filter(),
+    ) if attention_list else None
     if not reservation_id:
         return context
     if not _RESERVATION.match(reservation_id):
