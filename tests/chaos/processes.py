@@ -228,8 +228,8 @@ def worker_script() -> list[str]:
 class ApiProcess(ServiceProcess):
     """`guest-journey api` on a fixed loopback port, so that a restart answers at the same URL."""
 
-    def __init__(self, *, port: int, env: dict[str, str], log_dir: Path) -> None:
-        super().__init__("api", service_command("api"), env=env, log_dir=log_dir)
+    def __init__(self, *, port: int, env: dict[str, str], log_dir: Path, name: str = "api") -> None:
+        super().__init__(name, service_command("api"), env=env, log_dir=log_dir)
         self.url = f"http://127.0.0.1:{port}"
 
     async def wait_healthy(self, timeout: float = 60.0) -> None:
@@ -308,8 +308,8 @@ class Processes:
         command = command if command is not None else service_command("worker")
         return self._add(ServiceProcess(name, command, env=env, log_dir=self.log_dir))
 
-    def api(self, *, port: int, env: dict[str, str]) -> ApiProcess:
-        api = ApiProcess(port=port, env=env, log_dir=self.log_dir)
+    def api(self, *, port: int, env: dict[str, str], name: str = "api") -> ApiProcess:
+        api = ApiProcess(port=port, env=env, log_dir=self.log_dir, name=name)
         self._add(api)
         return api
 
