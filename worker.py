@@ -15,7 +15,9 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import NoReturn
 
+from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -35,7 +37,7 @@ from guest_journey.logs import configure_logging
 from guest_journey.metrics_server import MetricsServer, MetricsServerError
 from guest_journey.reservations import Channel
 from guest_journey.schema import SchemaNotCurrent, prepare_database
-from guest_journey.settings import Settings, get_settings
+from guest_journey.settings import Settings, get_settings, settings_problems
 from guest_journey.telemetry import configure_telemetry
 from guest_journey.temporal import connect_temporal
 from workflows.dashboard_kpis import DashboardKpisWorkflow
@@ -48,7 +50,18 @@ HAND_OVER_RECORD_TIME = timedelta(seconds=15)
 DEFAULT_SENDER = "Guest Journey <no-reply@guest-journey.localhost>"
 
 
+class EmailNotConfigured(RuntimeError):
+    """A production worker without an SMTP relay: guests' e-mails would stay on its disk."""
+
+
 def build_channels(settings: Settings) -> dict[Channel, ChannelSender]:
+    """The configured channels. E-mail without SMTP settings goes to a local outbox of
+    `.eml` files in development; production refuses that (`EmailNotConfigured`)."""
+    if settings.env == "production" and not settings.smtp_configured:
+        raise EmailNotConfigured(
+            "production sends guests' e-mail through an SMTP relay, never to a local outbox: "
+            "set GUEST_JOURNEY_SMTP_HOST (and _SMTP_PORT, _SMTP_USERNAME, _SMTP_PASSWORD as the relay needs)"
+        )
     sender = settings.email_from or DEFAULT_SENDER
     email: ChannelSender
     if settings.smtp_configured:
@@ -122,6 +135,7 @@ def graceful_shutdown(channels: dict[Channel, ChannelSender]) -> timedelta:
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     """Run one worker until `stop` is set; in-flight activities finish first."""
+    channels = build_channels(settings)  # production refuses to start without an SMTP relay
     if not settings.smtp_configured:
         logger.warning("SMTP is not configured: e-mails go to the local outbox %s", settings.outbox_dir)
     engine = create_engine(settings.resolved_database_url)
@@ -136,7 +150,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             client = await connect_temporal(settings, sessions=session_factory(keys_engine))
             if await ensure_kpi_schedule(client, settings.task_queue):
                 logger.info("created the daily schedule of the dashboard's KPI snapshots")
-            worker = build_worker(client, settings, session_factory(engine))
+            worker = build_worker(client, settings, session_factory(engine), channels)
             logger.info("worker polling task queue %s at %s", settings.task_queue, settings.temporal_address)
             async with worker:
                 await stop.wait()
@@ -163,9 +177,19 @@ async def worker_metrics(settings: Settings, sessions: SessionFactory) -> AsyncI
         yield server
 
 
+def refuse(why: str) -> NoReturn:
+    """A worker that cannot start says why in one plain line on stderr, and exits 1."""
+    sys.stderr.write(f"worker: {why}\n")
+    sys.exit(1)
+
+
 def main() -> None:
     configure_logging()
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as error:
+        refuse(f"invalid settings: {settings_problems(error)}")
+    configure_logging(settings.log_level)
     telemetry = configure_telemetry("guest-journey-worker", settings=settings)
 
     async def serve() -> None:
@@ -177,9 +201,8 @@ def main() -> None:
 
     try:
         asyncio.run(serve())
-    except (SchemaNotCurrent, MetricsServerError) as error:
-        logger.error("%s", error)
-        sys.exit(1)
+    except (SchemaNotCurrent, MetricsServerError, EmailNotConfigured) as error:
+        refuse(str(error))
     finally:
         telemetry.shutdown()
 

@@ -40,6 +40,7 @@ from guest_journey.policy import load_policy
 from guest_journey.schema import prepare_database
 from guest_journey.settings import MIN_SECRET_BITS, Settings, get_settings
 from guest_journey.temporal import connect_temporal
+from guest_journey.version import package_version
 
 logger = logging.getLogger("guest_journey.api")
 
@@ -107,7 +108,7 @@ def create_app(
 
     app = FastAPI(
         title="Guest Journey",
-        version="0.1.0",
+        version=package_version(),
         description="Each hotel reservation's digital guest journey as one durable Temporal workflow.",
         lifespan=lifespan,
         # Requests are traced by `RequestTracing`, which names spans by route

@@ -36,9 +36,11 @@ from guest_journey.devserver import (
     url_host,
 )
 from guest_journey.logs import configure_logging
-from guest_journey.settings import Settings, get_settings
+from guest_journey.schema import SchemaNotCurrent, check_database_is_current
+from guest_journey.settings import Settings, get_settings, settings_problems
 from guest_journey.telemetry import configure_telemetry
 from guest_journey.temporal import SEARCH_ATTRIBUTES
+from guest_journey.version import package_version
 
 logger = logging.getLogger("guest_journey.cli")
 USAGE_ERROR = 2
@@ -78,6 +80,12 @@ def _fail(command: str, message: str) -> int:
     sys.stderr.write(f"guest-journey {command}: {message}\n")
     sys.stderr.flush()
     return USAGE_ERROR
+
+
+def _refuse(command: str, why: str) -> int:
+    """A process that will not start on what it found (not a usage error): one line, exit 1."""
+    _fail(command, why)
+    return 1
 
 
 def _api_url(settings: Settings) -> str:
@@ -234,7 +242,22 @@ def _api_command(settings: Settings) -> int:
     conflict = first_port_conflict([_api_claim(settings)])
     if conflict is not None:
         return _fail("api", conflict)
+    if settings.env == "production":
+        try:  # one line saying what to run, rather than a failed start-up's traceback
+            asyncio.run(_check_schema(settings))
+        except SchemaNotCurrent as error:
+            return _refuse("api", str(error))
     return asyncio.run(_api(settings))
+
+
+async def _check_schema(settings: Settings) -> None:
+    from guest_journey.database import create_engine
+
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        await check_database_is_current(engine)
+    finally:
+        await engine.dispose()
 
 
 def _worker_command(settings: Settings) -> int:
@@ -257,6 +280,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Guest Journey: one durable Temporal workflow per hotel reservation. "
         "Settings come from GUEST_JOURNEY_* environment variables.",
     )
+    parser.add_argument("--version", action="version", version=f"guest-journey {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{dev,api,worker,gdpr,db,status}")
     for name, (_, help_text) in COMMANDS.items():
         commands.add_parser(name, help=help_text, description=help_text)
@@ -272,12 +296,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         settings = get_settings()
     except ValidationError as error:
-        problems = "; ".join(
-            f"GUEST_JOURNEY_{'_'.join(str(part) for part in e['loc']).upper()}: {e['msg']}"
-            if e["loc"] else e["msg"]
-            for e in error.errors()
-        )
-        sys.exit(_fail(args.command, f"invalid settings: {problems}"))
+        sys.exit(_fail(args.command, f"invalid settings: {settings_problems(error)}"))
+    configure_logging(settings.log_level)
     run_with_args = getattr(args, "run_with_args", None)
     run = partial(run_with_args, args=args) if run_with_args else COMMANDS[args.command][0]
     telemetry = configure_telemetry(f"guest-journey-{args.command}", settings=settings)

@@ -1,4 +1,4 @@
-"""Logging for every process: one JSON object per line, with the fields a
+"""Logging for every process: at a terminal, readable lines; otherwise one JSON object per line, with the fields a
 log line was given (`extra=`, e.g. `reservation_id`) and the current trace and
 span ids, never a guest's address in clear: e-mail addresses and phone numbers
 anywhere in the line are masked (`guest_journey.privacy`)."""
@@ -9,6 +9,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import TextIO
 
 from opentelemetry import trace
 
@@ -35,11 +36,28 @@ class JsonFormatter(logging.Formatter):
         return mask_text(json.dumps(entry, default=str))
 
 
-def configure_logging(level: int = logging.INFO) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+class ConsoleFormatter(JsonFormatter):
+    """For a person at a terminal: `time level logger: message key=value ...`, masked the same way."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = json.loads(super().format(record))
+        moment = datetime.fromisoformat(entry.pop("time")).strftime("%H:%M:%S")
+        level, name, message = entry.pop("level"), entry.pop("logger"), entry.pop("message")
+        error = entry.pop("error", None)
+        entry.pop("color_message", None)
+        fields = " ".join(f"{key}={value}" for key, value in entry.items())
+        line = f"{moment} {level:<7} {name}: {message}" + (f"  {fields}" if fields else "")
+        return line + (f"\n{error}" if error else "")
+
+
+def configure_logging(level: str | int = logging.INFO, stream: TextIO | None = None) -> None:
+    """Log to stderr from `level` up (`GUEST_JOURNEY_LOG_LEVEL`): JSON lines, or readable
+    lines when stderr is a terminal."""
+    stream = stream or sys.stderr
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(ConsoleFormatter() if stream.isatty() else JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.setLevel(level.upper() if isinstance(level, str) else level)
     logging.getLogger("temporalio").setLevel(logging.WARNING)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROLES = ("reservations", "ops", "admin")
@@ -56,12 +56,14 @@ SMTPS_PORT = 465
 
 
 WorkflowIdScope = Literal["reservation", "hotel"]
+LogLevel = Literal["debug", "info", "warning", "error"]
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GUEST_JOURNEY_", extra="ignore")
 
     env: Literal["development", "production"] = "development"
+    log_level: LogLevel = Field(default="info", description="the lowest level logged: debug, info, warning, error")
     data_dir: Path = Path("./.guest-journey")
     database_url: str | None = None
 
@@ -462,3 +464,12 @@ def _smtp_tls_of_starttls(starttls: bool, port: int | None) -> SmtpTls:
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def settings_problems(error: ValidationError) -> str:
+    """Invalid settings in one line, each named by its environment variable."""
+    return "; ".join(
+        f"GUEST_JOURNEY_{'_'.join(str(part) for part in problem['loc']).upper()}: {problem['msg']}"
+        if problem["loc"] else problem["msg"]
+        for problem in error.errors()
+    )

@@ -23,6 +23,7 @@ last result is kept in `otlp_export_status` (`/health/otel`).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 from opentelemetry import trace
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
@@ -54,6 +55,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from guest_journey.privacy import mask, mask_text
 from guest_journey.settings import Settings, get_settings
+from guest_journey.version import package_version
 
 logger = logging.getLogger(__name__)
 
@@ -228,6 +230,19 @@ def _masked_attributes(attributes: Attributes) -> Attributes:
     return None if attributes is None else {key: mask(value) for key, value in attributes.items()}
 
 
+def process_resource(default_service_name: str) -> Resource:
+    """The process as traces name it: the name `OTEL_SERVICE_NAME` (or `service.name` in
+    `OTEL_RESOURCE_ATTRIBUTES`) gives, else `default_service_name`; `service.version` is
+    this release's."""
+    named = os.environ.get("OTEL_SERVICE_NAME", "").strip() or any(
+        pair.split("=", 1)[0].strip() == SERVICE_NAME for pair in os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "").split(",")
+    )
+    attributes = {SERVICE_VERSION: package_version()}
+    if not named:
+        attributes[SERVICE_NAME] = default_service_name
+    return Resource.create(attributes)
+
+
 def configure_telemetry(
     service_name: str,
     *,
@@ -237,7 +252,7 @@ def configure_telemetry(
     """Set this process's tracer provider (once per process: OpenTelemetry keeps
     the first one). `span_exporter` receives every span as it ends (tests)."""
     settings = settings or get_settings()
-    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service_name}))
+    provider = TracerProvider(resource=process_resource(service_name))
     if span_exporter is not None:
         provider.add_span_processor(SimpleSpanProcessor(PrivateSpanExporter(span_exporter)))
     if settings.otlp_traces_configured:

@@ -39,6 +39,7 @@ def production_env(database_url: str) -> dict[str, str]:
         "GUEST_JOURNEY_API_KEYS": "pms-key-0123456789abcdefghij:reservations",
         "GUEST_JOURNEY_SECRET_KEY": "production-secret-0123456789abcdef",
         "GUEST_JOURNEY_TEMPORAL_ADDRESS": "127.0.0.1:1",
+        "GUEST_JOURNEY_SMTP_HOST": "127.0.0.1",
     }
 
 
@@ -72,9 +73,29 @@ def test_production_processes_refuse_an_old_schema_until_db_upgrade_runs() -> No
         current = cli("db", "current", settings_env=env)
 
     assert worker.returncode == 1
-    assert "the database has no schema yet" in worker.stderr
+    assert worker.stderr.startswith("worker: the database has no schema yet")
     assert "run `guest-journey db upgrade`" in worker.stderr
     assert api.returncode == 1
+    assert api.stderr.startswith("guest-journey api: the database has no schema yet")
     assert "run `guest-journey db upgrade`" in api.stderr
+    for refused in (worker, api):
+        assert refused.stderr.count("\n") == 1, refused.stderr  # one line saying why, no traceback
     assert upgraded.returncode == 0, upgraded.stderr
     assert current.stdout == f"{head_revision()} (head)\n"
+
+
+def test_a_production_worker_refuses_to_keep_e_mails_on_its_disk() -> None:
+    with postgres_schema() as database_url:
+        env = {key: value for key, value in production_env(database_url).items()
+               if key != "GUEST_JOURNEY_SMTP_HOST"}
+        worker = run([sys.executable, "-m", "worker"], env)
+        weak = run([sys.executable, "-m", "worker"], {**env, "GUEST_JOURNEY_SECRET_KEY": "short"})
+
+    assert worker.returncode == 1
+    assert worker.stderr == (
+        "worker: production sends guests' e-mail through an SMTP relay, never to a local outbox: "
+        "set GUEST_JOURNEY_SMTP_HOST (and _SMTP_PORT, _SMTP_USERNAME, _SMTP_PASSWORD as the relay needs)\n"
+    )
+    assert weak.returncode == 1
+    assert weak.stderr.startswith("worker: invalid settings: ") and "128 bits" in weak.stderr
+    assert weak.stderr.count("\n") == 1
