@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
@@ -98,11 +99,23 @@ def caller_role(request: Request, settings: SettingsDep) -> Role:
     return caller_principal(request, settings).role
 
 
+# Declares the API key in the OpenAPI document (an HTTP bearer scheme on every route that
+# needs a role); `caller_principal` does the checking, so this one never refuses.
+BEARER = HTTPBearer(
+    scheme_name="apiKey", auto_error=False,
+    description="A key from GUEST_JOURNEY_API_KEYS: `Authorization: Bearer <key>`. Its role (reservations, ops, "
+    "admin) says which routes it may call, and `key:role:hotel-a|hotel-b` limits it to those hotels.",
+)
+
+
 def require_role(*roles: Role) -> Callable[..., Principal]:
     """A dependency that lets through the given roles (and `admin`), 403 for others; the
     caller's `Principal` (handlers take it as `PrincipalDep`, computed once a request)."""
 
-    def check(principal: Annotated[Principal, Depends(caller_principal)]) -> Principal:
+    def check(
+        principal: Annotated[Principal, Depends(caller_principal)],
+        _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+    ) -> Principal:
         if principal.role != "admin" and principal.role not in roles:
             raise HTTPException(
                 403, f"this route needs the role {' or '.join(roles)}; your key has {principal.role}"

@@ -71,15 +71,25 @@ class Guest(BaseModel):
 
 
 class ReservationIn(BaseModel):
-    """Body of `PUT /reservations/{reservation_id}`."""
+    """Body of `PUT /reservations/{reservation_id}`: the whole reservation as the reservation
+    system knows it now, sent on every change."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "hotel_id": "copacabana",
+        "guest": {"name": "Ana Souza", "email": "ana@example.com", "phone": "+5521999990000",
+                  "language": "pt-BR", "preferred_channels": ["whatsapp", "email"], "marketing_consent": True},
+        "arrival": "2027-01-10T14:00:00-03:00",
+        "departure": "2027-01-12T11:00:00-03:00",
+        "room_type": "deluxe",
+        "rate_plan": "BAR",
+    }]})
 
-    hotel_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    hotel_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$",
+                          description="the hotel's id: the policy's `hotels` key, and what keys are limited to")
     guest: Guest
-    arrival: Moment
-    departure: Moment
-    room_type: str | None = Field(default=None, max_length=64)
+    arrival: Moment = Field(description="check-in moment with its UTC offset; years 2000 to 2199")
+    departure: Moment = Field(description="check-out moment with its UTC offset, after `arrival`")
+    room_type: str | None = Field(default=None, max_length=64, description="shown to the guest; offers may name it")
     rate_plan: str | None = Field(default=None, max_length=64)
 
     @model_validator(mode="after")

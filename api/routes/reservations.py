@@ -9,7 +9,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Response, status
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.access import check_reservation
 from api.deps import (
@@ -54,10 +54,15 @@ class JourneyRef(BaseModel):
 
 
 class PmsEventIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """What happened at the front desk: the guest checked in or out, or did not come."""
 
-    type: PmsEventType
-    at: Moment | None = None
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"type": "checked_in", "at": "2027-01-10T15:12:00-03:00"}, {"type": "no_show"},
+    ]})
+
+    type: PmsEventType = Field(description="checked_in moves the journey in stay, checked_out to post-stay, "
+                               "no_show ends it")
+    at: Moment | None = Field(default=None, description="when it happened; unset: now")
 
 
 def _request_id(idempotency_key: str | None) -> str:
