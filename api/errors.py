@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
@@ -104,6 +105,21 @@ def undecodable_body(error: HTTPException) -> bool:
     return error.status_code == 400 and isinstance(error.__cause__, UnicodeDecodeError)
 
 
+CANDIDATE_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route of this path takes (Starlette names only the first route's)."""
+    methods = {
+        method for method in CANDIDATE_METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL
+               for route in request.app.router.routes)
+    }
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http(request: Request, error: HTTPException) -> Response:
@@ -112,6 +128,8 @@ def install_error_handlers(app: FastAPI) -> None:
         if undecodable_body(error):  # malformed JSON, like any other: 422 saying what is wrong
             problem = {"type": "json_invalid", "loc": ["body"], "msg": "the body is not JSON: it is not UTF-8 text"}
             return JSONResponse(status_code=422, content={"detail": [problem]})
+        if error.status_code == 405:
+            error.headers = {**(error.headers or {}), "Allow": allowed_methods(request)}
         return await http_exception_handler(request, error)
 
     @app.exception_handler(DomainError)

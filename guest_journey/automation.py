@@ -114,7 +114,7 @@ class GuestJourneySnapshot(BaseModel):
     )
     preferences: dict[str, Any] | None = None
     stage: Stage | None = None
-    nps: int | None = Field(default=None, ge=0, le=10)
+    nps: int | None = Field(default=None, ge=0, le=10, strict=True)  # false is not a score
 
     @field_validator("preferences")
     @classmethod

@@ -38,3 +38,24 @@ async def test_the_reservation_and_event_examples_are_valid_bodies(api):
         for example in examples:
             model.model_validate(example)
     assert schemas["ReservationIn"]["properties"]["departure"]["description"]
+
+
+async def test_a_wrong_method_is_405_naming_every_method_the_path_takes(api):
+    answers = {
+        path: await api.request(method, path)
+        for method, path in (("PATCH", "/reservations/R1"), ("DELETE", "/communications/templates"))
+    }
+
+    assert {path: (answer.status_code, answer.headers.get("allow")) for path, answer in answers.items()} == {
+        "/reservations/R1": (405, "DELETE, PUT"),
+        "/communications/templates": (405, "GET, HEAD"),
+    }
+
+
+async def test_a_snapshot_score_must_be_a_number_not_a_boolean(api):
+    answer = await api.post("/guest-experience/journey", json={
+        "mode": "sync", "snapshots": [{"reservation_id": "R1", "nps": False}],
+    })
+
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["loc"][-1] == "nps"
