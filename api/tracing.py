@@ -33,7 +33,8 @@ class RequestTracing:
             f"{method} request",
             context=propagate.extract(headers),
             kind=SpanKind.SERVER,
-            attributes={"http.method": method},
+            # OpenTelemetry's HTTP semantic conventions (stable): request method, status, route, scheme.
+            attributes={"http.request.method": method, "url.scheme": scope.get("scheme", "http")},
             record_exception=True,
             set_status_on_exception=True,
         ) as span:
@@ -41,7 +42,7 @@ class RequestTracing:
             async def traced_send(message: Message) -> None:
                 if message["type"] == "http.response.start":
                     status_code = int(message["status"])
-                    span.set_attribute("http.status_code", status_code)
+                    span.set_attribute("http.response.status_code", status_code)
                     if status_code >= 500:
                         span.set_status(Status(StatusCode.ERROR))
                 await send(message)

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, event
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext import asyncio as sqlalchemy_asyncio
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.types import TypeDecorator
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -47,10 +48,11 @@ def create_engine(url: str) -> AsyncEngine:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             _use_write_ahead_log(path)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        # Looked up at each call, so that tracing (`telemetry.trace_client_calls`) sees every engine.
+        engine = sqlalchemy_asyncio.create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return sqlalchemy_asyncio.create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
 def _use_write_ahead_log(path: str, patience_seconds: float = 30.0) -> None:

@@ -264,7 +264,24 @@ def configure_telemetry(
         ))
         logger.info("traces exported over OTLP", extra={"service": service_name})
     trace.set_tracer_provider(provider)
+    if settings.otlp_traces_configured:
+        trace_client_calls()
     return Telemetry(tracer_provider=provider)
+
+
+def trace_client_calls() -> None:
+    """Spans for this process's outgoing calls, when its spans go somewhere: HTTP through
+    httpx (the WhatsApp Cloud API, the KPI webhook) and the database through SQLAlchemy
+    (statements with their placeholders, never the values). Engines made before this
+    call are not traced: processes configure telemetry first."""
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+    for instrumentor in (HTTPXClientInstrumentor(), SQLAlchemyInstrumentor()):
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            # The SQLAlchemy instrumentor declares support up to 2.0 and we run 2.1, whose
+            # engine events (all it uses) are unchanged: tests/test_telemetry.py checks the spans.
+            instrumentor.instrument(skip_dep_check=True)
 
 
 @lru_cache

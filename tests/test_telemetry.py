@@ -3,6 +3,7 @@ workflow and its activity; metrics on `/metrics`; trace ids in the JSON logs."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
@@ -90,9 +91,9 @@ async def test_one_trace_spans_api_request_workflow_and_activity(env, spans, tra
     [request] = _named(finished, "PUT /reservations/{reservation_id}")
     assert request.kind is trace.SpanKind.SERVER
     assert request.attributes is not None
-    assert request.attributes["http.method"] == "PUT"
+    assert request.attributes["http.request.method"] == "PUT"
     assert request.attributes["http.route"] == "/reservations/{reservation_id}"
-    assert request.attributes["http.status_code"] == 201
+    assert request.attributes["http.response.status_code"] == 201
     trace_id = request.context.trace_id
     in_trace = tuple(span for span in finished if span.context.trace_id == trace_id)
     [client_call] = _named(in_trace, "StartUpdateWithStartWorkflow:GuestJourneyWorkflow")
@@ -161,3 +162,44 @@ async def test_temporal_sdk_metrics_are_served_for_prometheus(dev_env, settings,
     assert "temporal_workflow_completed" in exposition
     assert "temporal_workflow_task_execution_latency_bucket" in exposition
     assert "temporal_activity_execution_latency_bucket" in exposition
+
+
+async def test_outgoing_http_and_database_calls_are_spans_of_the_trace(tmp_path):
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+    from sqlalchemy import text
+
+    from guest_journey.database import create_engine
+    from guest_journey.telemetry import trace_client_calls, tracer
+
+    spans = recording_exporter()
+    spans.clear()
+    trace_client_calls()  # what a process exporting its traces over OTLP does at start
+    try:
+        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'traced.sqlite'}")
+
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        with tracer().start_as_current_span("send a message") as parent:
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+            async with httpx.AsyncClient() as http:
+                await http.post(f"http://127.0.0.1:{port}/v21.0/123/messages", content=b"{}")
+        server.close()
+        await engine.dispose()
+    finally:
+        HTTPXClientInstrumentor().uninstrument()
+        SQLAlchemyInstrumentor().uninstrument()
+
+    children = [span for span in spans.get_finished_spans()
+                if span.parent is not None and span.parent.span_id == parent.get_span_context().span_id]
+    kinds = {span.kind for span in children}
+    assert trace.SpanKind.CLIENT in kinds
+    assert any(span.name == "POST" for span in children), [span.name for span in children]
+    assert any("SELECT" in span.name for span in children), [span.name for span in children]
