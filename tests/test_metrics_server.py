@@ -124,8 +124,8 @@ async def test_kpi_gauges_are_scraped_from_the_schedules_snapshots_without_the_d
             )
         after = (await scrape(address)).text
     assert result.snapshots == 3  # the day, for SP, RJ and all hotels
-    assert 'hotel="hotel-sp"' not in before
     sp = 'hotel="hotel-sp",window="day"'
+    assert sample(before, f"guest_journey_kpi_satisfaction_score{{{sp}}}") is None  # no gauge before the run
     assert sample(after, f"guest_journey_kpi_satisfaction_score{{{sp}}}") == pytest.approx(8.0)
     assert sample(after, f"guest_journey_kpi_nps{{{sp}}}") == pytest.approx(0.0)
     assert sample(after, f"guest_journey_kpi_upsell_conversion_ratio{{{sp}}}") == pytest.approx(0.5)
