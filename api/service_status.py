@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
@@ -84,15 +85,22 @@ async def service_status(
     temporal, workers, backlog = await _temporal_figures(client, settings, temporal_problem)
     return ServiceStatus(
         checked_at=now, task_queue=settings.task_queue, database=database, temporal=temporal, workers=workers,
-        task_queue_backlog=backlog, **figures,
+        task_queue_backlog=backlog, snapshots_pending=figures.snapshots_pending,
+        failures_last_hour=figures.failures_last_hour, journeys_without_progress=figures.journeys_without_progress,
     )
+
+
+@dataclass(frozen=True)
+class _DatabaseFigures:
+    snapshots_pending: int | None = None
+    failures_last_hour: dict[str, ChannelSummary] | None = None
+    journeys_without_progress: list[str] | None = None
 
 
 async def _database_figures(
     sessions: SessionFactory, now: datetime, hotels: Collection[str] | None
-) -> tuple[str, dict[str, object]]:
-    unknown: dict[str, object] = {"snapshots_pending": None, "failures_last_hour": None,
-                                  "journeys_without_progress": None}
+) -> tuple[str, _DatabaseFigures]:
+    unknown = _DatabaseFigures()
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_SECONDS), sessions() as session:
             await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
@@ -110,11 +118,11 @@ async def _database_figures(
             stuck = await stuck_journeys(session=session, now=now, hotels=hotels)
     except Exception as error:
         return f"answers, but reading it failed: {type(error).__name__}", unknown
-    return "ok", {
-        "snapshots_pending": pending,
-        "failures_last_hour": summary.by_channel,
-        "journeys_without_progress": sorted({item.reservation_id for item in stuck if item.reservation_id}),
-    }
+    return "ok", _DatabaseFigures(
+        snapshots_pending=pending,
+        failures_last_hour=summary.by_channel,
+        journeys_without_progress=sorted({item.reservation_id for item in stuck if item.reservation_id}),
+    )
 
 
 async def _temporal_figures(

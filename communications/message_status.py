@@ -199,14 +199,15 @@ async def _apply_batch(session: AsyncSession, reports: list[StatusReport]) -> li
     seen_events, seen_reports = await _reports_seen(session, list(by_provider_id.values()), reports)
     answers: list[MessageRecord | None] = []
     for report in reports:
-        record = by_provider_id.get(report.provider_message_id)
-        if record is None:
+        found = by_provider_id.get(report.provider_message_id)
+        if found is None:
             if report.callback_message_id is None:
                 answers.append(None)
                 continue
             await session.commit()  # rare (an answer that was lost): the one-by-one path
             answers.append(await apply_status_update(session=session, **report.model_dump()))
             continue
+        record = found
         if report.status is MessageStatus.received:
             raise ValueError("received is the status of inbound messages, not a delivery report")
         same = (record.id, report.status.value, report.at)
@@ -235,10 +236,10 @@ async def _reports_seen(
     event_ids = [report.event_id for report in reports if report.event_id is not None]
     seen_events: set[str] = set()
     if event_ids:
-        rows = await session.exec(
+        events = await session.exec(
             select(MessageStatusEvent.event_id).where(col(MessageStatusEvent.event_id).in_(event_ids))
         )
-        seen_events = {event_id for event_id in rows.all() if event_id is not None}
+        seen_events = {event_id for event_id in events.all() if event_id is not None}
     seen_reports: set[tuple[str, str, datetime]] = set()
     if records:
         rows = await session.exec(
@@ -281,7 +282,7 @@ async def declare_in_doubt(*, session: AsyncSession, message_id: str, reason: st
     """An attempt reached the provider but its answer was lost: the message is in
     doubt — unless a status report (a fast webhook) already said what became of it,
     which is kept. One conditional UPDATE, so no report can slip in between."""
-    await session.exec(  # type: ignore[call-overload]
+    await session.exec(
         update(MessageRecord)
         .where(
             col(MessageRecord.id) == message_id,
@@ -324,7 +325,9 @@ async def _record_report(
         await session.commit()
     except IntegrityError:  # the same report, recorded concurrently
         await session.rollback()
-        return await session.get(MessageRecord, record.id, populate_existing=True)
+        stored = await session.get(MessageRecord, record.id, populate_existing=True)
+        assert stored is not None, "a message with status events is never deleted"
+        return stored
     return record
 
 

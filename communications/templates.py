@@ -444,6 +444,7 @@ def _check_private_names(relative: str, tree: nodes.Template) -> None:
         elif isinstance(node, nodes.Getitem):
             name = node.arg.value if isinstance(node.arg, nodes.Const) else None
         else:
+            assert isinstance(node, nodes.Filter)
             name = node.args[0].value if node.name == "attr" and node.args and isinstance(
                 node.args[0], nodes.Const) else None
         if isinstance(name, str) and name.startswith("_"):

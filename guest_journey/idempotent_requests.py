@@ -82,7 +82,7 @@ async def claim(
     now = now or utcnow()
     await session.exec(delete(IdempotentRequest).where(col(IdempotentRequest.created_at) <= now - KEEP_FOR))
     try:
-        await session.exec(  # type: ignore[call-overload]
+        await session.exec(
             insert(IdempotentRequest).values(scope=scope, key=key, fingerprint=fingerprint, created_at=now,
                                              lease_until=now + LEASE)
         )
@@ -102,7 +102,7 @@ async def claim(
         return InFlight(first.lease_until)
     # The first request's lease ran out without an answer (its process stopped):
     # take the key over, unless another repeat did so first.
-    taken = await session.exec(  # type: ignore[call-overload]
+    taken = await session.exec(
         update(IdempotentRequest)
         .where(*_this(scope, key), col(IdempotentRequest.status_code).is_(None),
                col(IdempotentRequest.lease_until) == first.lease_until)
@@ -114,7 +114,7 @@ async def claim(
 
 async def renew(*, session: AsyncSession, scope: str, key: str, now: datetime | None = None) -> None:
     """Extend the lease of a request still running."""
-    await session.exec(  # type: ignore[call-overload]
+    await session.exec(
         update(IdempotentRequest)
         .where(*_this(scope, key), col(IdempotentRequest.status_code).is_(None))
         .values(lease_until=(now or utcnow()) + LEASE)
@@ -124,7 +124,7 @@ async def renew(*, session: AsyncSession, scope: str, key: str, now: datetime | 
 
 async def record_answer(*, session: AsyncSession, scope: str, key: str, status_code: int, body: str) -> None:
     """Keep the answer of the request that claimed the key, to replay it."""
-    await session.exec(  # type: ignore[call-overload]
+    await session.exec(
         update(IdempotentRequest)
         .where(*_this(scope, key))
         .values(status_code=status_code, response_body=body, lease_until=None)
@@ -134,7 +134,7 @@ async def record_answer(*, session: AsyncSession, scope: str, key: str, status_c
 
 async def release(*, session: AsyncSession, scope: str, key: str) -> None:
     """Give the key up (the request failed, no answer is kept): a repeat runs again."""
-    await session.exec(  # type: ignore[call-overload]
+    await session.exec(
         delete(IdempotentRequest).where(*_this(scope, key), col(IdempotentRequest.status_code).is_(None))
     )
     await session.commit()

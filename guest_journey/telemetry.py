@@ -302,7 +302,7 @@ def metrics_text(hotels: Collection[str] | None = None) -> bytes:
     over every hotel), are left out."""
     if hotels is None:
         return generate_latest(REGISTRY)
-    return generate_latest(_HotelSeries(REGISTRY, frozenset(hotels)))  # type: ignore[arg-type]
+    return generate_latest(_HotelSeries(REGISTRY, frozenset(hotels)))
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 from temporalio.workflow import ActivityCancellationType
 
@@ -278,6 +278,7 @@ class GuestJourneyWorkflow:
 
     async def _send_again(self, step: Step, request_id: str) -> Step:
         s = self._s
+        assert step.channel is not None, "a step in doubt names the channel it was sent on"
         channel = Channel(step.channel)
         template = step.template or TEMPLATE_FOR_KIND[step.kind]
         key = message_key(s.reservation.reservation_id, step.key, channel)
@@ -487,7 +488,7 @@ class GuestJourneyWorkflow:
         current = (s.stage, s.reservation.arrival)
         if current == self._published:
             return
-        updates = [
+        updates: list[SearchAttributeUpdate[Any]] = [
             temporal.JOURNEY_STAGE.value_set(s.stage.value),
             temporal.ARRIVAL_DATE.value_set(s.reservation.arrival),
         ]
@@ -637,7 +638,7 @@ class GuestJourneyWorkflow:
         (check-in details, form preferences, the feedback comment) is not theirs to see.
         Steps already sent stay done; nothing is sent again."""
         s = self._s
-        cleared = []
+        cleared: list[str] = []
         form_keys = set(s.form_preferences)
         if not form_keys and s.checkin.status is CheckinStatus.completed:
             form_keys = set(CHECKIN_FORM_PREFERENCES)

@@ -64,6 +64,7 @@ class ChannelSender(Protocol):
     reports_status: bool
     # The longest one `send` may take, every attempt and fallback inside it
     # included: the worker's graceful shutdown is derived from it.
-    longest_send: timedelta
+    @property
+    def longest_send(self) -> timedelta: ...
 
     async def send(self, outgoing: Outgoing) -> Delivery: ...
