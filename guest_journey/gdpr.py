@@ -59,7 +59,6 @@ ERASED_NAME = "erased"
 ERASED_TEXT = "[erased]"
 # an erased unsubscribe holds a digest; rows erased before digests were kept hold `erased:<random>`
 ERASED_ADDRESS_PREFIXES = (DIGEST_PREFIX, "erased:")
-TABLES = ("journey", "message", "message_status_event", "staff_text", "unsubscribe", "snapshot_pending")
 # check-in details that say nothing about who the guest is; every other key is removed
 CHECKIN_KEPT = frozenset(
     {"estimated_arrival", "estimated_arrival_at", "marketing_consent", "terms_accepted_at", "language"}

@@ -38,7 +38,6 @@ class Stage(StrEnum):
 
 
 FINAL_STAGES = frozenset({Stage.completed, Stage.cancelled, Stage.no_show})
-STAGE_ORDER = [Stage.pre_arrival, Stage.in_stay, Stage.post_stay, Stage.completed]
 
 
 class StepKind(StrEnum):

@@ -7,7 +7,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, func
+from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -112,7 +112,3 @@ async def finished_stage(*, session: AsyncSession, reservation_id: str) -> Stage
     ).first()
     return Stage(stage) if stage in FINAL_STAGES else None
 
-
-async def count_by_stage(*, session: AsyncSession) -> dict[str, int]:
-    rows = await session.exec(select(JourneyRecord.stage, func.count()).group_by(JourneyRecord.stage))
-    return {stage: count for stage, count in rows.all()}
