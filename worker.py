@@ -21,8 +21,8 @@ from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.automation import KpiActivities
 from activities.journey_record import JourneyRecorder
+from activities.kpi_windows import KpiActivities
 from activities.messaging import MessagingActivities
 from communications.channels.base import ChannelSender
 from communications.channels.email import OutboxEmailSender, SmtpEmailSender

@@ -10,7 +10,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.automation import KpiActivities, KpiWindowsInput, KpiWindowsResult
+    from activities.kpi_windows import KpiActivities, KpiWindowsInput, KpiWindowsResult
 
 SCHEDULE_ID = "guest-journey-dashboard-kpis"
 WORKFLOW_ID = "dashboard-kpis"
