@@ -7,6 +7,7 @@
 - `gdpr export|erase RESERVATION_ID`: a guest's personal data on request.
 - `db upgrade` / `db current`: bring the database schema to this release / print its revision.
 - `status`: health, workers, backlogs, failures and stuck journeys in one block.
+- `policy check FILE` / `policy preview FILE`: a policy file's mistakes with their lines / the journey it plans.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import uvicorn
 from pydantic import ValidationError
 from starlette.types import ASGIApp
 
-from guest_journey import db_command, gdpr_command, status_command
+from guest_journey import db_command, gdpr_command, policy_command, status_command
 from guest_journey.devserver import (
     DevServerError,
     PortClaim,
@@ -281,12 +282,13 @@ def _parser() -> argparse.ArgumentParser:
         "Settings come from GUEST_JOURNEY_* environment variables.",
     )
     parser.add_argument("--version", action="version", version=f"guest-journey {package_version()}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{dev,api,worker,gdpr,db,status}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{dev,api,worker,gdpr,db,status,policy}")
     for name, (_, help_text) in COMMANDS.items():
         commands.add_parser(name, help=help_text, description=help_text)
     gdpr_command.add_parser(commands)  # commands with arguments set `run_with_args`
     db_command.add_parser(commands)
     status_command.add_parser(commands)
+    policy_command.add_parser(commands)
     return parser
 
 

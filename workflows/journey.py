@@ -76,7 +76,14 @@ with workflow.unsafe.imports_passed_through():
         ReservationUpdate,
         SendAgainRequest,
     )
-    from workflows.plan import JourneyFacts, due_steps, next_moment, plan_steps, upsell_key
+    from workflows.plan import (
+        JourneyFacts,
+        due_steps,
+        next_moment,
+        plan_steps,
+        stage_by_time,
+        upsell_key,
+    )
 
 TEMPLATE_FOR_KIND = {
     StepKind.checkin_invitation: "checkin_invitation",
@@ -204,10 +211,7 @@ class GuestJourneyWorkflow:
         """Advance the stage by time, then re-plan every step not yet settled."""
         now = workflow.now()
         s = self._s
-        if s.stage is Stage.pre_arrival and now >= s.reservation.arrival:
-            s.stage = Stage.in_stay
-        if s.stage is Stage.in_stay and now >= s.reservation.departure:
-            s.stage = Stage.post_stay
+        s.stage = stage_by_time(s.stage, s.reservation, now)
         facts = JourneyFacts(
             stage=s.stage,
             checkin_completed=s.checkin.status is CheckinStatus.completed,

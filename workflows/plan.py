@@ -71,6 +71,16 @@ def follow_up_key(offer: str) -> str:
     return f"{StepKind.upsell_follow_up.value}:{offer}"
 
 
+def stage_by_time(stage: Stage, reservation: Reservation, now: datetime) -> Stage:
+    """The stage once time has passed: arrival moves a journey in stay, departure to post-stay
+    (without waiting for the PMS's check-in and check-out events)."""
+    if stage is Stage.pre_arrival and now >= reservation.arrival:
+        stage = Stage.in_stay
+    if stage is Stage.in_stay and now >= reservation.departure:
+        stage = Stage.post_stay
+    return stage
+
+
 def close_moment(reservation: Reservation, policy: HotelPolicy) -> datetime:
     return _utc(reservation.departure) + policy.close_after_departure
 

@@ -1,0 +1,187 @@
+"""`guest-journey policy check FILE` and `guest-journey policy preview FILE` as an
+author runs them: every mistake with its line, and the journey a policy plans
+for a reservation, in the hotel's time."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+TIMEOUT = 60
+
+TWO_HOTELS = """\
+hotel_timezone: America/Sao_Paulo
+quiet_hours: {start: "22:00", end: "08:00"}
+hotels:
+  copacabana:
+    hotel_name: Copacabana Beach
+  lisboa:
+    hotel_timezone: Europe/Lisbon
+"""
+
+
+def policy(tmp_path: Path, text: str, name: str = "policy.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def cli(tmp_path: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("GUEST_JOURNEY_", "OTEL_"))}
+    env["GUEST_JOURNEY_DATA_DIR"] = str(tmp_path / "data")
+    return subprocess.run(
+        [sys.executable, "-m", "guest_journey.cli", "policy", *(str(arg) for arg in args)],
+        env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False,
+    )
+
+
+def test_a_valid_policy_passes_the_check_with_its_hotels(tmp_path: Path) -> None:
+    path = policy(tmp_path, TWO_HOTELS)
+
+    checked = cli(tmp_path, "check", path)
+
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout == f"{path}: policy valid (2 hotels: copacabana, lisboa)\n"
+
+
+def test_the_check_names_every_mistake_with_its_line(tmp_path: Path) -> None:
+    path = policy(tmp_path, """\
+hotel_timezone: America/Sao_Paulo
+checkin_invite_before_arrival: 72h
+hotels:
+  lisboa:
+    hotel_timezone: Europe/Lisbon
+    quiet_hour: {start: "23:00", end: "07:00"}
+""")
+
+    checked = cli(tmp_path, "check", path)
+
+    assert checked.returncode == 1
+    assert checked.stdout.splitlines() == [
+        f"{path}:2: checkin_invite_before_arrival: '72h' is not an ISO 8601 duration; "
+        "write it like 'PT72H', 'PT30M' or 'P2D'",
+        f"{path}:6: hotels.lisboa.quiet_hour: unknown key; did you mean 'quiet_hours'?",
+        f"{path}: policy invalid (2 problems)",
+    ]
+
+
+def test_broken_yaml_is_named_with_its_line(tmp_path: Path) -> None:
+    path = policy(tmp_path, 'hotel_timezone: America/Sao_Paulo\nquiet_hours: {start: "22:00", end: "08:00"\nhotels: {}\n')
+
+    checked = cli(tmp_path, "check", path)
+
+    assert checked.returncode == 1
+    first = checked.stdout.splitlines()[0]
+    assert first.startswith(f"{path}:3: not valid YAML: expected ',' or '}}'"), first
+    assert "flow mapping at line 2" in first
+
+
+def test_a_missing_file_says_so(tmp_path: Path) -> None:
+    checked = cli(tmp_path, "check", tmp_path / "nowhere.yaml")
+
+    assert checked.returncode == 1
+    assert checked.stdout.splitlines()[0] == f"{tmp_path / 'nowhere.yaml'}: no such file"
+
+
+def test_the_preview_of_a_sample_is_every_step_of_the_default_journey_in_hotel_time(tmp_path: Path) -> None:
+    path = policy(tmp_path, "hotels:\n  copacabana: {hotel_name: Copacabana Beach}\n")
+
+    # 10:00 in São Paulo: the sample arrives ten days later at 15:00 and leaves two nights after at 12:00.
+    preview = cli(tmp_path, "preview", path, "--sample", "--now", "2027-01-01T13:00:00Z")
+
+    assert preview.returncode == 0, preview.stderr
+    header, steps = preview.stdout.split("\n\n")
+    assert header.splitlines()[0] == (
+        "hotel copacabana (its overrides under hotels), time zone America/Sao_Paulo, quiet hours 22:00-08:00"
+    )
+    assert "arrival 2027-01-11 15:00 -03:00, departure 2027-01-13 12:00 -03:00" in header
+    assert steps.splitlines() == [
+        "2027-01-08 15:00 -03:00 checkin_invitation              email     planned",
+        "2027-01-09 15:00 -03:00 upsell:room_upgrade             email     planned",
+        "2027-01-10 15:00 -03:00 checkin_reminder:PT24H          email     planned",
+        "2027-01-11 12:00 -03:00 checkin_reminder:PT3H           email     planned",
+        "2027-01-12 16:00 -03:00 upsell:late_checkout            email     planned",
+        "2027-01-12 20:00 -03:00 upsell_follow_up:late_checkout  email     planned",
+        "2027-01-13 14:00 -03:00 guest_post_stay_feedback        email     planned",
+        "2027-01-15 14:00 -03:00 feedback_reminder               email     planned",
+        "2027-01-20 12:00 -03:00 close                           -         planned: the journey completes (at the latest)",
+    ]
+
+
+LATE_BOOKING = {
+    "reservation_id": "R-LATE",
+    "hotel_id": "copacabana",
+    "guest": {"name": "Ana Souza", "phone": "+5521999990000", "preferred_channels": ["email", "whatsapp"]},
+    "arrival": "2027-01-08T00:34:00-03:00",
+    "departure": "2027-01-10T11:00:00-03:00",
+}
+
+
+def test_a_late_booking_shows_why_the_invitation_is_not_sent(tmp_path: Path) -> None:
+    """Booked at 22:34 for an arrival two hours later: quiet hours would hold the
+    invitation until 08:00, after arrival, so it is skipped, and the line says why."""
+    path = policy(tmp_path, TWO_HOTELS)
+
+    preview = cli(tmp_path, "preview", path, "--reservation", json.dumps(LATE_BOOKING),
+                  "--now", "2027-01-07T22:34:00-03:00")
+
+    assert preview.returncode == 0, preview.stderr
+    lines = preview.stdout.splitlines()
+    assert "channels: whatsapp; not tried: email (no e-mail); no marketing consent" in lines[2]
+    invitation = next(line for line in lines if " checkin_invitation " in line)
+    assert invitation.split()[:4] == ["2027-01-08", "08:00", "-03:00", "checkin_invitation"]
+    assert invitation.endswith(
+        "-         skipped: quiet hours 22:00-08:00 (America/Sao_Paulo) moved it from 2027-01-07 22:34 "
+        "to 2027-01-08 08:00; not sent after arrival"
+    )
+    offer = next(line for line in lines if " upsell:room_upgrade " in line)
+    assert offer.endswith("skipped: no marketing consent")
+
+    # Without quiet hours the same booking gets its invitation at once, on the channel that reaches her.
+    no_quiet_hours = policy(tmp_path, TWO_HOTELS.replace('{start: "22:00", end: "08:00"}', "null"), "open.yaml")
+    preview = cli(tmp_path, "preview", no_quiet_hours, "--reservation", json.dumps(LATE_BOOKING),
+                  "--now", "2027-01-07T22:34:00-03:00")
+    invitation = next(line for line in preview.stdout.splitlines() if " checkin_invitation " in line)
+    assert invitation.split() == [
+        "2027-01-07", "22:34", "-03:00", "checkin_invitation", "whatsapp", "planned:", "sent", "at", "once",
+    ]
+
+
+def test_the_preview_refuses_an_invalid_policy_and_bad_arguments(tmp_path: Path) -> None:
+    bad = policy(tmp_path, "checkin_invite_before_arrival: 72h\n")
+    refused = cli(tmp_path, "preview", bad, "--sample")
+    assert refused.returncode == 1
+    assert refused.stdout == ""
+    assert f"{bad}:1: checkin_invite_before_arrival: '72h' is not an ISO 8601 duration" in refused.stderr
+
+    good = policy(tmp_path, TWO_HOTELS)
+    no_offset = cli(tmp_path, "preview", good, "--sample", "--now", "2027-01-07T22:34")
+    assert no_offset.returncode == 2
+    assert "--now: '2027-01-07T22:34' needs its UTC offset" in no_offset.stderr
+
+    no_id = cli(tmp_path, "preview", good, "--reservation",
+                json.dumps({key: value for key, value in LATE_BOOKING.items() if key != "reservation_id"}))
+    assert no_id.returncode == 2
+    assert "--reservation: reservation_id: Field required" in no_id.stderr
+
+    both = cli(tmp_path, "preview", good, "--reservation", json.dumps(LATE_BOOKING), "--hotel", "lisboa")
+    assert both.returncode == 2
+    assert "--hotel goes with --sample" in both.stderr
+
+
+def test_a_what_if_during_the_stay_plans_as_the_running_journey_would(tmp_path: Path) -> None:
+    """At a `--now` after arrival the journey is `in_stay` (no PMS event yet), as the
+    workflow makes it before it plans: the pre-arrival steps say so."""
+    path = policy(tmp_path, TWO_HOTELS)
+
+    preview = cli(tmp_path, "preview", path, "--reservation", json.dumps(LATE_BOOKING),
+                  "--now", "2027-01-09T10:00:00-03:00")
+
+    assert preview.returncode == 0, preview.stderr
+    lines = preview.stdout.splitlines()
+    assert lines[2].startswith("planned at 2027-01-09 10:00 -03:00, stage in_stay;")
+    invitation = next(line for line in lines if " checkin_invitation " in line)
+    assert invitation.endswith("skipped: stage is in_stay")
