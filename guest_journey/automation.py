@@ -104,7 +104,12 @@ class SnapshotMode(StrEnum):
 class GuestJourneySnapshot(BaseModel):
     """What the preference sync knows of one journey; at least one of preferences, stage, nps."""
 
-    model_config = ConfigDict(extra="forbid")
+    # The schema says "at least one of" too (`anyOf`), so that a client and a fuzzer can know it.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
+        {"required": ["preferences"], "properties": {"preferences": {"type": "object"}}},
+        {"required": ["stage"], "properties": {"stage": {"type": "string"}}},
+        {"required": ["nps"], "properties": {"nps": {"type": "integer"}}},
+    ]})
 
     reservation_id: str = Field(pattern=RESERVATION_ID)
     hotel_id: str | None = Field(
@@ -112,9 +117,15 @@ class GuestJourneySnapshot(BaseModel):
         description="the reservation's hotel, with GUEST_JOURNEY_WORKFLOW_ID_SCOPE=hotel when several hotels "
         "use the same reservation id (otherwise not needed)",
     )
-    preferences: dict[str, Any] | None = None
+    preferences: dict[str, Any] | None = Field(default=None, json_schema_extra={"maxProperties": MAX_PREFERENCES})
     stage: Stage | None = None
     nps: int | None = Field(default=None, ge=0, le=10, strict=True)  # false is not a score
+
+    @field_validator("nps", mode="before")
+    @classmethod
+    def _whole_number(cls, value: object) -> object:
+        """JSON Schema's integer: 7.0 is 7 (false, "7" and 7.5 stay refused)."""
+        return int(value) if isinstance(value, float) and value.is_integer() else value
 
     @field_validator("preferences")
     @classmethod

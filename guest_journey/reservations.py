@@ -8,12 +8,27 @@ from enum import StrEnum
 from typing import Annotated
 
 from babel import Locale, UnknownLocaleError
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 RESERVATION_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 DEFAULT_LANGUAGE = "en"
 FIRST_YEAR, LAST_YEAR = 2000, 2199
+# What `_check_moment` takes, as the JSON Schema of a moment says it (a subset: the server also reads
+# other ISO 8601 spellings); `format: date-time` rules out days a month has not.
+MOMENT_PATTERN = (
+    r"^2[01][0-9]{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"  # years 2000 to 2199
+    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?"
+    r"(?:Z|[+-](?:0[0-9]|1[01]):[0-5][0-9]|[+-]12:00|\+1[23]:[0-5][0-9]|\+14:00)$"  # -12:00 to +14:00
+)
 
 
 class Channel(StrEnum):
@@ -48,9 +63,21 @@ def _check_moment(value: datetime) -> datetime:
     return value
 
 
-Phone = Annotated[str, AfterValidator(_check_phone)]
-LanguageTag = Annotated[str, AfterValidator(_check_language)]
-Moment = Annotated[AwareDatetime, AfterValidator(_check_moment)]
+# What the schema says of a phone and a language (what the validators take is a little wider).
+PHONE_PATTERN = r"^[ ().-]*\+[ ().-]*[1-9](?:[ ().-]*[0-9]){6,14}[ ().-]*$"
+LANGUAGE_PATTERN = r"^[A-Za-z]{2,8}(?:[-_][A-Za-z0-9]{1,8})*$"
+
+Phone = Annotated[str, AfterValidator(_check_phone), WithJsonSchema({
+    "type": "string", "pattern": PHONE_PATTERN,
+    "description": "E.164, such as +5511999990000; spaces, parentheses, dots and hyphens between digits are dropped",
+})]
+LanguageTag = Annotated[str, AfterValidator(_check_language), WithJsonSchema({
+    "type": "string", "pattern": LANGUAGE_PATTERN, "description": "a BCP 47 tag of a language we know, such as pt-BR",
+})]
+Moment = Annotated[AwareDatetime, AfterValidator(_check_moment), WithJsonSchema({
+    "type": "string", "format": "date-time", "pattern": MOMENT_PATTERN,
+    "description": f"ISO 8601 with its UTC offset (-12:00 to +14:00), in the years {FIRST_YEAR} to {LAST_YEAR}",
+})]
 
 
 class Guest(BaseModel):
@@ -60,7 +87,8 @@ class Guest(BaseModel):
     email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     phone: Phone | None = None
     language: LanguageTag = DEFAULT_LANGUAGE
-    preferred_channels: list[Channel] = Field(default_factory=list, max_length=3)
+    preferred_channels: list[Channel] = Field(default_factory=list, max_length=3,
+                                              json_schema_extra={"uniqueItems": True})
     marketing_consent: bool = False
 
     @model_validator(mode="after")

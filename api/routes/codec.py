@@ -22,6 +22,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from google.protobuf import json_format
+from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.api.common.v1 import Payloads
 
@@ -56,16 +57,45 @@ def journey_codec(client: TemporalClientDep, settings: SettingsDep,
 
 
 CodecDep = Annotated[JourneyPayloadCodec, Depends(journey_codec)]
-CODEC_ERRORS = errors(404, 410, 422, why={
+# Base64, standard or URL-safe, padded or not: what protobuf JSON reads as bytes (a subset of it).
+BASE64 = r"^(?:[A-Za-z0-9+/_-]{4})*(?:[A-Za-z0-9+/_-]{2}(?:==)?|[A-Za-z0-9+/_-]{3}=?)?$"
+Base64 = Annotated[str, Field(pattern=BASE64)]
+
+
+class PayloadIn(BaseModel):
+    """A Temporal payload in protobuf JSON."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metadata: dict[str, Base64] = Field(default_factory=dict, description="values in base64 (`encoding`, ...)")
+    data: Base64 = Field(default="", description="in base64")
+
+
+class PayloadsIn(BaseModel):
+    """`{"payloads": [...]}`, as the Temporal UI posts it: checked here before protobuf reads it, so that
+    the schema says what is taken (protobuf alone would also read `[]`, `null` or `{"data": "!"}`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    payloads: list[PayloadIn]
+
+
+CODEC_ERRORS = errors(404, 410, 413, 422, why={
     404: "X-Namespace names another namespace than the service's; for a key limited to hotels, "
          "a payload of another hotel's journey",
     410: "a payload of a journey whose data key an erase destroyed: `detail` names the journey",
+    413: "the request body is larger than 4 MiB",
     422: "the body is not `{\"payloads\": [...]}` in protobuf JSON, or a payload does not decrypt",
 })
 
 
-@router.post("/decode", responses=CODEC_ERRORS, response_description='`{"payloads": [...]}`, decoded')
-async def decode_payloads(request: Request, codec: CodecDep, principal: OpsDep, session: SessionDep) -> Response:
+# The key is checked before the namespace (the route's dependencies run first): no answer about
+# namespaces to a caller without one.
+@router.post("/decode", dependencies=[Depends(require_role("ops"))], responses=CODEC_ERRORS,
+             response_description='`{"payloads": [...]}`, decoded')
+async def decode_payloads(
+    body: PayloadsIn, request: Request, codec: CodecDep, principal: OpsDep, session: SessionDep,
+) -> Response:
     payloads = _payloads(await request.body())
     try:
         if principal.scoped:
@@ -80,7 +110,7 @@ async def decode_payloads(request: Request, codec: CodecDep, principal: OpsDep, 
 
 @router.post("/encode", dependencies=[Depends(require_role("ops"))], responses=CODEC_ERRORS,
              response_description='`{"payloads": [...]}`, as given (no journey to encrypt for)')
-async def encode_payloads(request: Request, codec: CodecDep) -> Response:
+async def encode_payloads(body: PayloadsIn, request: Request, codec: CodecDep) -> Response:
     payloads = _payloads(await request.body())
     return _answer(Payloads(payloads=await codec.encode(payloads.payloads)))
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from api.deps import ServicesDep
+from api.error_responses import WRONG_KEYS, errors
 from guest_journey.automation import telemetry_check
 from guest_journey.telemetry import otlp_export_status
 from guest_journey.temporal import Poller, workflow_pollers
@@ -100,12 +101,13 @@ def _workers_check(services: ServicesDep, pollers: list[Poller] | str) -> str:
     return OK
 
 
-@router.get("/health/live", response_model=LiveOut)
+@router.get("/health/live", response_model=LiveOut, responses=errors(429, why={429: WRONG_KEYS}))
 async def live() -> LiveOut:
     return LiveOut(status="ok")
 
 
-@router.get("/health/ready", response_model=ReadyOut, responses={503: {"model": ReadyOut}})
+@router.get("/health/ready", response_model=ReadyOut,
+            responses={503: {"model": ReadyOut}, **errors(429, why={429: WRONG_KEYS})})
 async def ready(services: ServicesDep, response: Response) -> ReadyOut:
     database, temporal, pollers = await asyncio.gather(
         _check_database(services), _check_temporal(services), _pollers(services)
@@ -116,7 +118,8 @@ async def ready(services: ServicesDep, response: Response) -> ReadyOut:
     return ReadyOut(status="not ready" if missing else "ready", checks=checks, missing=missing)
 
 
-@router.get("/health/otel", response_model=HealthOut, responses={503: {"model": HealthOut}})
+@router.get("/health/otel", response_model=HealthOut,
+            responses={503: {"model": HealthOut}, **errors(429, why={429: WRONG_KEYS})})
 async def health(services: ServicesDep, response: Response) -> HealthOut:
     temporal, database, pollers = await asyncio.gather(
         _check_temporal(services), _check_database(services), _pollers(services)

@@ -19,6 +19,7 @@ import logging
 from fastapi import APIRouter, Request, Response
 
 from api.deps import ServicesDep, caller_principal
+from api.error_responses import WRONG_KEYS, json_errors_inline
 from guest_journey.kpi_store import publish_kpi_gauges
 from guest_journey.telemetry import METRICS_CONTENT_TYPE, metrics_text
 
@@ -26,7 +27,12 @@ router = APIRouter(tags=["health"])
 logger = logging.getLogger(__name__)
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {METRICS_CONTENT_TYPE: {}}}})
+@router.get("/metrics", response_class=Response, responses={
+    200: {"content": {METRICS_CONTENT_TYPE: {}}},
+    **json_errors_inline(401, 429, why={401: "an `Authorization` header that is not one of our API keys "
+                                             "(a key narrows the series to its hotels; none is needed)",
+                                        429: WRONG_KEYS}),
+})
 async def read_metrics(request: Request, services: ServicesDep) -> Response:
     settings = services.settings
     sends_key = bool(request.headers.get("authorization")) and bool(settings.api_key_access)

@@ -140,7 +140,13 @@ async def cancel_reservation(
     return JourneyRef.of(ack)
 
 
-@router.post("/{reservation_id}/events", response_model=JourneyRef, responses={**AMBIGUOUS_OR_FINISHED, **errors(413)})
+EVENT_ERRORS = {**AMBIGUOUS_OR_FINISHED, **errors(413, 422, why={
+    422: "invalid input, or an event the journey cannot take (a no-show after the guest checked in): "
+         "`detail` says which",
+})}
+
+
+@router.post("/{reservation_id}/events", response_model=JourneyRef, responses=EVENT_ERRORS)
 async def record_pms_event(
     reservation_id: JourneyIdPath,
     event: PmsEventIn,

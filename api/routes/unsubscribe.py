@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from api.deps import SessionDep, SettingsDep
-from api.error_responses import json_errors_inline, page_errors
+from api.error_responses import guest_rate_limited, json_errors_inline, page_errors
 from communications.unsubscribes import unsubscribe
 from guest_journey.guest_links import ExpiredGuestToken, GuestTokenError, Purpose, read_token
 from guest_journey.read_model import get_journey
@@ -18,7 +18,8 @@ _PAGE = """<!doctype html><html><head><meta charset="utf-8">
 <body style="font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem">
 <h1 style="font-size:1.3rem">{title}</h1><p>{text}</p>{form}</body></html>"""
 _FORM = """<form method="post"><button type="submit">Unsubscribe / Cancelar inscrição / Darse de baja</button></form>"""
-LINK_ERRORS = page_errors(403, 410, why={403: "the link is not valid", 410: "the link has expired"})
+LINK_ERRORS = {**page_errors(403, 410, why={403: "the link is not valid", 410: "the link has expired"}),
+               **guest_rate_limited()}
 
 
 def _page(status: int, title: str, text: str, form: str = "") -> HTMLResponse:

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 
 from api.deps import ServicesDep, SessionDep, TemporalClientDep
-from api.error_responses import errors, page_errors
+from api.error_responses import errors, json_errors_inline, page_errors
 from api.journey_service import notify_failed_later
 from api.routes.inbound import notify_journey
 from communications.inbound import store_inbound
@@ -46,10 +46,10 @@ def _secret(value: object) -> str:
 
 @router.get(
     "/whatsapp", response_class=PlainTextResponse,
-    responses=page_errors(403, 422, media_type="text/plain", why={
+    responses={**page_errors(403, 422, media_type="text/plain", why={
         403: "hub.verify_token does not match, or verification is not configured",
         422: "hub.challenge is missing",
-    }),
+    }), **json_errors_inline(429)},
 )
 async def verify_whatsapp_webhook(
     services: ServicesDep,
@@ -66,7 +66,7 @@ async def verify_whatsapp_webhook(
 
 @router.post(
     "/whatsapp", response_model=WebhookAnswer,
-    responses=errors(401, 413, 422, 503, why={
+    responses=errors(401, 413, 422, 429, 503, why={
         401: "X-Hub-Signature-256 is missing or does not match the body",
         422: "the body is not a WhatsApp webhook",
     }),
