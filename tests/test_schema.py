@@ -156,6 +156,7 @@ def production(database_url: str) -> Settings:
     return Settings(
         env="production", database_url=database_url, api_keys="pms-key-0123456789abcdefghij:reservations",
         secret_key="production-secret-0123456789abcdef", temporal_address="127.0.0.1:1", task_queue="schema-test",
+        smtp_host="127.0.0.1",  # a production worker refuses to start without an SMTP relay
     )
 
 

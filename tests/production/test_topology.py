@@ -40,7 +40,9 @@ from tests.chaos.short_policy import HOTEL_ID, short_policy
 from tests.databases import chosen_database, postgres_schema
 from tests.smtp_server import SmtpTestServer
 
-LEAD, STAY, CLOSE_AFTER = timedelta(seconds=12), timedelta(seconds=10), timedelta(seconds=8)
+# Wide enough that the stall after the worker's kill (Temporal hands its journeys to the
+# other worker after the sticky queue's timeout, some 10 s) moves no step past its stage.
+LEAD, STAY, CLOSE_AFTER = timedelta(seconds=20), timedelta(seconds=20), timedelta(seconds=20)
 JOURNEY_TIMEOUT = 120.0
 PMS_KEY, OPS_KEY = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
 MESSAGE_ID_HEADER = "X-Guest-Journey-Message-Id"
@@ -225,7 +227,9 @@ async def drive_a_stay(processes: Processes, env: dict[str, str], smtp: SmtpTest
     print(step_summary([journey]))
     assert journey.room_type == "suite"
     assert delivery_problems([journey], received_message_ids(smtp), Channel.email) == []
-    assert len(received_message_ids(smtp)) >= 5  # invitation, offers, reminder, feedback...
+    sent = {step.key for step in journey.steps if step.status.value == "done" and step.kind.value != "close"}
+    assert {"checkin_invitation", "upsell:room_upgrade", "upsell:late_checkout",
+            "guest_post_stay_feedback"} <= sent, step_summary([journey])  # the stay ran, through the kills
     assert public_metrics.status_code == 404  # production serves metrics on the internal address only
     assert all("guest_journey_" in metrics for metrics in before)
     surviving_worker, surviving_api = after
