@@ -21,7 +21,9 @@ COPY guest_journey ./guest_journey
 COPY workflows ./workflows
 COPY activities ./activities
 COPY communications ./communications
+COPY services ./services
 COPY api ./api
+COPY commands ./commands
 RUN /opt/guest-journey/bin/pip install --no-cache-dir --no-deps .
 
 FROM ${PYTHON_IMAGE}

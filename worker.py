@@ -22,7 +22,6 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.journey_record import JourneyRecorder
-from activities.kpi_windows import KpiActivities
 from activities.messaging import MessagingActivities
 from communications.channels.base import ChannelSender
 from communications.channels.email import OutboxEmailSender, SmtpEmailSender
@@ -31,8 +30,6 @@ from communications.channels.whatsapp import WhatsAppSender
 from communications.templates import TemplateCatalogue
 from guest_journey.database import SessionFactory, create_engine, session_factory
 from guest_journey.guest_links import GuestLinks
-from guest_journey.kpi_schedule import ensure_kpi_schedule
-from guest_journey.kpi_store import publish_kpi_gauges
 from guest_journey.logs import configure_logging
 from guest_journey.metrics_server import MetricsServer, MetricsServerError
 from guest_journey.reservations import Channel
@@ -40,6 +37,9 @@ from guest_journey.schema import SchemaNotCurrent, prepare_database
 from guest_journey.settings import Settings, get_settings, settings_problems
 from guest_journey.telemetry import configure_telemetry
 from guest_journey.temporal import connect_temporal
+from services.kpi_schedule import ensure_kpi_schedule
+from services.kpi_store import publish_kpi_gauges
+from services.kpi_windows import KpiActivities
 from workflows.dashboard_kpis import DashboardKpisWorkflow
 from workflows.journey import GuestJourneyWorkflow
 

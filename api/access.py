@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
-from api.errors import Conflict, DomainError, InvalidRequest, NotFound, Unavailable
-from api.journey_service import read_journey
 from communications.message_store import MessageRecord
 from guest_journey import read_model
 from guest_journey.journey_ids import AmbiguousReservation, JourneyIdTooLong, find_journey_id
 from guest_journey.settings import KeyAccess, Role, WorkflowIdScope
+from services.errors import Conflict, DomainError, InvalidRequest, NotFound, Unavailable
+from services.journey_service import read_journey
 
 
 class OutsideScope(DomainError):

@@ -33,7 +33,6 @@ from api.routes import (
 from api.security_headers import SecurityHeaders
 from api.tracing import RequestTracing
 from communications.templates import TemplateCatalogue
-from guest_journey.automation import automation_queue, guest_journey_bridge
 from guest_journey.database import create_engine, session_factory
 from guest_journey.metrics_server import MetricsServer
 from guest_journey.policy import load_policy
@@ -41,6 +40,7 @@ from guest_journey.schema import prepare_database
 from guest_journey.settings import MIN_SECRET_BITS, Settings, get_settings
 from guest_journey.temporal import connect_temporal
 from guest_journey.version import package_version
+from services.automation import automation_queue, guest_journey_bridge
 
 logger = logging.getLogger("guest_journey.api")
 

@@ -38,10 +38,10 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from api.deps import Services, ServicesDep
-from api.errors import InvalidRequest
 from guest_journey import idempotent_requests as stored
 from guest_journey.database import utcnow
 from guest_journey.idempotent_requests import KEEP_FOR, LEASE, SCOPE_LENGTH
+from services.errors import InvalidRequest
 
 logger = logging.getLogger(__name__)
 

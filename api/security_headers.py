@@ -11,7 +11,7 @@ theirs) decides for itself.
 https: the public base URL is https (`hsts=True`), or the request itself
 arrived over https, which behind a proxy means a proxy in
 `GUEST_JOURNEY_TRUSTED_PROXIES` said so in `X-Forwarded-Proto` (uvicorn takes
-it from those proxies only: `guest_journey.cli.api_server_config`).
+it from those proxies only: `commands.cli.api_server_config`).
 `includeSubDomains` is left out: other names under the hotel's domain are not
 ours to decide for.
 

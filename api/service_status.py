@@ -24,11 +24,11 @@ from temporalio.client import Client
 
 from api.staff.attention import STUCK_AFTER, stuck_journeys
 from communications.delivery_summary import ChannelSummary, delivery_summary
-from guest_journey.automation import pending_snapshots, task_queue_backlog
 from guest_journey.database import SessionFactory
 from guest_journey.schema import SchemaNotCurrent, check_database_is_current
 from guest_journey.settings import Settings
 from guest_journey.temporal import workflow_pollers
+from services.automation import pending_snapshots, task_queue_backlog
 
 CHECK_TIMEOUT_SECONDS = 5.0
 FAILURE_WINDOW = timedelta(hours=1)

@@ -54,11 +54,11 @@ from communications.delivery_summary import delivery_summary
 from communications.message_store import MessageRecord
 from guest_journey.database import SessionFactory, create_engine, session_factory
 from guest_journey.journeys import JourneyView, Stage, Step, StepKind, StepStatus
-from guest_journey.kpi_store import WindowKind
 from guest_journey.policy import HotelPolicy
 from guest_journey.read_model import JourneyRecord
 from guest_journey.reservations import Guest
 from guest_journey.schema import upgrade_database
+from services.kpi_store import WindowKind
 
 HOTELS = (("hotel-1", 0.5), ("hotel-2", 0.3), ("hotel-3", 0.2))
 CHANNELS = (("whatsapp", 0.5), ("email", 0.4), ("webchat", 0.1))
@@ -378,7 +378,7 @@ def main() -> None:
     parser.add_argument("--postgres", metavar="URL",
                         help="a PostgreSQL URL (postgresql+psycopg://…) instead of SQLite")
     arguments = parser.parse_args()
-    logging.getLogger("guest_journey.kpi_store").setLevel(logging.ERROR)  # the alerts the data raises
+    logging.getLogger("services.kpi_store").setLevel(logging.ERROR)  # the alerts the data raises
     asyncio.run(run(arguments.count, arguments.runs, arguments.postgres))
 
 

@@ -188,7 +188,7 @@ async def embedded_service() -> AsyncIterator[Service]:
             "GUEST_JOURNEY_SECRET_KEY": "bench-secret-key-bench-secret-key",
             "GUEST_JOURNEY_RATE_LIMIT_API_KEY_PER_MINUTE": "0",
         }
-        process = spawn("guest-journey dev", [sys.executable, "-m", "guest_journey.cli", "dev"],
+        process = spawn("guest-journey dev", [sys.executable, "-m", "commands.cli", "dev"],
                         data_dir / "service.log", env)
         try:
             service = Service(process, data_dir, api_url, temporal_address)

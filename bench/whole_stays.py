@@ -37,8 +37,8 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.worker import Worker
 
     from bench.common import DiscardSender, machine, use_bytecode_cache
+    from commands.devserver import find_installed_binary
     from guest_journey.database import create_engine, session_factory
-    from guest_journey.devserver import find_installed_binary
     from guest_journey.reservations import Channel
     from guest_journey.schema import upgrade_database
     from guest_journey.settings import Settings

@@ -155,3 +155,13 @@ class JourneyView(BaseModel):
     )
     revision: int = 0
     updated_at: AwareDatetime | None = None
+
+
+def may_move(current: Stage, target: Stage) -> bool:
+    """Stages only move forward; a snapshot cannot reopen or skip back."""
+    order = [Stage.pre_arrival, Stage.in_stay, Stage.post_stay, Stage.completed]
+    if target in (Stage.cancelled, Stage.no_show):
+        return current in (Stage.pre_arrival, Stage.in_stay)
+    if current not in order or target not in order:
+        return False
+    return order.index(target) >= order.index(current)

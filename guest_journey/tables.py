@@ -12,12 +12,12 @@ import communications.message_status  # noqa: F401  (each import registers its t
 import communications.message_store  # noqa: F401
 import communications.staff_texts  # noqa: F401
 import communications.unsubscribes  # noqa: F401
-import guest_journey.automation  # noqa: F401
 import guest_journey.gdpr_audit  # noqa: F401
 import guest_journey.idempotent_requests  # noqa: F401
 import guest_journey.journey_keys  # noqa: F401
-import guest_journey.kpi_store  # noqa: F401
 import guest_journey.read_model  # noqa: F401
 import guest_journey.staff_sessions  # noqa: F401
+import services.automation  # noqa: F401
+import services.kpi_store  # noqa: F401
 
 metadata = SQLModel.metadata

@@ -13,9 +13,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from commands.devserver import find_installed_binary
 from communications.channels.base import ChannelSender
 from guest_journey.database import SessionFactory, create_engine, session_factory
-from guest_journey.devserver import find_installed_binary
 from guest_journey.reservations import Channel
 from guest_journey.schema import upgrade_database
 from guest_journey.settings import Settings

@@ -22,7 +22,7 @@ def run(command: list[str], settings_env: dict[str, str]) -> subprocess.Complete
 
 
 def cli(*args: str, settings_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return run([sys.executable, "-m", "guest_journey.cli", *args], settings_env)
+    return run([sys.executable, "-m", "commands.cli", *args], settings_env)
 
 
 def env_of(settings: Settings) -> dict[str, str]:

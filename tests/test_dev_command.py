@@ -73,7 +73,7 @@ class DevRun:
     def start(self) -> subprocess.Popen[bytes]:
         log = (self.tmp_path / f"dev-{len(self.processes)}.log").open("wb")
         process = subprocess.Popen(
-            [sys.executable, "-m", "guest_journey.cli", "dev"],
+            [sys.executable, "-m", "commands.cli", "dev"],
             cwd=self.tmp_path,
             env=self.env,
             stdin=subprocess.DEVNULL,

@@ -24,6 +24,7 @@ import guest_journey.tables  # noqa: F401  (every table, for the dump)
 from activities.messaging import UNSUBSCRIBED, MessagingActivities
 from api.guest.checkin_form import CheckinForm, blank_values, submission
 from api.i18n import Translator
+from commands.gdpr import JourneyNotEnded, end_journey
 from communications.channels.email import outbox_path
 from communications.delivery_summary import delivery_summary
 from communications.inbound import store_inbound
@@ -32,11 +33,8 @@ from communications.message_store import MessageRecord, get_or_create_outbound, 
 from communications.staff_texts import store_staff_text
 from communications.templates import TemplateCatalogue
 from communications.unsubscribes import Unsubscribe, is_unsubscribed, unsubscribe
-from guest_journey.automation import SnapshotPending
 from guest_journey.database import SessionFactory
-from guest_journey.gdpr import UnknownReservation, erase_guest_data, export_guest_data
 from guest_journey.gdpr_audit import GdprAudit, audit_trail
-from guest_journey.gdpr_command import JourneyNotEnded, end_journey
 from guest_journey.guest_links import GuestLinks
 from guest_journey.journey_keys import JourneyKeyErased, JourneyKeys
 from guest_journey.journeys import (
@@ -57,6 +55,8 @@ from guest_journey.messages import MessageStatus, SendMessageInput, message_id_f
 from guest_journey.read_model import get_journey, save_journey
 from guest_journey.reservations import Channel
 from guest_journey.settings import Settings
+from services.automation import SnapshotPending
+from services.gdpr import UnknownReservation, erase_guest_data, export_guest_data
 from tests.communications import database_fixtures
 from tests.factories import make_reservation
 from tests.recording_sender import RecordingSender
@@ -447,7 +447,7 @@ async def gdpr_cli(
         **(extra_env or {}),
     )
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "guest_journey.cli", "gdpr", *args, env=environment,
+        sys.executable, "-m", "commands.cli", "gdpr", *args, env=environment,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     stdout, stderr = await asyncio.wait_for(process.communicate(), CLI_TIMEOUT_SECONDS)

@@ -15,7 +15,6 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import col, select
 
 from communications.message_store import MessageRecord
-from guest_journey.automation import telemetry_check
 from guest_journey.database import SessionFactory, create_engine, session_factory
 from guest_journey.journeys import (
     Checkin,
@@ -28,7 +27,11 @@ from guest_journey.journeys import (
     UpsellStatus,
     workflow_id_for,
 )
-from guest_journey.kpi_store import (
+from guest_journey.read_model import save_journey
+from guest_journey.reservations import Guest
+from guest_journey.telemetry import KPI_ALERTS
+from services.automation import telemetry_check
+from services.kpi_store import (
     KpiAlert,
     KpiSnapshot,
     WindowKind,
@@ -38,9 +41,6 @@ from guest_journey.kpi_store import (
     telemetry_status,
     window_kind_of,
 )
-from guest_journey.read_model import save_journey
-from guest_journey.reservations import Guest
-from guest_journey.telemetry import KPI_ALERTS
 from tests.communications import database_fixtures
 
 db_sessions = database_fixtures.db_sessions
@@ -204,7 +204,7 @@ async def test_an_empty_window_measures_nothing_and_alerts_nothing(db_sessions):
 async def test_thresholds_of_the_runbook_raise_alerts_that_are_logged(db_sessions, caplog):
     await load(db_sessions)
     alerts_before = KPI_ALERTS.labels(kpi="failure_rate", kind="threshold", hotel=SP)._value.get()
-    with caplog.at_level(logging.WARNING, logger="guest_journey.kpi_store"):
+    with caplog.at_level(logging.WARNING, logger="services.kpi_store"):
         await record(db_sessions, hotel_id=SP)
         await record(db_sessions)
 
@@ -233,7 +233,7 @@ async def test_recomputing_a_window_replaces_its_snapshot_and_keeps_its_alerts(d
         await session.commit()
 
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="guest_journey.kpi_store"):
+    with caplog.at_level(logging.WARNING, logger="services.kpi_store"):
         again = await record(db_sessions, hotel_id=SP)
 
     assert again.id == first.id

@@ -16,7 +16,6 @@ from temporalio.exceptions import ApplicationError
 from guest_journey.database import SessionFactory
 from guest_journey.journey_keys import JourneyKeyErased, JourneyKeys, destroy_journey_keys
 from guest_journey.journeys import workflow_id_for
-from guest_journey.kpi_schedule import WORKFLOW_ID as KPI_WORKFLOW_ID
 from guest_journey.payload_codec import (
     ENCODING,
     KEY_ID,
@@ -24,6 +23,7 @@ from guest_journey.payload_codec import (
     UndecodablePayload,
     journey_data_converter,
 )
+from services.kpi_schedule import WORKFLOW_ID as KPI_WORKFLOW_ID
 from tests.workflows.journeys import booking
 
 NAME, EMAIL = "Ana Souza", "ana.souza@example.com"

@@ -33,7 +33,7 @@ def cli(tmp_path: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("GUEST_JOURNEY_", "OTEL_"))}
     env["GUEST_JOURNEY_DATA_DIR"] = str(tmp_path / "data")
     return subprocess.run(
-        [sys.executable, "-m", "guest_journey.cli", "policy", *(str(arg) for arg in args)],
+        [sys.executable, "-m", "commands.cli", "policy", *(str(arg) for arg in args)],
         env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False,
     )
 

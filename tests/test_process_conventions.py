@@ -25,7 +25,7 @@ class Terminal(io.StringIO):
 
 def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {key: value for key, value in os.environ.items() if not key.startswith("GUEST_JOURNEY_")}
-    return subprocess.run([sys.executable, "-m", "guest_journey.cli", *args], env={**environment, **env},
+    return subprocess.run([sys.executable, "-m", "commands.cli", *args], env={**environment, **env},
                           capture_output=True, text=True, timeout=60, check=False)
 
 

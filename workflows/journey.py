@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         StepStatus,
         Upsell,
         UpsellStatus,
+        may_move,
         workflow_id_for,
     )
     from guest_journey.messages import (
@@ -834,14 +835,14 @@ class GuestJourneyWorkflow:
     @apply_snapshot.validator
     def _validate_snapshot(self, snapshot: JourneySnapshot) -> None:
         self._reject_if_finished()
-        if snapshot.stage is not None and not _may_move(self._s.stage, snapshot.stage):
+        if snapshot.stage is not None and not may_move(self._s.stage, snapshot.stage):
             raise ApplicationError(
                 f"stage cannot go from {self._s.stage} to {snapshot.stage}", type=INVALID_REQUEST
             )
 
     @workflow.signal
     def apply_snapshot_async(self, snapshot: JourneySnapshot) -> None:
-        if self._s.stage.is_final or (snapshot.stage and not _may_move(self._s.stage, snapshot.stage)):
+        if self._s.stage.is_final or (snapshot.stage and not may_move(self._s.stage, snapshot.stage)):
             return
         self._apply_snapshot(snapshot)
 
@@ -898,16 +899,6 @@ def _another_guest(before: Guest, after: Guest) -> bool:
 
     contact_changed = email(before) != email(after) or before.phone != after.phone
     return name(before) != name(after) and contact_changed
-
-
-def _may_move(current: Stage, target: Stage) -> bool:
-    """Stages only move forward; a snapshot cannot reopen or skip back."""
-    order = [Stage.pre_arrival, Stage.in_stay, Stage.post_stay, Stage.completed]
-    if target in (Stage.cancelled, Stage.no_show):
-        return current in (Stage.pre_arrival, Stage.in_stay)
-    if current not in order or target not in order:
-        return False
-    return order.index(target) >= order.index(current)
 
 
 def _failure_type(error: ActivityError) -> str | None:

@@ -24,11 +24,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from api.guest.errors import GuestRoute
 from api.guest.forms import read_form
 from api.guest.visit import CSRF_FIELD, ChatVisit, Visit
-from api.journey_service import notify_inbound
 from communications.inbound import store_inbound
 from communications.message_store import MessageRecord, list_for_reservation
 from guest_journey.messages import MessageDirection, MessageStatus
 from guest_journey.reservations import Channel
+from services.journey_service import notify_inbound
 
 router = APIRouter(route_class=GuestRoute)
 

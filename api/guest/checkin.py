@@ -30,8 +30,8 @@ from api.guest.checkin_form import (
 from api.guest.errors import GuestPageError, GuestRoute
 from api.guest.forms import new_request_id, read_form
 from api.guest.visit import CSRF_FIELD, CheckinVisit, Visit
-from api.journey_service import update_journey
 from guest_journey.journeys import CheckinStatus, Stage
+from services.journey_service import update_journey
 from workflows.journey import GuestJourneyWorkflow
 from workflows.journey_inputs import CheckinSubmission
 

@@ -21,10 +21,10 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from temporalio.service import RPCError
 
-from api.errors import Conflict, DomainError, NotFound, OfferNotOffered, Unavailable
 from api.i18n import CATALOGUES, Translator, choose_language, from_accept_language
 from api.limits import BodyTooLarge
 from api.pages import render_page
+from services.errors import Conflict, DomainError, NotFound, OfferNotOffered, Unavailable
 
 logger = logging.getLogger(__name__)
 

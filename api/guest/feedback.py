@@ -19,11 +19,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from api.guest.errors import GuestPageError, GuestRoute
 from api.guest.forms import new_request_id, read_form
 from api.guest.visit import CSRF_FIELD, FeedbackVisit, Visit
-from api.journey_service import notify_inbound, update_journey
 from communications.inbound import store_inbound
 from communications.message_store import save_message
 from guest_journey.journeys import FeedbackStatus, Stage
 from guest_journey.reservations import Channel
+from services.journey_service import notify_inbound, update_journey
 from workflows.journey import GuestJourneyWorkflow
 from workflows.journey_inputs import FeedbackSubmission
 

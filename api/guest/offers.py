@@ -20,13 +20,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from api.errors import OfferNotOffered
 from api.guest.errors import OFFER_NOT_OFFERED_BODY, GuestPageError, GuestRoute
 from api.guest.forms import new_request_id, read_form
 from api.guest.visit import CSRF_FIELD, OfferVisit, Visit
-from api.journey_service import update_journey
 from guest_journey.journeys import Stage, Upsell, UpsellStatus
 from guest_journey.policy import UpsellOffer
+from services.errors import OfferNotOffered
+from services.journey_service import update_journey
 from workflows.journey import GuestJourneyWorkflow
 from workflows.journey_inputs import OfferAnswer
 

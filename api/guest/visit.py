@@ -23,7 +23,6 @@ from fastapi.responses import HTMLResponse
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.deps import Services, ServicesDep, SessionDep
-from api.errors import DomainError
 from api.guest.errors import GuestPageError
 from api.hosts import origin_allowed
 from api.i18n import (
@@ -33,7 +32,6 @@ from api.i18n import (
     from_accept_language,
     supported_language,
 )
-from api.journey_service import read_journey
 from api.pages import render_page
 from guest_journey.guest_links import (
     FEEDBACK_VALID_AFTER_DEPARTURE,
@@ -45,6 +43,8 @@ from guest_journey.guest_links import (
 )
 from guest_journey.journeys import JourneyView
 from guest_journey.policy import HotelPolicy
+from services.errors import DomainError
+from services.journey_service import read_journey
 
 LANG_COOKIE = "guest_lang"
 CSRF_COOKIE = "guest_csrf"

@@ -29,11 +29,11 @@ from temporalio.api.common.v1 import Payloads
 from api.access import Principal
 from api.deps import SessionDep, SettingsDep, TemporalClientDep, require_role
 from api.error_responses import ROLE_ERRORS, errors
-from api.errors import DomainError, InvalidRequest, NotFound
 from guest_journey.journey_keys import JourneyKeyErased, UnknownJourneyKey
 from guest_journey.journeys import reservation_id_of
 from guest_journey.payload_codec import JourneyPayloadCodec, UndecodablePayload
 from guest_journey.read_model import hotels_of
+from services.errors import DomainError, InvalidRequest, NotFound
 
 CODEC_PREFIX = "/codec"
 

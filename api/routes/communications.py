@@ -18,9 +18,7 @@ from api.deps import (
     require_role,
 )
 from api.error_responses import ROLE_ERRORS, errors
-from api.errors import InvalidRequest
 from api.idempotency import IdempotencyDep
-from api.journey_service import send_message_again, update_journey
 from communications.delivery_summary import DeliverySummary, delivery_summary
 from communications.staff_message import BODY_LIMIT, MESSAGE_ID, StaffMessageError, staff_context
 from communications.staff_texts import body_stored_apart
@@ -28,6 +26,8 @@ from communications.templates import TemplateInfo
 from guest_journey.messages import MessageStatus
 from guest_journey.reservations import RESERVATION_ID, Channel, Moment
 from guest_journey.settings import HOTEL_ID_PATTERN
+from services.errors import InvalidRequest
+from services.journey_service import send_message_again, update_journey
 from workflows.journey import GuestJourneyWorkflow
 from workflows.journey_inputs import ManualMessage
 

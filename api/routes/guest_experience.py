@@ -7,9 +7,9 @@ from fastapi import APIRouter, Depends
 from api.deps import PrincipalDep, SessionDep, TemporalClientDep, require_role
 from api.error_responses import ROLE_ERRORS, errors
 from api.journey_lookup import JourneyIdPath
-from api.journey_service import read_journey
 from communications.message_store import MessageView, list_for_reservation
 from guest_journey.journeys import JourneyView
+from services.journey_service import read_journey
 
 router = APIRouter(prefix="/guest-experience", tags=["guest-experience"],
                    dependencies=[Depends(require_role("ops"))], responses=ROLE_ERRORS)

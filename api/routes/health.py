@@ -22,9 +22,9 @@ from sqlalchemy import text
 
 from api.deps import ServicesDep
 from api.error_responses import WRONG_KEYS, errors
-from guest_journey.automation import telemetry_check
 from guest_journey.telemetry import otlp_export_status
 from guest_journey.temporal import Poller, workflow_pollers
+from services.automation import telemetry_check
 
 router = APIRouter(tags=["health"])
 CHECK_TIMEOUT_SECONDS = 3

@@ -10,8 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.access import journey_id_for
 from api.deps import PrincipalDep, SessionDep, SettingsDep, TemporalClientDep, require_role
 from api.error_responses import ROLE_ERRORS, errors
-from api.errors import NotFound, journey_not_found
-from api.journey_service import notify_inbound
 from communications.inbound import (
     InboundResult,
     MatchedBy,
@@ -24,6 +22,8 @@ from guest_journey.guest_links import message_replied_to
 from guest_journey.reservations import RESERVATION_ID, Channel, Moment
 from guest_journey.settings import HOTEL_ID_PATTERN
 from guest_journey.telemetry import guest_replied
+from services.errors import NotFound, journey_not_found
+from services.journey_service import notify_inbound
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/communications", tags=["communications"],

@@ -13,8 +13,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.access import Principal, hidden_reservations, journey_id_for
 from api.deps import PrincipalDep, SessionDep, SettingsDep, TemporalClientDep, require_role
 from api.error_responses import ROLE_ERRORS, errors
-from api.errors import DomainError, temporal_errors
-from guest_journey.automation import (
+from guest_journey.settings import Settings
+from services.automation import (
     MAX_SNAPSHOTS,
     GuestJourneySnapshot,
     GuestJourneySnapshotRequest,
@@ -26,7 +26,7 @@ from guest_journey.automation import (
     journey_volume,
     send_snapshots,
 )
-from guest_journey.settings import Settings
+from services.errors import DomainError, temporal_errors
 
 router = APIRouter(prefix="/guest-experience", tags=["guest-experience"],
                    dependencies=[Depends(require_role("ops"))], responses=ROLE_ERRORS)

@@ -21,14 +21,14 @@ from api.deps import (
     require_role,
 )
 from api.error_responses import ROLE_ERRORS, errors
-from api.errors import InvalidRequest
 from api.idempotency import IdempotencyDep
 from api.journey_lookup import JourneyIdPath, ReservationIdPath
-from api.journey_service import put_reservation, update_journey
 from guest_journey.journey_ids import JourneyIdTooLong, journey_id
 from guest_journey.journeys import Stage, workflow_id_for
 from guest_journey.read_model import finished_stage
 from guest_journey.reservations import Moment, Reservation, ReservationIn
+from services.errors import InvalidRequest
+from services.journey_service import put_reservation, update_journey
 from workflows.journey import GuestJourneyWorkflow
 from workflows.journey_inputs import CancelRequest, JourneyAck, PmsEvent, PmsEventType
 

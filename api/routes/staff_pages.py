@@ -28,8 +28,6 @@ from starlette.datastructures import FormData
 
 from api.access import AmbiguousJourney, Principal, check_reservation, journey_id_for
 from api.deps import ServicesDep, SettingsDep, TemporalClientDep
-from api.errors import Conflict, DomainError, NotFound, Unavailable
-from api.journey_service import NotInDoubt, read_journey
 from api.service_status import service_status
 from api.staff import actions, analytics_data, attention, labels, svg_charts
 from api.staff.actions import FormError, PanelForm
@@ -51,9 +49,11 @@ from api.staff.session import (
 )
 from communications.message_store import list_for_reservation
 from guest_journey.database import utcnow
-from guest_journey.kpi_store import WindowKind
 from guest_journey.kpis import Kpi
 from guest_journey.reservations import RESERVATION_ID
+from services.errors import Conflict, DomainError, NotFound, Unavailable
+from services.journey_service import NotInDoubt, read_journey
+from services.kpi_store import WindowKind
 
 logger = logging.getLogger(__name__)
 router = APIRouter(route_class=StaffRoute, include_in_schema=False, tags=["staff pages"])

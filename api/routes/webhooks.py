@@ -16,7 +16,6 @@ from pydantic import BaseModel
 
 from api.deps import ServicesDep, SessionDep, TemporalClientDep
 from api.error_responses import errors, json_errors_inline, page_errors
-from api.journey_service import notify_failed_later
 from api.routes.inbound import notify_journey
 from communications.inbound import store_inbound
 from communications.message_status import StatusReport, apply_status_updates
@@ -30,6 +29,7 @@ from communications.whatsapp_webhook import (
 )
 from guest_journey.messages import MessageStatus
 from guest_journey.reservations import Channel
+from services.journey_service import notify_failed_later
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])

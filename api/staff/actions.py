@@ -26,8 +26,6 @@ from starlette.datastructures import FormData
 from temporalio.client import Client
 
 from api.deps import Services
-from api.errors import InvalidRequest, journey_not_found
-from api.journey_service import send_message_again, update_journey
 from api.routes.inbound import notify_journey
 from api.staff.session import CSRF_FIELD
 from communications.inbound import InboundResult, UnknownReservation, store_inbound
@@ -41,6 +39,8 @@ from communications.staff_message import (
 from communications.staff_texts import body_stored_apart
 from guest_journey.database import utcnow
 from guest_journey.reservations import Channel
+from services.errors import InvalidRequest, journey_not_found
+from services.journey_service import send_message_again, update_journey
 from workflows.journey import GuestJourneyWorkflow
 from workflows.journey_inputs import ManualMessage
 

@@ -4,7 +4,7 @@ The dashboard shows one hotel (or all hotels together) over a period of
 whole days, in windows of a day or a week (the hotel's local midnights, its
 policy's `hotel_timezone`; all hotels use the policy's default time zone).
 
-Per window, the figures are the KPI snapshots of `guest_journey.kpi_store`:
+Per window, the figures are the KPI snapshots of `services.kpi_store`:
 a window shown without a settled snapshot (none yet, or one computed less
 than `SETTLED_AFTER` after the window closed) is measured again with
 `record_dashboard_guest_experience`, which stores it and evaluates its
@@ -48,15 +48,15 @@ from api.staff import labels
 from communications.delivery_summary import DeliverySummary, delivery_summary
 from guest_journey import kpis
 from guest_journey.journeys import CheckinStatus, Stage
-from guest_journey.kpi_store import (
+from guest_journey.kpis import RULES, Kpi
+from guest_journey.read_model import JourneyRecord
+from services.kpi_store import (
     KpiAlertOut,
     KpiSnapshot,
     WindowKind,
     list_alerts,
     record_dashboard_guest_experience,
 )
-from guest_journey.kpis import RULES, Kpi
-from guest_journey.read_model import JourneyRecord
 
 TARGETS_FILE = "kpi-targets.yaml"
 SETTLED_AFTER = timedelta(days=1)

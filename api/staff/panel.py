@@ -1,6 +1,6 @@
 """The operations panel's view of one journey: what `panel.html` shows.
 
-The journey comes from `api.journey_service.read_journey` (the workflow
+The journey comes from `services.journey_service.read_journey` (the workflow
 while it runs, the read model once it has finished), the messages from the
 message store, both directions, oldest first. A message staff asked for
 whose delivery has not started yet (its `manual:` step is planned) is shown

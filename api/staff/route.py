@@ -29,11 +29,11 @@ from temporalio.service import RPCError
 
 from api.access import Principal
 from api.deps import SettingsDep
-from api.errors import DomainError, Unavailable
 from api.limits import BodyTooLarge
 from api.pages import render_page
 from api.staff.session import CSRF_FIELD, Csrf, StaffCaller, csrf_for
 from guest_journey.settings import Settings
+from services.errors import DomainError, Unavailable
 
 logger = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from pydantic import SecretStr
 from api.app import create_app
 from api.rate_limits import Limit, RateLimiter, bucket_address
 from api.staff.session import SESSION_COOKIE, make_session_cookie, read_session_cookie
-from guest_journey.cli import api_server_config
+from commands.cli import api_server_config
 from guest_journey.guest_links import Purpose, make_token, message_replied_to, reply_token
 from guest_journey.settings import Settings
 from tests.api.test_guest_pages import GOOD_CHECKIN, POLICY, book, csrf, request_id

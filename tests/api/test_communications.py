@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from api.journey_service import journey_handle
 from communications.staff_texts import staff_texts_of
+from services.journey_service import journey_handle
 from tests.api.test_reservations import reservation_body
 from tests.workflows.journeys import end, now
 

@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from api.app import create_app
-from guest_journey.cli import api_server_config
+from commands.cli import api_server_config
 from guest_journey.database import create_engine, session_factory
 from guest_journey.reservations import Channel
 from guest_journey.settings import Settings

@@ -12,7 +12,11 @@ import httpx
 import pytest
 from temporalio.client import Client, WorkflowHandle
 
-from guest_journey.automation import (
+from guest_journey.journeys import JourneyView, Stage, workflow_id_for
+from guest_journey.read_model import save_journey
+from guest_journey.reservations import Channel, Guest, Reservation
+from guest_journey.settings import Settings
+from services.automation import (
     AutomationQueue,
     AutomationUnavailable,
     GuestJourneyBridge,
@@ -23,10 +27,6 @@ from guest_journey.automation import (
     pending_snapshots,
     task_queue_backlog,
 )
-from guest_journey.journeys import JourneyView, Stage, workflow_id_for
-from guest_journey.read_model import save_journey
-from guest_journey.reservations import Channel, Guest, Reservation
-from guest_journey.settings import Settings
 from tests.api.conftest import app_client
 from tests.api.test_reservations import reservation_body
 from tests.communications import database_fixtures

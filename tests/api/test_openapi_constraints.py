@@ -11,9 +11,9 @@ import jsonschema_rs
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from guest_journey.automation import GuestJourneySnapshot
 from guest_journey.reservations import LanguageTag, Moment, Phone
 from guest_journey.settings import Settings
+from services.automation import GuestJourneySnapshot
 from tests.api.conftest import app_client
 
 

@@ -36,11 +36,11 @@ from guest_journey.journeys import (
     UpsellStatus,
     workflow_id_for,
 )
-from guest_journey.kpi_store import KpiSnapshot
 from guest_journey.read_model import save_journey
 from guest_journey.reservations import Guest
 from guest_journey.schema import upgrade_database
 from guest_journey.settings import Settings
+from services.kpi_store import KpiSnapshot
 from tests.api.test_reservations import reservation_body
 from tests.workflows.journeys import end, now
 

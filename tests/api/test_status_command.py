@@ -37,7 +37,7 @@ async def status_command(settings: Settings, temporal_address: str = "127.0.0.1:
     env.update(GUEST_JOURNEY_DATA_DIR=str(settings.data_dir), GUEST_JOURNEY_DATABASE_URL=settings.resolved_database_url,
                GUEST_JOURNEY_TEMPORAL_ADDRESS=temporal_address, GUEST_JOURNEY_TASK_QUEUE=settings.task_queue)
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "guest_journey.cli", "status", env=env,
+        sys.executable, "-m", "commands.cli", "status", env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     stdout, stderr = await asyncio.wait_for(process.communicate(), STATUS_TIMEOUT_SECONDS)

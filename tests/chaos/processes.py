@@ -20,7 +20,7 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from guest_journey.devserver import TemporalDevServer, find_temporal_binary
+from commands.devserver import TemporalDevServer, find_temporal_binary
 from guest_journey.temporal import SEARCH_ATTRIBUTES
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -217,7 +217,7 @@ class TemporalServerProcess(ServiceProcess):
 
 def service_command(command: str) -> list[str]:
     """`guest-journey <command>`, run with this virtualenv's Python."""
-    return [sys.executable, "-m", "guest_journey.cli", command]
+    return [sys.executable, "-m", "commands.cli", command]
 
 
 def worker_script() -> list[str]:

@@ -19,8 +19,8 @@ from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from commands.devserver import find_installed_binary
 from guest_journey.database import create_engine, session_factory
-from guest_journey.devserver import find_installed_binary
 from guest_journey.journeys import StepStatus
 from guest_journey.reservations import Channel
 from guest_journey.schema import upgrade_database

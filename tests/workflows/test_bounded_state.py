@@ -26,7 +26,6 @@ from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from api.journey_service import notify_inbound
 from communications.channels.base import Delivery, Outgoing
 from communications.channels.webchat import WebchatSender
 from communications.inbound import store_inbound
@@ -37,6 +36,7 @@ from guest_journey.journeys import Stage, StepKind
 from guest_journey.messages import MessageDirection
 from guest_journey.read_model import get_journey
 from guest_journey.reservations import Channel
+from services.journey_service import notify_inbound
 from tests.workflows.journeys import booking, end, now, put, quiet_policy
 from workflows.journey import KEPT_MANUAL_STEPS, GuestJourneyWorkflow
 from workflows.journey_inputs import ManualMessage

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import select
 
-from guest_journey.kpi_schedule import ensure_kpi_schedule
-from guest_journey.kpi_store import KpiSnapshot
+from services.kpi_schedule import ensure_kpi_schedule
+from services.kpi_store import KpiSnapshot
 from tests.workflows.journeys import booking, end, now, put, quiet_policy
 from workflows.dashboard_kpis import (
     DAILY_AT,

@@ -20,7 +20,6 @@ from temporalio.client import (
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from api.errors import Conflict, NotFound, Unavailable, temporal_errors
 from communications.message_store import MessageRecord
 from guest_journey import read_model
 from guest_journey.journeys import JourneyView, workflow_id_for
@@ -28,6 +27,7 @@ from guest_journey.messages import MessageDirection, MessageStatus
 from guest_journey.policy import JourneyPolicy
 from guest_journey.reservations import Channel, Reservation
 from guest_journey.settings import Settings
+from services.errors import Conflict, NotFound, Unavailable, temporal_errors
 from workflows.journey import GuestJourneyWorkflow
 from workflows.journey_inputs import (
     InboundNotice,

@@ -18,7 +18,7 @@ journeys, as `POST /guest-experience/journey` does:
 both objects are bound to the Temporal client and the database at start.
 
 Satisfaction telemetry is `record_dashboard_guest_experience`
-(`guest_journey.kpi_store`); `telemetry_check()` says whether its last run in
+(`services.kpi_store`); `telemetry_check()` says whether its last run in
 this process went well.
 """
 
@@ -51,12 +51,12 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from guest_journey import read_model
 from guest_journey.database import SessionFactory, UTCDateTime, utcnow
-from guest_journey.journeys import FINAL_STAGES, Stage, workflow_id_for
-from guest_journey.kpi_store import record_dashboard_guest_experience, telemetry_status
+from guest_journey.journeys import FINAL_STAGES, Stage, may_move, workflow_id_for
 from guest_journey.read_model import JourneyRecord
 from guest_journey.reservations import RESERVATION_ID
 from guest_journey.settings import HOTEL_ID_PATTERN, Settings
-from workflows.journey import GuestJourneyWorkflow, _may_move
+from services.kpi_store import record_dashboard_guest_experience, telemetry_status
+from workflows.journey import GuestJourneyWorkflow
 from workflows.journey_inputs import JourneySnapshot
 
 __all__ = [
@@ -303,7 +303,7 @@ async def send_snapshots(
         if stage is not None and stage.is_final:
             failures[position] = SnapshotError(reservation_id=rid, detail=_finished(rid, stage))
             return
-        if stage is not None and snapshot.stage is not None and not _may_move(stage, snapshot.stage):
+        if stage is not None and snapshot.stage is not None and not may_move(stage, snapshot.stage):
             detail = f"stage cannot go from {stage.value} to {snapshot.stage.value}"
             failures[position] = SnapshotError(reservation_id=rid, detail=detail)
             return

@@ -17,7 +17,7 @@ from guest_journey.database import create_engine
 from guest_journey.schema import UPGRADE_COMMAND, database_revision, head_revision, upgrade_database
 from guest_journey.settings import Settings
 
-logger = logging.getLogger("guest_journey.cli")
+logger = logging.getLogger("commands.cli")
 
 
 def add_parser(commands: Any) -> None:

@@ -6,7 +6,7 @@ still running, the way `DELETE /reservations/{id}` cancels it, and waits until
 it has finished, so the workflow sends nothing more and writes nothing back;
 then it replaces the personal fields in the database and destroys the
 journey's data keys, so its Temporal history cannot be decoded any more
-(`guest_journey.gdpr`). Its client has the payload codec, as the worker's does.
+(`services.gdpr`). Its client has the payload codec, as the worker's does.
 Both are recorded in the `gdpr_audit` table with `--actor` and `--reason`.
 """
 
@@ -34,16 +34,16 @@ from temporalio.client import (
 
 from guest_journey import read_model
 from guest_journey.database import SessionFactory, create_engine, session_factory
-from guest_journey.gdpr import (
+from guest_journey.journey_ids import AmbiguousReservation, JourneyIdTooLong, find_journey_id
+from guest_journey.schema import SchemaNotCurrent, prepare_database
+from guest_journey.settings import Settings
+from guest_journey.temporal import connect_temporal
+from services.gdpr import (
     UnknownReservation,
     erase_guest_data,
     export_guest_data,
     has_guest_data,
 )
-from guest_journey.journey_ids import AmbiguousReservation, JourneyIdTooLong, find_journey_id
-from guest_journey.schema import SchemaNotCurrent, prepare_database
-from guest_journey.settings import Settings
-from guest_journey.temporal import connect_temporal
 
 FAILED = 1
 CONNECT_TIMEOUT_SECONDS = 10.0
@@ -174,8 +174,8 @@ async def end_journey(
 
     Raises `JourneyNotEnded` when Temporal cannot be reached or the journey does
     not finish within `timeout` seconds (no worker running)."""
-    from api.errors import Conflict, NotFound, Unavailable, temporal_errors
-    from api.journey_service import journey_handle, update_journey
+    from services.errors import Conflict, NotFound, Unavailable, temporal_errors
+    from services.journey_service import journey_handle, update_journey
     from workflows.journey import GuestJourneyWorkflow
     from workflows.journey_inputs import CancelRequest
 

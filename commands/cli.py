@@ -26,8 +26,11 @@ import uvicorn
 from pydantic import ValidationError
 from starlette.types import ASGIApp
 
-from guest_journey import db_command, gdpr_command, policy_command, status_command
-from guest_journey.devserver import (
+from commands import db as db_command
+from commands import gdpr as gdpr_command
+from commands import policy as policy_command
+from commands import status as status_command
+from commands.devserver import (
     DevServerError,
     PortClaim,
     TemporalDevServer,
@@ -43,7 +46,7 @@ from guest_journey.telemetry import configure_telemetry
 from guest_journey.temporal import SEARCH_ATTRIBUTES
 from guest_journey.version import package_version
 
-logger = logging.getLogger("guest_journey.cli")
+logger = logging.getLogger("commands.cli")
 USAGE_ERROR = 2
 READY_TIMEOUT_SECONDS = 60.0
 

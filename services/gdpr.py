@@ -47,13 +47,13 @@ from communications.message_status import MessageStatusEvent
 from communications.message_store import MessageRecord, normalise_address
 from communications.staff_texts import StaffText, staff_texts_of
 from communications.unsubscribes import DIGEST_PREFIX, Unsubscribe, address_digest
-from guest_journey.automation import SnapshotPending
 from guest_journey.database import SessionFactory, utcnow
 from guest_journey.gdpr_audit import audit_record
 from guest_journey.journey_keys import destroy_journey_keys
 from guest_journey.journeys import JourneyView, workflow_id_for
 from guest_journey.messages import MessageDirection
 from guest_journey.read_model import JourneyRecord
+from services.automation import SnapshotPending
 
 ERASED_NAME = "erased"
 ERASED_TEXT = "[erased]"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-logger = logging.getLogger("guest_journey.devserver")
+logger = logging.getLogger("commands.devserver")
 
 _PR_SET_PDEATHSIG = 1
 

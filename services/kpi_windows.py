@@ -5,26 +5,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from pydantic import AwareDatetime, BaseModel
 from sqlmodel import select
 from temporalio import activity
 
 from guest_journey.database import SessionFactory
-from guest_journey.kpi_store import record_dashboard_guest_experience
 from guest_journey.read_model import JourneyRecord
+from services.kpi_store import record_dashboard_guest_experience
+from workflows.dashboard_kpis import RECORD_KPI_WINDOWS, KpiWindowsInput, KpiWindowsResult
 
 DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
-
-
-class KpiWindowsInput(BaseModel):
-    """The windows that end at `window_end` (a UTC midnight): the day, and the week on Mondays."""
-
-    window_end: AwareDatetime
-
-
-class KpiWindowsResult(BaseModel):
-    snapshots: int
 
 
 def windows_ending(window_end: datetime) -> list[tuple[datetime, datetime]]:
@@ -39,7 +29,7 @@ class KpiActivities:
         self._sessions = sessions
         self._webhook_url = webhook_url
 
-    @activity.defn
+    @activity.defn(name=RECORD_KPI_WINDOWS)
     async def record_kpi_windows(self, request: KpiWindowsInput) -> KpiWindowsResult:
         """`record_dashboard_guest_experience` for the windows that just closed."""
         async with self._sessions() as session:
