@@ -11,9 +11,6 @@ who it was.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Column
@@ -21,6 +18,7 @@ from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from communications.message_store import normalise_address
+from guest_journey import signing
 from guest_journey.database import UTCDateTime, utcnow
 
 DIGEST_PREFIX = "sha256:"
@@ -43,20 +41,20 @@ async def unsubscribe(*, session: AsyncSession, address: str, reservation_id: st
     await session.commit()
 
 
-async def is_unsubscribed(*, session: AsyncSession, address: str, secret_key: str | Sequence[str]) -> bool:
+async def is_unsubscribed(*, session: AsyncSession, address: str, secret_key: signing.Secrets) -> bool:
     """Whether the address, or the digest an erasure left of it, asked for no more offers.
     `secret_key` may be the keys to try (current first, then `GUEST_JOURNEY_SECRET_KEY_FALLBACKS`):
     a digest left before the key was rotated still counts."""
     key = normalise_address(address)
     if key is None:
         return False
-    secret_keys = (secret_key,) if isinstance(secret_key, str) else tuple(secret_key)
-    keys = [key, *(address_digest(key, secret) for secret in secret_keys)]
+    keys = [key, *(address_digest(key, secret) for secret in signing.keys(secret_key))]
     found = await session.exec(select(Unsubscribe.address).where(col(Unsubscribe.address).in_(keys)).limit(1))
     return found.first() is not None
 
 
 def address_digest(address: str, secret_key: str) -> str:
-    """`sha256:` and the HMAC-SHA256 of the normalised address under the service's secret key."""
+    """`sha256:` and the HMAC-SHA256 of the normalised address under the service's secret key
+    (`signing.Purpose.UNSUBSCRIBE_DIGEST`)."""
     key = normalise_address(address) or address
-    return DIGEST_PREFIX + hmac.new(secret_key.encode(), key.encode(), hashlib.sha256).hexdigest()
+    return DIGEST_PREFIX + signing.sign(signing.Purpose.UNSUBSCRIBE_DIGEST, secret_key, key)

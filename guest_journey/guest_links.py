@@ -1,8 +1,8 @@
 """Signed, expiring links to the guest pages (`/guest/{token}/...`).
 
 A token names one reservation and one purpose, carries its expiry and is
-signed with HMAC-SHA256 under the service's secret key; verification also
-accepts the earlier keys of `GUEST_JOURNEY_SECRET_KEY_FALLBACKS`, so that
+signed under the service's secret key (`guest_journey.signing`); verification
+also accepts the earlier keys of `GUEST_JOURNEY_SECRET_KEY_FALLBACKS`, so that
 rotating the key keeps the links already sent working. An offer link's token
 also names its offer (`o`): it opens that offer's page and no other. Offer
 links sent before the offer was signed in (no `o`) still open, but only for an
@@ -12,16 +12,16 @@ offer the journey has actually offered to this guest (docs/guest-pages.md).
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 import re
 import uuid
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from pydantic import BaseModel, ValidationError
+
+from guest_journey import signing
+from guest_journey.signing import Secrets
 
 
 class Purpose(StrEnum):
@@ -32,7 +32,6 @@ class Purpose(StrEnum):
     unsubscribe = "unsubscribe"
 
 
-Secrets = str | Sequence[str]  # one key, or the keys to verify with (current first)
 FEEDBACK_VALID_AFTER_DEPARTURE = timedelta(days=30)
 UNSUBSCRIBE_VALID_AFTER_DEPARTURE = timedelta(days=365)
 
@@ -60,29 +59,6 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _signature(secret: str, payload: str) -> str:
-    return _b64(hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest()[:20])
-
-
-def _keys(secret: Secrets) -> tuple[str, ...]:
-    return (secret,) if isinstance(secret, str) else tuple(secret)
-
-
-def _signed_by(secret: Secrets, signature: str, text: str, size: int | None = None) -> bool:
-    """Whether `signature` is the signature of `text` under one of the keys: the current key
-    then `GUEST_JOURNEY_SECRET_KEY_FALLBACKS` (`Settings.verification_secret_keys`). Every
-    key is tried, so the time taken does not tell which one matched."""
-    matched = False
-    for key in _keys(secret):
-        matched |= _same(signature, _signature(key, text)[:size])
-    return matched
-
-
-def _same(given: str, expected: str) -> bool:
-    """Constant-time comparison; any text a caller sends (not only ASCII) is just unequal."""
-    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8"))
-
-
 def make_token(
     secret: str, reservation_id: str, purpose: Purpose, expires_at: datetime, offer: str | None = None
 ) -> str:
@@ -90,12 +66,12 @@ def make_token(
     if offer is not None:
         body["o"] = offer
     payload = _b64(json.dumps(body, separators=(",", ":")).encode())
-    return f"{payload}.{_signature(secret, payload)}"
+    return f"{payload}.{signing.sign(signing.Purpose.GUEST_LINK, secret, payload)}"
 
 
 def read_token(secret: Secrets, token: str, purpose: Purpose, now: datetime | None = None) -> GuestToken:
     payload, _, signature = token.partition(".")
-    if not payload or not signature or not _signed_by(secret, signature, payload):
+    if not payload or not signature or not signing.verify(signing.Purpose.GUEST_LINK, secret, payload, signature):
         raise GuestTokenError("this link is not valid")
     try:
         body = json.loads(_unb64(payload))
@@ -154,7 +130,7 @@ _REPLY_ADDRESS = re.compile(r"reply\+([0-9a-f]{32})([A-Za-z0-9_-]{12})@", re.IGN
 
 def reply_token(secret: str, message_id: str) -> str:
     hex_id = uuid.UUID(message_id).hex
-    return hex_id + _signature(secret, f"reply:{hex_id}")[:12]
+    return hex_id + signing.sign(signing.Purpose.REPLY_ADDRESS, secret, hex_id)
 
 
 def message_replied_to(secret: Secrets, address: str) -> str | None:
@@ -163,6 +139,6 @@ def message_replied_to(secret: Secrets, address: str) -> str | None:
     if found is None:
         return None
     hex_id, signature = found.group(1).lower(), found.group(2)
-    if not _signed_by(secret, signature, f"reply:{hex_id}", 12):
+    if not signing.verify(signing.Purpose.REPLY_ADDRESS, secret, hex_id, signature):
         return None
     return str(uuid.UUID(hex_id))

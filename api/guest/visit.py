@@ -8,9 +8,6 @@ the reservation is always the token's, never one named by the request.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -33,6 +30,7 @@ from api.i18n import (
     supported_language,
 )
 from api.pages import render_page
+from guest_journey import signing
 from guest_journey.guest_links import (
     FEEDBACK_VALID_AFTER_DEPARTURE,
     ExpiredGuestToken,
@@ -67,8 +65,7 @@ def request_language(request: Request, guest_language: str | None = None) -> str
 
 
 def csrf_token(secret: str, seed: str, token: str) -> str:
-    digest = hmac.new(secret.encode(), f"csrf:{seed}:{token}".encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest[:24]).decode()
+    return signing.sign(signing.Purpose.GUEST_CSRF, secret, f"{seed}:{token}")
 
 
 def guest_path(token: str, page: str) -> str:
@@ -108,9 +105,8 @@ class Visit:
         origin = self.request.headers.get("origin")
         if origin and origin != "null" and not origin_allowed(self.services.settings.public_base_url, origin):
             raise GuestPageError(403, "csrf", language=self.tr.language)
-        matched = False  # a page loaded before the secret key was rotated still posts
-        for key in self.services.settings.verification_secret_keys():
-            matched |= hmac.compare_digest((sent or "").encode(), csrf_token(key, self.csrf_seed, self.token).encode())
+        keys = self.services.settings.verification_secret_keys()  # a page loaded before a rotation still posts
+        matched = signing.verify(signing.Purpose.GUEST_CSRF, keys, f"{self.csrf_seed}:{self.token}", sent or "")
         if self.new_csrf_seed or not sent or not matched:
             raise GuestPageError(403, "csrf", language=self.tr.language)
 

@@ -5,9 +5,9 @@ and the CSRF token of the staff forms.
 staff pages (`ops` or `admin`), the browser gets the cookie `gj_staff`:
 `<payload>.<signature>`, the payload naming the role, a fingerprint of the
 key (an HMAC of it, never the key), the expiry and a random session id,
-signed with HMAC-SHA256 under the service's secret key in a domain of its own
-(`staff-session:`), so that no guest link can pass for it nor it for one. The
-cookie is HttpOnly, SameSite=Lax, and Secure when the public base URL is
+signed under the service's secret key with a salt of its own (`staff-session:`,
+`guest_journey.signing`), so that no guest link can pass for it nor it for
+one. The cookie is HttpOnly, SameSite=Lax, and Secure when the public base URL is
 https. Cookies (and fingerprints) signed with a key now in
 `GUEST_JOURNEY_SECRET_KEY_FALLBACKS` are still accepted; new ones are signed
 with the current key.
@@ -36,11 +36,9 @@ by its `Authorization` header sends no ambient credential and needs neither.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
@@ -50,6 +48,7 @@ from fastapi import Depends, HTTPException, Request, Response
 from api.access import Principal
 from api.deps import Services, ServicesDep, caller_principal
 from api.hosts import origin_allowed
+from guest_journey import signing
 from guest_journey.settings import ROLES, KeyAccess, Role, Settings
 from guest_journey.staff_sessions import revoke_staff_session, staff_session_revoked
 
@@ -58,9 +57,6 @@ CSRF_COOKIE = "gj_staff_csrf"
 CSRF_FIELD = "csrf_token"
 SESSION_LIFETIME = timedelta(hours=12)
 STAFF_ROLES: tuple[Role, ...] = ("ops", "admin")
-_SESSION_DOMAIN = "staff-session:"
-_KEY_DOMAIN = "staff-key:"
-_CSRF_DOMAIN = "staff-csrf:"
 
 
 def _b64(data: bytes) -> str:
@@ -71,12 +67,8 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _mac(secret: str, domain: str, text: str, size: int = 32) -> str:
-    return _b64(hmac.new(secret.encode(), (domain + text).encode(), hashlib.sha256).digest()[:size])
-
-
 def key_fingerprint(secret: str, key: str) -> str:
-    return _mac(secret, _KEY_DOMAIN, key, 18)
+    return signing.sign(signing.Purpose.STAFF_KEY, secret, key)
 
 
 @dataclass(frozen=True)
@@ -87,36 +79,23 @@ class StaffSession:
     session_id: str  # what `/logout` revokes (`guest_journey.staff_sessions`)
 
 
-def _verified(secrets_: Sequence[str], given: str, mac: Callable[[str], str]) -> str | None:
-    """The key under which `mac(key)` equals `given`, trying them all (current key first)."""
-    found = None
-    for secret in secrets_:
-        if hmac.compare_digest(given.encode("utf-8", "surrogatepass"), mac(secret).encode()) and found is None:
-            found = secret
-    return found
-
-
-def _secrets(secret: str | Sequence[str]) -> tuple[str, ...]:
-    return (secret,) if isinstance(secret, str) else tuple(secret)
-
-
 def make_session_cookie(secret: str, role: Role, key: str, now: datetime | None = None) -> str:
     expires = (now or datetime.now(UTC)) + SESSION_LIFETIME
     body = {"r": role, "f": key_fingerprint(secret, key), "e": int(expires.timestamp()),
             "i": secrets.token_urlsafe(18)}
     payload = _b64(json.dumps(body, separators=(",", ":")).encode())
-    return f"{payload}.{_mac(secret, _SESSION_DOMAIN, payload)}"
+    return f"{payload}.{signing.sign(signing.Purpose.STAFF_SESSION, secret, payload)}"
 
 
 def read_session_cookie(
-    secret: str | Sequence[str], value: str, now: datetime | None = None
+    secret: signing.Secrets, value: str, now: datetime | None = None
 ) -> StaffSession | None:
     """The session a cookie carries, when it is ours (signed with the current key or one of
     `GUEST_JOURNEY_SECRET_KEY_FALLBACKS`), intact, not expired, and has a session id."""
     payload, _, signature = value.partition(".")
     if not payload or not signature or len(value) > 512:
         return None
-    if _verified(_secrets(secret), signature, lambda key: _mac(key, _SESSION_DOMAIN, payload)) is None:
+    if not signing.verify(signing.Purpose.STAFF_SESSION, secret, payload, signature):
         return None
     try:
         body = json.loads(_unb64(payload))
@@ -137,10 +116,10 @@ def session_access(settings: Settings, session: StaffSession) -> KeyAccess | Non
     """The current role and hotels of the key the session was opened with; None once the key
     is gone. The fingerprint may have been made under a key now among the fallbacks."""
     found: KeyAccess | None = None
-    for secret in settings.verification_secret_keys():
-        for key, access in settings.api_key_access.items():
-            if hmac.compare_digest(key_fingerprint(secret, key), session.fingerprint) and found is None:
-                found = access
+    secrets_ = settings.verification_secret_keys()
+    for key, access in settings.api_key_access.items():
+        if signing.verify(signing.Purpose.STAFF_KEY, secrets_, key, session.fingerprint) and found is None:
+            found = access
     return found
 
 
@@ -270,17 +249,16 @@ def csrf_for(request: Request, settings: Settings) -> Csrf:
     secret = settings.resolved_secret_key()
     cookie = request.cookies.get(CSRF_COOKIE)
     if cookie and 16 <= len(cookie) <= 128:
-        return Csrf(token=_mac(secret, _CSRF_DOMAIN, cookie))
+        return Csrf(token=signing.sign(signing.Purpose.STAFF_CSRF, secret, cookie))
     fresh = secrets.token_urlsafe(24)
-    return Csrf(token=_mac(secret, _CSRF_DOMAIN, fresh), new_cookie=fresh)
+    return Csrf(token=signing.sign(signing.Purpose.STAFF_CSRF, secret, fresh), new_cookie=fresh)
 
 
 def csrf_valid(request: Request, settings: Settings, submitted: str) -> bool:
     cookie = request.cookies.get(CSRF_COOKIE)
     if not cookie or not submitted:
         return False
-    mac = lambda key: _mac(key, _CSRF_DOMAIN, cookie)  # noqa: E731
-    return _verified(settings.verification_secret_keys(), submitted, mac) is not None
+    return signing.verify(signing.Purpose.STAFF_CSRF, settings.verification_secret_keys(), cookie, submitted)
 
 
 def check_csrf(request: Request, settings: Settings, caller: StaffCaller | None, submitted: str) -> None:
