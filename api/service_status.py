@@ -28,7 +28,8 @@ from guest_journey.database import SessionFactory
 from guest_journey.schema import SchemaNotCurrent, check_database_is_current
 from guest_journey.settings import Settings
 from guest_journey.temporal import workflow_pollers
-from services.automation import pending_snapshots, task_queue_backlog
+from services.snapshot_pending import pending_snapshots
+from services.task_queue import task_queue_backlog
 
 CHECK_TIMEOUT_SECONDS = 5.0
 FAILURE_WINDOW = timedelta(hours=1)

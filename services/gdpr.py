@@ -53,7 +53,7 @@ from guest_journey.journey_keys import destroy_journey_keys
 from guest_journey.journeys import JourneyView, workflow_id_for
 from guest_journey.messages import MessageDirection
 from guest_journey.read_model import JourneyRecord
-from services.automation import SnapshotPending
+from services.snapshot_pending import SnapshotPending
 
 ERASED_NAME = "erased"
 ERASED_TEXT = "[erased]"

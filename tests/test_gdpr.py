@@ -55,8 +55,8 @@ from guest_journey.messages import MessageStatus, SendMessageInput, message_id_f
 from guest_journey.read_model import get_journey, save_journey
 from guest_journey.reservations import Channel
 from guest_journey.settings import Settings
-from services.automation import SnapshotPending
 from services.gdpr import UnknownReservation, erase_guest_data, export_guest_data
+from services.snapshot_pending import SnapshotPending
 from tests.communications import database_fixtures
 from tests.factories import make_reservation
 from tests.recording_sender import RecordingSender

@@ -14,19 +14,18 @@ from api.access import Principal, hidden_reservations, journey_id_for
 from api.deps import PrincipalDep, SessionDep, SettingsDep, TemporalClientDep, require_role
 from api.error_responses import ROLE_ERRORS, errors
 from guest_journey.settings import Settings
-from services.automation import (
+from services.errors import DomainError, temporal_errors
+from services.journey_snapshots import (
     MAX_SNAPSHOTS,
     GuestJourneySnapshot,
     GuestJourneySnapshotRequest,
-    JourneyVolume,
     SnapshotError,
     SnapshotMode,
     SnapshotResult,
     apply_snapshots,
-    journey_volume,
     send_snapshots,
 )
-from services.errors import DomainError, temporal_errors
+from services.journey_volume import JourneyVolume, journey_volume
 
 router = APIRouter(prefix="/guest-experience", tags=["guest-experience"],
                    dependencies=[Depends(require_role("ops"))], responses=ROLE_ERRORS)

@@ -20,13 +20,12 @@ from services.automation import (
     AutomationQueue,
     AutomationUnavailable,
     GuestJourneyBridge,
-    SnapshotPending,
     automation_queue,
     guest_journey_bridge,
-    journey_volume,
-    pending_snapshots,
-    task_queue_backlog,
 )
+from services.journey_volume import journey_volume
+from services.snapshot_pending import SnapshotPending, pending_snapshots
+from services.task_queue import task_queue_backlog
 from tests.api.conftest import app_client
 from tests.api.test_reservations import reservation_body
 from tests.communications import database_fixtures

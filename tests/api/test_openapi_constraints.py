@@ -13,7 +13,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from guest_journey.reservations import LanguageTag, Moment, Phone
 from guest_journey.settings import Settings
-from services.automation import GuestJourneySnapshot
+from services.journey_snapshots import GuestJourneySnapshot
 from tests.api.conftest import app_client
 
 
