@@ -32,6 +32,12 @@ from guest_journey.database import SessionFactory, create_engine, session_factor
 from guest_journey.guest_links import GuestLinks
 from guest_journey.logs import configure_logging
 from guest_journey.metrics_server import MetricsServer, MetricsServerError
+from guest_journey.policy import (
+    JourneyPolicy,
+    PolicyError,
+    load_policy,
+    refuse_retired_targets_file,
+)
 from guest_journey.reservations import Channel
 from guest_journey.schema import SchemaNotCurrent, prepare_database
 from guest_journey.settings import Settings, get_settings, settings_problems
@@ -100,8 +106,10 @@ def build_worker(
     settings: Settings,
     sessions: SessionFactory,
     channels: dict[Channel, ChannelSender] | None = None,
+    policy: JourneyPolicy | None = None,
 ) -> Worker:
-    """The worker with its activities; `channels` default to the configured ones."""
+    """The worker with its activities; `channels` default to the configured ones, `policy`
+    (the KPI schedule's time zones and targets) to the policy file's."""
     secret_key = settings.resolved_secret_key()
     channels = channels if channels is not None else build_channels(settings)
     messaging = MessagingActivities(
@@ -112,7 +120,8 @@ def build_worker(
         secret_key=settings.verification_secret_keys(),  # erased guests' digests under earlier keys too
     )
     recorder = JourneyRecorder(sessions=sessions)
-    kpis = KpiActivities(sessions=sessions, webhook_url=settings.kpi_webhook_url)
+    policy = policy if policy is not None else load_policy(settings.policy_file)
+    kpis = KpiActivities(sessions=sessions, policy=policy, webhook_url=settings.kpi_webhook_url)
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -136,6 +145,8 @@ def graceful_shutdown(channels: dict[Channel, ChannelSender]) -> timedelta:
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     """Run one worker until `stop` is set; in-flight activities finish first."""
     channels = build_channels(settings)  # production refuses to start without an SMTP relay
+    policy = load_policy(settings.policy_file)
+    refuse_retired_targets_file(settings.data_dir)
     if not settings.smtp_configured:
         logger.warning("SMTP is not configured: e-mails go to the local outbox %s", settings.outbox_dir)
     engine = create_engine(settings.resolved_database_url)
@@ -149,8 +160,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         async with worker_metrics(settings, session_factory(engine)):
             client = await connect_temporal(settings, sessions=session_factory(keys_engine))
             if await ensure_kpi_schedule(client, settings.task_queue):
-                logger.info("created the daily schedule of the dashboard's KPI snapshots")
-            worker = build_worker(client, settings, session_factory(engine), channels)
+                logger.info("created the hourly schedule of the dashboard's KPI snapshots")
+            worker = build_worker(client, settings, session_factory(engine), channels, policy)
             logger.info("worker polling task queue %s at %s", settings.task_queue, settings.temporal_address)
             async with worker:
                 await stop.wait()
@@ -201,7 +212,7 @@ def main() -> None:
 
     try:
         asyncio.run(serve())
-    except (SchemaNotCurrent, MetricsServerError, EmailNotConfigured) as error:
+    except (SchemaNotCurrent, MetricsServerError, EmailNotConfigured, PolicyError) as error:
         refuse(str(error))
     finally:
         telemetry.shutdown()

@@ -35,7 +35,7 @@ from api.tracing import RequestTracing
 from communications.templates import TemplateCatalogue
 from guest_journey.database import create_engine, session_factory
 from guest_journey.metrics_server import MetricsServer
-from guest_journey.policy import load_policy
+from guest_journey.policy import load_policy, refuse_retired_targets_file
 from guest_journey.schema import prepare_database
 from guest_journey.settings import MIN_SECRET_BITS, Settings, get_settings
 from guest_journey.temporal import connect_temporal
@@ -69,6 +69,7 @@ def create_app(
     (`guest-journey dev`), which serves the same registry there."""
     settings = settings or get_settings()
     policy = load_policy(settings.policy_file)
+    refuse_retired_targets_file(settings.data_dir)
     templates = TemplateCatalogue.load()
 
     @asynccontextmanager

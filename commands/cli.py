@@ -40,6 +40,7 @@ from commands.devserver import (
     url_host,
 )
 from guest_journey.logs import configure_logging
+from guest_journey.policy import PolicyError, load_policy, refuse_retired_targets_file
 from guest_journey.schema import SchemaNotCurrent, check_database_is_current
 from guest_journey.settings import Settings, get_settings, settings_problems
 from guest_journey.telemetry import configure_telemetry
@@ -216,7 +217,15 @@ async def _dev(settings: Settings, binary: Path) -> int:
         await temporal.stop()
 
 
+def _check_policy(settings: Settings) -> None:
+    """Before anything starts: the policy file loads, and no retired targets file lies
+    beside the data (`PolicyError`, said in one line by `main`)."""
+    load_policy(settings.policy_file)
+    refuse_retired_targets_file(settings.data_dir)
+
+
 def _dev_command(settings: Settings) -> int:
+    _check_policy(settings)
     try:
         temporal_host, temporal_port = split_address(settings.temporal_address)
     except ValueError as error:
@@ -243,6 +252,7 @@ async def _api(settings: Settings) -> int:
 
 
 def _api_command(settings: Settings) -> int:
+    _check_policy(settings)
     conflict = first_port_conflict([_api_claim(settings)])
     if conflict is not None:
         return _fail("api", conflict)
@@ -310,6 +320,8 @@ def main(argv: list[str] | None = None) -> None:
         status = run(settings)
     except KeyboardInterrupt:
         status = 130
+    except PolicyError as error:  # a policy file that cannot be used, or a retired targets file
+        status = _refuse(args.command, str(error))
     except Exception:
         logger.exception("guest-journey %s failed", args.command)
         status = 1

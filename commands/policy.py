@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
+from commands.policy_targets import TargetsFileError, policy_block
 from guest_journey.journeys import Stage, Step, StepKind, StepStatus
 from guest_journey.policy import HotelPolicy, JourneyPolicy
 from guest_journey.policy_check import PolicyCheck, check_policy_file
@@ -48,7 +49,7 @@ def add_parser(commands: Any) -> None:
         "policy", help="check a journey policy file, or preview the journey it plans",
         description="A journey policy file (GUEST_JOURNEY_POLICY_FILE), before it is loaded.",
     )
-    actions = policy.add_subparsers(dest="policy_action", required=True, metavar="{check,preview}")
+    actions = policy.add_subparsers(dest="policy_action", required=True, metavar="{check,preview,kpi-targets}")
     check = actions.add_parser(
         "check", help="every mistake in a policy file, with its line",
         description="Exit 0 when the service would load FILE; else print every problem as "
@@ -75,10 +76,23 @@ def add_parser(commands: Any) -> None:
     preview.add_argument("--hotel", metavar="ID", help="with --sample: this hotel (default: the policy's first under hotels)")
     preview.add_argument("--now", metavar="ISO", type=_moment_argument,
                          help="plan as at this moment (ISO 8601 with its UTC offset); default: now")
+    targets = actions.add_parser(
+        "kpi-targets", help="print a retired kpi-targets.yaml as the policy's kpi_targets",
+        description="KPI targets now live in the policy (kpi_targets, overridable per hotel). Print FILE, "
+        "a kpi-targets.yaml of an earlier release, as the YAML to merge into the policy file.",
+    )
+    targets.add_argument("file", type=Path, metavar="FILE", help="the kpi-targets.yaml file")
     policy.set_defaults(run_with_args=run)
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
+    if args.policy_action == "kpi-targets":
+        try:
+            _write([policy_block(args.file).rstrip("\n")])
+        except TargetsFileError as error:
+            sys.stderr.write(f"guest-journey policy kpi-targets: {error}\n")
+            return 1
+        return 0
     checked = check_policy_file(args.file)
     if args.policy_action == "check":
         _write(_check_lines(checked))

@@ -102,7 +102,8 @@ class FeedbackStatus(StrEnum):
 
 class Feedback(BaseModel):
     status: FeedbackStatus = FeedbackStatus.pending
-    score: int | None = Field(default=None, ge=0, le=10)
+    score: int | None = Field(default=None, ge=0, le=10)  # "would you recommend us?": the NPS answer
+    satisfaction: int | None = Field(default=None, ge=0, le=10)  # "overall, how satisfied were you?"
     comment: str | None = None
     received_at: AwareDatetime | None = None
 

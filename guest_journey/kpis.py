@@ -6,10 +6,11 @@ to 100; upsell conversion, check-in adoption and failure rate are fractions
 it has nothing to measure (no scores, no offers, no journeys), so that an
 empty window is never mistaken for a zero.
 
-Targets (runbook, "KPIs e Alertas"): satisfaction >= 4.5, average response
-time <= 10 minutes, upsell conversion >= 18 %, failure rate <= 5 % (incident
-playbook). A trend alert fires when a KPI got worse in each of the last three
-consecutive windows (`declining`).
+Targets are the policy's (`guest_journey.policy.KpiTargets`, per hotel; by
+default the runbook's "KPIs e Alertas": satisfaction >= 4.5, average response
+time <= 10 minutes, upsell conversion >= 18 %, failure rate <= 5 %). A trend
+alert fires when a KPI got worse in each of the last three consecutive windows
+(`declining`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
+
+from guest_journey.policy import KpiTargets
 
 PROMOTER_MIN = 9
 DETRACTOR_MAX = 6
@@ -36,25 +39,30 @@ class Kpi(StrEnum):
 
 @dataclass(frozen=True)
 class KpiRule:
-    """Which way is better for a KPI, and the target it must meet (if any)."""
+    """Which way is better for a KPI, and which of the policy's targets it is held to (if any)."""
 
     kpi: Kpi
     higher_is_better: bool
-    target: float | None = None
+    target_field: str | None = None
 
-    def breached(self, value: float | None) -> bool:
-        """True when a measured value misses the target; an unmeasured one never does."""
-        if value is None or self.target is None:
+    def target(self, targets: KpiTargets) -> float | None:
+        return None if self.target_field is None else float(getattr(targets, self.target_field))
+
+    def breached(self, value: float | None, targets: KpiTargets) -> bool:
+        """True when a measured value misses its target; an unmeasured one, or a KPI without a target, never does."""
+        target = self.target(targets)
+        if value is None or target is None:
             return False
-        return value < self.target if self.higher_is_better else value > self.target
+        return value < target if self.higher_is_better else value > target
 
 
 RULES: dict[Kpi, KpiRule] = {
-    Kpi.satisfaction: KpiRule(Kpi.satisfaction, higher_is_better=True, target=4.5),
+    Kpi.satisfaction: KpiRule(Kpi.satisfaction, higher_is_better=True, target_field="satisfaction_min"),
     Kpi.nps: KpiRule(Kpi.nps, higher_is_better=True),
-    Kpi.upsell_conversion: KpiRule(Kpi.upsell_conversion, higher_is_better=True, target=0.18),
-    Kpi.avg_response_time: KpiRule(Kpi.avg_response_time, higher_is_better=False, target=10.0),
-    Kpi.failure_rate: KpiRule(Kpi.failure_rate, higher_is_better=False, target=0.05),
+    Kpi.upsell_conversion: KpiRule(Kpi.upsell_conversion, higher_is_better=True, target_field="upsell_conversion_min"),
+    Kpi.avg_response_time: KpiRule(Kpi.avg_response_time, higher_is_better=False,
+                                   target_field="response_time_max_minutes"),
+    Kpi.failure_rate: KpiRule(Kpi.failure_rate, higher_is_better=False, target_field="failure_rate_max"),
     Kpi.checkin_adoption: KpiRule(Kpi.checkin_adoption, higher_is_better=True),
 }
 

@@ -115,6 +115,51 @@ class Delivery(BaseModel):
     wait_for_provider_status: Duration = timedelta(minutes=2)
 
 
+class KpiTargets(BaseModel):
+    """The targets a hotel's KPIs are held to (runbook "KPIs e Alertas"): the
+    dashboard compares against them and the KPI schedule's alerts fire on them.
+
+    ```yaml
+    kpi_targets:
+      satisfaction_min: 4.5           # average answer to "how satisfied were you?", 0-10
+      upsell_conversion_min: 0.18     # offers accepted / offers sent
+      response_time_max_minutes: 10   # from a guest's message to the staff's reply
+      failure_rate_max: 0.05          # failed / outbound messages
+    hotels:
+      hotel-rio: {kpi_targets: {satisfaction_min: 8}}
+    ```
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    satisfaction_min: float = Field(default=4.5, ge=0, le=10)
+    upsell_conversion_min: float = Field(default=0.18, ge=0, le=1)
+    response_time_max_minutes: float = Field(default=10.0, gt=0)
+    failure_rate_max: float = Field(default=0.05, ge=0, le=1)
+
+    @property
+    def response_time_max(self) -> timedelta:
+        return timedelta(minutes=self.response_time_max_minutes)
+
+
+RETIRED_TARGETS_FILE = "kpi-targets.yaml"
+
+
+def refuse_retired_targets_file(data_dir: Path) -> None:
+    """Raise `PolicyError` when the data directory still holds `kpi-targets.yaml`.
+
+    Its targets now live in the policy (`kpi_targets`, overridable per hotel);
+    a file left behind would silently stop applying, so a process refuses to
+    start until it is moved (`guest-journey policy kpi-targets FILE` prints it
+    in the policy's form)."""
+    path = data_dir / RETIRED_TARGETS_FILE
+    if path.exists():
+        raise PolicyError(
+            f"{path} is no longer read: KPI targets belong in the policy file under kpi_targets "
+            f"(`guest-journey policy kpi-targets {path}` prints them in that form); move them and delete the file"
+        )
+
+
 class HotelPolicy(BaseModel):
     """The policy of one hotel, overrides applied: what a journey carries."""
 
@@ -144,6 +189,7 @@ class HotelPolicy(BaseModel):
     public_review_url: str | None = Field(
         default=None, pattern=r"^https?://\S+$", description="where promoters are invited to leave a review"
     )
+    kpi_targets: KpiTargets = Field(default_factory=KpiTargets)
 
     @field_validator("hotel_timezone")
     @classmethod
@@ -214,7 +260,7 @@ class JourneyPolicy(HotelPolicy):
 
 
 def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """`override` over `base`; a mapping (quiet_hours, delivery) is merged key by key."""
+    """`override` over `base`; a mapping (quiet_hours, delivery, kpi_targets) is merged key by key."""
     merged = dict(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):

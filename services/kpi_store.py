@@ -4,8 +4,11 @@
 A snapshot measures one window `[window_start, window_end)` of one day or one
 week, for one hotel or (hotel_id None) for all:
 
-- `satisfaction_avg`, `nps`, `feedback_responses`: feedback scores received in
-  the window (a post-stay answer, or an NPS pushed by a snapshot);
+- `satisfaction_avg`, `satisfaction_responses`: the answers to the feedback
+  form's satisfaction question ("overall, how satisfied were you?", 0-10)
+  received in the window;
+- `nps`, `feedback_responses`: the answers to its recommendation question
+  (0-10; or an NPS pushed by a snapshot), as a Net Promoter Score;
 - `upsell_offered`, `upsell_accepted`, `upsell_conversion`: offers sent in the
   window (status offered, accepted or declined; dated by when the offer was
   sent, else by when it was answered) and how many of them were accepted;
@@ -20,7 +23,7 @@ Figures come from aggregate queries on the journey read model and the message
 table, on SQLite and PostgreSQL; nothing is loaded journey by journey.
 Recomputing a window replaces its snapshot and re-evaluates its alerts:
 
-- threshold: a KPI misses its target (`guest_journey.kpis.RULES`);
+- threshold: a KPI misses its target (the hotel's `kpi_targets` in the policy);
 - trend: a KPI got worse in each of the last three consecutive windows of the
   same kind, i.e. this window and the two before it, each against the window
   before it (four adjacent snapshots).
@@ -55,6 +58,7 @@ from guest_journey import kpis
 from guest_journey.database import UTCDateTime, utcnow
 from guest_journey.journeys import CheckinStatus, Stage, UpsellStatus
 from guest_journey.kpis import RULES, TREND_WINDOWS, Kpi
+from guest_journey.policy import KpiTargets
 from guest_journey.read_model import JourneyRecord
 from guest_journey.telemetry import kpi_alert_raised, kpis_measured
 
@@ -95,6 +99,7 @@ class KpiSnapshot(SQLModel, table=True):
     window_start: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     window_end: datetime = Field(sa_column=Column(UTCDateTime(), index=True, nullable=False))
     satisfaction_avg: float | None = None
+    satisfaction_responses: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     feedback_responses: int = 0
     nps: float | None = None
     upsell_offered: int = 0
@@ -196,16 +201,19 @@ async def record_dashboard_guest_experience(
     window_start: datetime,
     window_end: datetime,
     hotel_id: str | None = None,
+    targets: KpiTargets | None = None,
     webhook_url: str | None = None,
     now: datetime | None = None,
 ) -> KpiSnapshot:
     """Measure a window, store its snapshot (replacing an earlier one), evaluate,
-    store and log its alerts, and POST the alerts not yet delivered to `webhook_url`."""
+    store and log its alerts against `targets` (the hotel's, from the policy; the
+    runbook's by default), and POST the alerts not yet delivered to `webhook_url`."""
     kind = window_kind_of(window_start, window_end)
     try:
         snapshot = await _measure(session, kind, window_start, window_end, hotel_id, now or utcnow())
         snapshot = await _store_snapshot(session, snapshot)
-        alerts = await _store_alerts(session, snapshot, await _evaluate(session, snapshot))
+        findings = await _evaluate(session, snapshot, targets or KpiTargets())
+        alerts = await _store_alerts(session, snapshot, findings)
     except Exception as error:
         telemetry_status.failed(f"KPI computation failed: {type(error).__name__}")
         logger.exception("guest experience KPIs not recorded",
@@ -263,7 +271,7 @@ async def latest_closed_snapshots(*, session: AsyncSession, now: datetime | None
 async def publish_kpi_gauges(*, session: AsyncSession, now: datetime | None = None) -> int:
     """Set the KPI gauges (`guest_journey.telemetry.KPI_GAUGES`) from the stored snapshots
     of `latest_closed_snapshots`; a process's metrics server calls it at each scrape, so the
-    gauges show what the daily schedule stored whoever opened the dashboard or not.
+    gauges show what the KPI schedule stored, in each hotel's local days.
     Returns how many snapshots were published."""
     snapshots = await latest_closed_snapshots(session=session, now=now)
     for snapshot in snapshots:
@@ -298,7 +306,8 @@ async def _measure(
     session: AsyncSession, kind: WindowKind, start: datetime, end: datetime, hotel_id: str | None, now: datetime
 ) -> KpiSnapshot:
     dialect = _dialect(session)
-    responses, score_sum, promoters, detractors = await _feedback(session, dialect, start, end, hotel_id)
+    responses, promoters, detractors, satisfied, satisfaction_sum = await _feedback(
+        session, dialect, start, end, hotel_id)
     offered, accepted = await _upsells(session, dialect, start, end, hotel_id)
     completed, past_arrival, journeys = await _journeys(session, start, end, hotel_id, now)
     delivery = await delivery_summary(session=session, since=start, until=end, hotel_id=hotel_id)
@@ -307,7 +316,8 @@ async def _measure(
         window_kind=kind.value,
         window_start=start,
         window_end=end,
-        satisfaction_avg=round(score_sum / responses, kpis.DIGITS) if responses else None,
+        satisfaction_avg=round(satisfaction_sum / satisfied, kpis.DIGITS) if satisfied else None,
+        satisfaction_responses=satisfied,
         feedback_responses=responses,
         nps=kpis.net_promoter_score(promoters=promoters, detractors=detractors, responses=responses),
         upsell_offered=offered,
@@ -318,24 +328,29 @@ async def _measure(
         failure_rate=kpis.failure_rate(failed=delivery.failed, total=delivery.total),
         checkin_adoption=kpis.checkin_adoption(completed=completed, past_arrival=past_arrival),
         journeys=journeys,
-        computed_at=utcnow(),
+        computed_at=now,  # the moment it was measured as of: the schedule's run
     )
 
 
 async def _feedback(
     session: AsyncSession, dialect: str, start: datetime, end: datetime, hotel_id: str | None
-) -> tuple[int, float, int, int]:
+) -> tuple[int, int, int, int, float]:
+    """(NPS answers, promoters, detractors, satisfaction answers, their sum) received in the window."""
     view = col(JourneyRecord.view)
     score = view[("feedback", "score")].as_integer()
+    satisfaction = view[("feedback", "satisfaction")].as_integer()
     received_at = view[("feedback", "received_at")].as_string()
-    query = select(
+    received = [*_in_window(dialect, received_at, start, end), *_of_hotel(hotel_id)]
+    recommended = select(
         func.count(score),
-        func.coalesce(func.sum(score), 0),
         func.coalesce(func.sum(_one_if(score >= kpis.PROMOTER_MIN)), 0),
         func.coalesce(func.sum(_one_if(score <= kpis.DETRACTOR_MAX)), 0),
-    ).where(score.is_not(None), *_in_window(dialect, received_at, start, end), *_of_hotel(hotel_id))
-    responses, total, promoters, detractors = (await session.exec(query)).one()
-    return int(responses), float(total), int(promoters), int(detractors)
+    ).where(score.is_not(None), *received)
+    satisfied = select(func.count(satisfaction), func.coalesce(func.sum(satisfaction), 0)).where(
+        satisfaction.is_not(None), *received)
+    responses, promoters, detractors = (await session.exec(recommended)).one()
+    answers, total = (await session.exec(satisfied)).one()
+    return int(responses), int(promoters), int(detractors), int(answers), float(total)
 
 
 async def _upsells(
@@ -455,18 +470,17 @@ class _Finding:
     message: str
 
 
-async def _evaluate(session: AsyncSession, snapshot: KpiSnapshot) -> list[_Finding]:
+async def _evaluate(session: AsyncSession, snapshot: KpiSnapshot, targets: KpiTargets) -> list[_Finding]:
     findings: list[_Finding] = []
     scope = f"hotel {snapshot.hotel_id}" if snapshot.hotel_id else "all hotels"
     window = f"{snapshot.window_kind} from {_iso(snapshot.window_start)}"
     for kpi, rule in RULES.items():
-        value = snapshot.value(kpi)
-        if value is not None and rule.breached(value):
-            assert rule.target is not None
+        value, target = snapshot.value(kpi), rule.target(targets)
+        if value is not None and target is not None and rule.breached(value, targets):
             relation = "below the minimum" if rule.higher_is_better else "above the maximum"
             findings.append(_Finding(
-                kpi, AlertKind.threshold, value, rule.target,
-                f"{kpi.value} is {value:g}, {relation} {rule.target:g} ({scope}, {window})",
+                kpi, AlertKind.threshold, value, target,
+                f"{kpi.value} is {value:g}, {relation} {target:g} ({scope}, {window})",
             ))
     history = [*await _previous_windows(session, snapshot), snapshot]
     for kpi, rule in RULES.items():
@@ -477,7 +491,7 @@ async def _evaluate(session: AsyncSession, snapshot: KpiSnapshot) -> list[_Findi
             direction = "fell" if rule.higher_is_better else "rose"
             series = " -> ".join(f"{earlier:g}" for earlier in values[-(TREND_WINDOWS + 1):] if earlier is not None)
             findings.append(_Finding(
-                kpi, AlertKind.trend, value, rule.target,
+                kpi, AlertKind.trend, value, rule.target(targets),
                 f"{kpi.value} {direction} in each of the last {TREND_WINDOWS} {snapshot.window_kind} windows: "
                 f"{series} ({scope}, up to {_iso(snapshot.window_end)})",
             ))

@@ -16,6 +16,7 @@ from temporalio.worker import Worker
 from commands.devserver import find_installed_binary
 from communications.channels.base import ChannelSender
 from guest_journey.database import SessionFactory, create_engine, session_factory
+from guest_journey.policy import JourneyPolicy
 from guest_journey.reservations import Channel
 from guest_journey.schema import upgrade_database
 from guest_journey.settings import Settings
@@ -126,10 +127,11 @@ def email() -> RecordingSender:
 def make_worker(
     env: WorkflowEnvironment, settings: Settings, sessions: SessionFactory, email: RecordingSender
 ) -> Callable[..., Worker]:
-    """A worker on the test's own task queue, with the given channels (e-mail recorded by default)."""
+    """A worker on the test's own task queue, with the given channels (e-mail recorded by default)
+    and policy (the KPI schedule's time zones and targets; the policy file's by default)."""
 
-    def make(channels: dict[Channel, ChannelSender] | None = None) -> Worker:
-        return build_worker(env.client, settings, sessions, channels or {Channel.email: email})
+    def make(channels: dict[Channel, ChannelSender] | None = None, policy: JourneyPolicy | None = None) -> Worker:
+        return build_worker(env.client, settings, sessions, channels or {Channel.email: email}, policy)
 
     return make
 
@@ -137,8 +139,10 @@ def make_worker(
 @pytest.fixture
 def worker(make_worker: Callable[..., Worker]) -> Callable[..., object]:
     @asynccontextmanager
-    async def running(channels: dict[Channel, ChannelSender] | None = None) -> AsyncIterator[Worker]:
-        async with make_worker(channels) as w:
+    async def running(
+        channels: dict[Channel, ChannelSender] | None = None, policy: JourneyPolicy | None = None
+    ) -> AsyncIterator[Worker]:
+        async with make_worker(channels, policy) as w:
             yield w
 
     return running

@@ -64,12 +64,14 @@ def journey(
     stage: Stage = Stage.in_stay,
     checked_in: bool = False,
     score: int | None = None,
+    satisfaction: int | None = None,
     scored_at: datetime | None = None,
     upsells: list[Upsell] | None = None,
 ) -> JourneyView:
     feedback = Feedback()
     if score is not None:
-        feedback = Feedback(status=FeedbackStatus.received, score=score, received_at=scored_at)
+        feedback = Feedback(status=FeedbackStatus.received, score=score, satisfaction=satisfaction,
+                            received_at=scored_at)
     return JourneyView(
         reservation_id=reservation_id,
         workflow_id=workflow_id_for(reservation_id),
@@ -90,28 +92,29 @@ def offer(name: str, status: UpsellStatus, offered_at: datetime | None = None,
     return Upsell(offer=name, status=status, offered_at=offered_at, answered_at=answered_at)
 
 
-# Day 0 of hotel SP: scores 10, 6, 8 (satisfaction 8.0, NPS 0); four offers sent,
+# Day 0 of hotel SP: satisfaction answers 9, 7, 8 (satisfaction 8.0), recommendation
+# scores 10, 6, 8 (NPS 0); four offers sent,
 # two accepted; J1 and J2 arrived (J1 checked in), J6 arrives after NOW, J4 is
 # cancelled; the RJ journey and next day's feedback stay out.
 JOURNEYS = [
-    journey("J1", arrival=at(10), checked_in=True, score=10, scored_at=at(20), upsells=[
+    journey("J1", arrival=at(10), checked_in=True, score=10, satisfaction=9, scored_at=at(20), upsells=[
         offer("room_upgrade", UpsellStatus.accepted, at(2), at(2.5)),
         offer("late_checkout", UpsellStatus.offered, at(3)),
     ]),
-    journey("J2", arrival=at(12), score=6, scored_at=at(21.5), upsells=[
+    journey("J2", arrival=at(12), score=6, satisfaction=7, scored_at=at(21.5), upsells=[
         offer("room_upgrade", UpsellStatus.declined, at(4), at(5)),
         offer("late_checkout", UpsellStatus.planned),
     ]),
-    journey("J3", arrival=at(1) - 3 * DAY, nights=3, stage=Stage.post_stay, score=8, scored_at=at(6), upsells=[
+    journey("J3", arrival=at(1) - 3 * DAY, nights=3, stage=Stage.post_stay, score=8, satisfaction=8, scored_at=at(6), upsells=[
         offer("room_upgrade", UpsellStatus.accepted, None, at(7)),
         offer("late_checkout", UpsellStatus.skipped),
     ]),
     journey("J4", arrival=at(15), stage=Stage.cancelled, checked_in=True),
-    journey("J5", hotel_id=RJ, arrival=at(11), score=0, scored_at=at(8), upsells=[
+    journey("J5", hotel_id=RJ, arrival=at(11), score=0, satisfaction=0, scored_at=at(8), upsells=[
         offer("room_upgrade", UpsellStatus.accepted, at(2), at(3)),
     ]),
     journey("J6", arrival=at(23), stage=Stage.pre_arrival),
-    journey("J7", arrival=at(0) - 5 * DAY, stage=Stage.completed, score=2, scored_at=at(2, day=1)),
+    journey("J7", arrival=at(0) - 5 * DAY, stage=Stage.completed, score=2, satisfaction=2, scored_at=at(2, day=1)),
 ]
 
 # id, hotel, direction, status, created_at, in_reply_to
@@ -227,7 +230,8 @@ async def test_recomputing_a_window_replaces_its_snapshot_and_keeps_its_alerts(d
     first = await record(db_sessions, hotel_id=SP)
     alerts = await alerts_of(db_sessions, SP)
     async with db_sessions() as session:
-        await save_journey(session=session, view=journey("J8", arrival=at(13), score=1, scored_at=at(14)))
+        await save_journey(session=session, view=journey("J8", arrival=at(13), score=1, satisfaction=1,
+                                                            scored_at=at(14)))
         session.add(MessageRecord(id="m9", hotel_id=SP, direction="outbound", channel="email",
                                   status="sent", created_at=at(13)))
         await session.commit()
@@ -237,7 +241,8 @@ async def test_recomputing_a_window_replaces_its_snapshot_and_keeps_its_alerts(d
         again = await record(db_sessions, hotel_id=SP)
 
     assert again.id == first.id
-    assert again.feedback_responses == 4 and again.satisfaction_avg == pytest.approx(6.25)
+    assert again.feedback_responses == 4 and again.satisfaction_responses == 4
+    assert again.satisfaction_avg == pytest.approx(6.25)  # (9 + 7 + 8 + 1) / 4
     assert again.failure_rate == pytest.approx(0.2)
     async with db_sessions() as session:
         stored = (await session.exec(select(KpiSnapshot).where(KpiSnapshot.hotel_id == SP))).all()
@@ -271,7 +276,7 @@ async def scored_days(sessions: SessionFactory, hotel_id: str, scores: list[int]
             day = first_day + offset
             await save_journey(session=session, view=journey(
                 f"{hotel_id}-{day}", hotel_id=hotel_id, arrival=at(1, day=day - 2), stage=Stage.post_stay,
-                score=score, scored_at=at(12, day=day)))
+                score=score, satisfaction=score, scored_at=at(12, day=day)))
 
 
 async def test_three_falling_windows_in_a_row_raise_a_trend_alert(db_sessions):
@@ -421,3 +426,16 @@ async def test_a_bad_window_is_refused_without_degrading_telemetry(db_sessions):
         with pytest.raises(ValueError, match="one day or one week"):
             await record_dashboard_guest_experience(session=session, window_start=T0, window_end=T0 + 2 * DAY)
     assert await telemetry_check() == "ok"
+
+
+async def test_satisfaction_counts_the_satisfaction_answers_and_nps_the_recommendation_ones(db_sessions):
+    """A recommendation score alone (an NPS pushed by a snapshot, or an answer given before
+    the form asked about satisfaction) counts in the NPS and never as satisfaction."""
+    async with db_sessions() as session:
+        for rid, score, satisfaction in (("S1", 10, 6), ("S2", 9, None), ("S3", 0, 4)):
+            await save_journey(session=session, view=journey(rid, hotel_id="hotel-two", arrival=at(1), score=score,
+                                                             satisfaction=satisfaction, scored_at=at(5)))
+        await session.commit()
+    snapshot = await record(db_sessions, hotel_id="hotel-two")
+    assert (snapshot.feedback_responses, snapshot.nps) == (3, pytest.approx(100 / 3, abs=1e-3))
+    assert (snapshot.satisfaction_responses, snapshot.satisfaction_avg) == (2, pytest.approx(5.0))

@@ -8,6 +8,7 @@ import pytest
 
 from guest_journey import kpis
 from guest_journey.kpis import RULES, Kpi
+from guest_journey.policy import KpiTargets
 
 
 def test_nps_is_promoters_minus_detractors_in_percent():
@@ -56,13 +57,23 @@ def test_average_response_time_in_minutes():
         kpis.average_response_minutes([timedelta(minutes=-1)])
 
 
-def test_targets_of_the_runbook():
-    assert RULES[Kpi.satisfaction].breached(4.4) and not RULES[Kpi.satisfaction].breached(4.5)
-    assert RULES[Kpi.avg_response_time].breached(10.5) and not RULES[Kpi.avg_response_time].breached(10.0)
-    assert RULES[Kpi.upsell_conversion].breached(0.17) and not RULES[Kpi.upsell_conversion].breached(0.18)
-    assert RULES[Kpi.failure_rate].breached(0.051) and not RULES[Kpi.failure_rate].breached(0.05)
-    assert not RULES[Kpi.nps].breached(-100.0)
-    assert not RULES[Kpi.satisfaction].breached(None)
+def test_targets_of_the_runbook_by_default():
+    runbook = KpiTargets()
+    assert RULES[Kpi.satisfaction].breached(4.4, runbook) and not RULES[Kpi.satisfaction].breached(4.5, runbook)
+    assert RULES[Kpi.avg_response_time].breached(10.5, runbook)
+    assert not RULES[Kpi.avg_response_time].breached(10.0, runbook)
+    assert RULES[Kpi.upsell_conversion].breached(0.17, runbook)
+    assert not RULES[Kpi.upsell_conversion].breached(0.18, runbook)
+    assert RULES[Kpi.failure_rate].breached(0.051, runbook) and not RULES[Kpi.failure_rate].breached(0.05, runbook)
+    assert not RULES[Kpi.nps].breached(-100.0, runbook)
+    assert not RULES[Kpi.satisfaction].breached(None, runbook)
+
+
+def test_a_hotels_own_targets_decide_a_breach():
+    strict = KpiTargets(satisfaction_min=8, response_time_max_minutes=5)
+    assert RULES[Kpi.satisfaction].breached(7.9, strict) and not RULES[Kpi.satisfaction].breached(7.9, KpiTargets())
+    assert RULES[Kpi.avg_response_time].breached(6, strict) and not RULES[Kpi.avg_response_time].breached(6, KpiTargets())
+    assert RULES[Kpi.satisfaction].target(strict) == 8 and RULES[Kpi.nps].target(strict) is None
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ import pytest
 from pydantic import ValidationError
 from temporalio.service import RPCError
 
+from guest_journey.policy import JourneyPolicy
 from guest_journey.settings import Settings
 from guest_journey.telemetry import KPI_GAUGES
 from services.kpi_store import KpiSnapshot
@@ -117,13 +118,13 @@ async def test_kpi_gauges_are_scraped_from_the_schedules_snapshots_without_the_d
     assert address is not None
     async with worker_metrics(metrics_settings, sessions):
         before = (await scrape(address)).text
-        async with worker():
+        async with worker(policy=JourneyPolicy(hotel_timezone="UTC")):  # the data's days are UTC days
             result = await env.client.execute_workflow(
-                DashboardKpisWorkflow.run, DashboardKpisInput(window_end=T0 + timedelta(days=1)),
+                DashboardKpisWorkflow.run, DashboardKpisInput(at=T0 + timedelta(days=1, minutes=30)),
                 id=f"kpis-{uuid.uuid4()}", task_queue=settings.task_queue,
             )
         after = (await scrape(address)).text
-    assert result.snapshots == 3  # the day, for SP, RJ and all hotels
+    assert result.snapshots == 3 * (15 + 9)  # SP, RJ and all hotels: days and weeks, open and caught up
     sp = 'hotel="hotel-sp",window="day"'
     assert sample(before, f"guest_journey_kpi_satisfaction_score{{{sp}}}") is None  # no gauge before the run
     assert sample(after, f"guest_journey_kpi_satisfaction_score{{{sp}}}") == pytest.approx(8.0)

@@ -543,3 +543,16 @@ def test_make_policy_overrides_one_field():
 
 def test_contract_example_parses_as_written():
     assert parse_policy(yaml.safe_load(CONTRACT_EXAMPLE)).for_hotel("any") == HotelPolicy()
+
+
+def test_kpi_targets_are_the_runbooks_by_default_and_overridable_per_hotel(tmp_path):
+    assert JourneyPolicy().kpi_targets.satisfaction_min == 4.5
+    assert JourneyPolicy().kpi_targets.response_time_max.total_seconds() == 600
+    path = write(tmp_path, "policy.yaml", "kpi_targets: {upsell_conversion_min: 0.2}\n"
+                                          "hotels:\n  rio: {kpi_targets: {satisfaction_min: 8}}\n")
+    rio = load_policy(path).for_hotel("rio").kpi_targets
+    assert (rio.satisfaction_min, rio.upsell_conversion_min, rio.response_time_max_minutes) == (8, 0.2, 10)
+    with pytest.raises(PolicyError, match=r"hotels\.rio\.kpi_targets\.satisfaction_min"):
+        load_policy(write(tmp_path, "bad.yaml", "hotels:\n  rio: {kpi_targets: {satisfaction_min: 11}}\n"))
+    with pytest.raises(PolicyError, match=r"kpi_targets\.nps_min"):
+        load_policy(write(tmp_path, "unknown.yaml", "kpi_targets: {nps_min: 30}\n"))

@@ -185,3 +185,39 @@ def test_a_what_if_during_the_stay_plans_as_the_running_journey_would(tmp_path: 
     assert lines[2].startswith("planned at 2027-01-09 10:00 -03:00, stage in_stay;")
     invitation = next(line for line in lines if " checkin_invitation " in line)
     assert invitation.endswith("skipped: stage is in_stay")
+
+
+def test_a_retired_kpi_targets_file_becomes_the_policys_kpi_targets(tmp_path: Path) -> None:
+    old = policy(tmp_path, "response_time_max_minutes: 5\nhotels:\n  rio: {satisfaction_min: 8}\n",
+                 "kpi-targets.yaml")
+    converted = cli(tmp_path, "kpi-targets", old)
+    assert converted.returncode == 0, converted.stderr
+    assert converted.stdout.startswith(f"# KPI targets from {old}: merge into the policy file")
+    merged = policy(tmp_path, "quiet_hours: null\n" + converted.stdout)
+    checked = cli(tmp_path, "check", merged)
+    assert checked.returncode == 0, checked.stdout
+    from guest_journey.policy import load_policy
+
+    loaded = load_policy(merged)
+    assert loaded.kpi_targets.response_time_max_minutes == 5 and loaded.kpi_targets.satisfaction_min == 4.5
+    rio = loaded.for_hotel("rio").kpi_targets
+    assert (rio.satisfaction_min, rio.response_time_max_minutes) == (8, 5)
+
+    wrong = policy(tmp_path, "hotels:\n  rio: {upsell_conversion_min: 18}\n", "bad-targets.yaml")
+    refused = cli(tmp_path, "kpi-targets", wrong)
+    assert refused.returncode == 1 and "hotels.rio.upsell_conversion_min" in refused.stderr
+
+
+def test_the_api_and_the_worker_refuse_to_start_beside_a_retired_kpi_targets_file(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "kpi-targets.yaml").write_text("satisfaction_min: 8\n", encoding="utf-8")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("GUEST_JOURNEY_", "OTEL_"))}
+    env.update(GUEST_JOURNEY_DATA_DIR=str(data), GUEST_JOURNEY_API_PORT="0",
+               GUEST_JOURNEY_TEMPORAL_ADDRESS="127.0.0.1:1")
+    for command in (["-m", "commands.cli", "api"], ["worker.py"]):
+        started = subprocess.run([sys.executable, *command], env=env, capture_output=True, text=True,
+                                 timeout=TIMEOUT, check=False, cwd=Path(__file__).resolve().parents[1])
+        assert started.returncode == 1, started.stderr
+        [line] = started.stderr.strip().splitlines()
+        assert "kpi-targets.yaml is no longer read" in line and "guest-journey policy kpi-targets" in line

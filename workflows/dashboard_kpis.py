@@ -1,9 +1,9 @@
-"""DashboardKpisWorkflow: started daily by a Temporal Schedule, it records the
-KPI snapshots of the windows that closed at the last UTC midnight."""
+"""DashboardKpisWorkflow: started every hour by a Temporal Schedule, it records
+the KPI snapshots due then, in each hotel's local days (`services.kpi_windows`)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from pydantic import AwareDatetime, BaseModel
 from temporalio import workflow
@@ -11,8 +11,7 @@ from temporalio.common import RetryPolicy
 
 SCHEDULE_ID = "guest-journey-dashboard-kpis"
 WORKFLOW_ID = "dashboard-kpis"
-DAILY_AT = "15 0 * * *"  # 00:15 UTC: yesterday has closed everywhere the data is UTC
-
+MEASURE_AT = "15 * * * *"  # every hour at :15; a hotel's local midnight passes in some hour of the day
 
 RECORD_KPI_WINDOWS = "record_kpi_windows"
 """The activity's name: its code is the KPI service's (`services.kpi_windows`);
@@ -20,9 +19,18 @@ the workflow knows only its name and its input and result, defined here."""
 
 
 class KpiWindowsInput(BaseModel):
-    """The windows that end at `window_end` (a UTC midnight): the day, and the week on Mondays."""
+    """The moment the windows are measured as of (`at`). A run started before
+    windows followed hotels' local days gave `window_end`, a UTC midnight."""
 
-    window_end: AwareDatetime
+    at: AwareDatetime | None = None
+    window_end: AwareDatetime | None = None
+
+    @property
+    def moment(self) -> datetime:
+        moment = self.at or self.window_end
+        if moment is None:
+            raise ValueError("KpiWindowsInput needs `at`")
+        return moment
 
 
 class KpiWindowsResult(BaseModel):
@@ -30,20 +38,18 @@ class KpiWindowsResult(BaseModel):
 
 
 class DashboardKpisInput(BaseModel):
-    """`window_end` defaults to the last UTC midnight before the run."""
+    """`at` defaults to the run's start (the schedule's hour)."""
 
-    window_end: datetime | None = None
+    at: datetime | None = None
 
 
 @workflow.defn
 class DashboardKpisWorkflow:
     @workflow.run
     async def run(self, input: DashboardKpisInput) -> KpiWindowsResult:
-        now = workflow.now().astimezone(UTC)
-        window_end = input.window_end or now.replace(hour=0, minute=0, second=0, microsecond=0)
         return await workflow.execute_activity(
             RECORD_KPI_WINDOWS,
-            KpiWindowsInput(window_end=window_end),
+            KpiWindowsInput(at=input.at or workflow.now()),
             result_type=KpiWindowsResult,
             start_to_close_timeout=timedelta(minutes=10),
             retry_policy=RetryPolicy(initial_interval=timedelta(seconds=10), maximum_attempts=5),

@@ -293,6 +293,7 @@ class GuestJourneyWorkflow:
         self._s.feedback = Feedback(
             status=FeedbackStatus.received,
             score=submission.score,
+            satisfaction=submission.satisfaction,
             comment=submission.comment,
             received_at=workflow.now(),
         )

@@ -114,7 +114,8 @@ class OfferAnswer(BaseModel):
 
 class FeedbackSubmission(BaseModel):
     request_id: str
-    score: int = Field(ge=0, le=10)
+    score: int = Field(ge=0, le=10)  # the recommendation (NPS) answer
+    satisfaction: int | None = Field(default=None, ge=0, le=10)  # the satisfaction answer
     comment: str | None = Field(default=None, max_length=5000)
 
 

@@ -1,4 +1,4 @@
-"""`/guest/{token}/feedback`: NPS (0-10) and a comment, sent to the journey once.
+"""`/guest/{token}/feedback`: satisfaction (0-10), NPS (0-10) and a comment, sent to the journey once.
 
 Every guest who answers sees the hotel's public review link when the hotel
 has one (nobody is filtered out by their score); a promoter (9-10) is asked
@@ -53,13 +53,16 @@ def _ensure_open(visit: Visit) -> None:
         raise GuestPageError(410, "closed", language=visit.tr.language, detail=f"error.closed.{stage.value}")
 
 
-def _render_form(visit: Visit, *, score: str = "", comment: str = "", errors: dict[str, str] | None = None,
-                 request_id: str | None = None, status_code: int = 200) -> HTMLResponse:
+def _render_form(visit: Visit, *, score: str = "", satisfaction: str = "", comment: str = "",
+                 errors: dict[str, str] | None = None, request_id: str | None = None,
+                 status_code: int = 200) -> HTMLResponse:
     return visit.render(
         "guest/feedback.html", status_code,
-        title=visit.tr.t("feedback.title"), score=score, comment=comment, errors=errors or {},
-        scores=SCORES, limit=COMMENT_LIMIT,
-        labels={"score": visit.tr.t("feedback.score"), "comment": visit.tr.t("feedback.comment")}, request_id=request_id or new_request_id(),
+        title=visit.tr.t("feedback.title"), score=score, satisfaction=satisfaction, comment=comment,
+        errors=errors or {}, scores=SCORES, limit=COMMENT_LIMIT,
+        labels={"satisfaction": visit.tr.t("feedback.satisfaction"), "score": visit.tr.t("feedback.score"),
+                "comment": visit.tr.t("feedback.comment")},
+        request_id=request_id or new_request_id(),
         action=visit.path("feedback"),
     )
 
@@ -96,20 +99,23 @@ async def submit_feedback(request: Request, visit: FeedbackVisit, review_url: Re
         return _render_thanks(visit, review_url, 409, notice=visit.tr.t("feedback.already"))
     _ensure_open(visit)
     score_text, comment = form.get("score"), form.get("comment")
+    satisfaction_text = form.get("satisfaction")
     errors = {}
+    if satisfaction_text not in {str(score) for score in SCORES}:
+        errors["satisfaction"] = visit.tr.t("feedback.satisfaction.required")
     if score_text not in {str(score) for score in SCORES}:
         errors["score"] = visit.tr.t("feedback.score.required")
     if len(comment) > COMMENT_LIMIT:
         errors["comment"] = visit.tr.t("form.too_long", max=COMMENT_LIMIT)
     if errors:
-        return _render_form(visit, score=score_text, comment=comment, errors=errors,
-                            request_id=form.request_id(), status_code=422)
+        return _render_form(visit, score=score_text, satisfaction=satisfaction_text, comment=comment,
+                            errors=errors, request_id=form.request_id(), status_code=422)
     score = int(score_text)
     ack = await update_journey(
         client=visit.services.temporal, session=visit.session, reservation_id=visit.reservation_id,
         update=GuestJourneyWorkflow.submit_feedback,
         argument=FeedbackSubmission(request_id=f"guest-feedback-{form.request_id()}", score=score,
-                                    comment=comment or None),
+                                    satisfaction=int(satisfaction_text), comment=comment or None),
     )
     if ack.changed and score <= DETRACTOR_MAX:
         await open_follow_up(visit, score, comment)

@@ -16,15 +16,18 @@ hotel, or of every hotel); another `hotel_id` is 403.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
+from temporalio.client import WorkflowFailureError
+from temporalio.service import RPCError
 
 from api.access import AmbiguousJourney, Principal, check_reservation, journey_id_for
 from api.deps import ServicesDep, SettingsDep, TemporalClientDep
@@ -53,10 +56,12 @@ from guest_journey.kpis import Kpi
 from guest_journey.reservations import RESERVATION_ID
 from services.errors import Conflict, DomainError, NotFound, Unavailable
 from services.journey_service import NotInDoubt, read_journey
+from services.kpi_schedule import measure_kpis_now
 from services.kpi_store import WindowKind
 
 logger = logging.getLogger(__name__)
 router = APIRouter(route_class=StaffRoute, include_in_schema=False, tags=["staff pages"])
+MEASURE_WAIT = timedelta(seconds=30)  # "Medir agora" waits this long, then the page says it is still running
 
 PANEL_PATH = "/guest-experience"
 _RESERVATION = re.compile(RESERVATION_ID)
@@ -205,10 +210,10 @@ async def _panel_context(
 
 
 async def _attention(page: StaffPage, services: ServicesDep) -> list[attention.AttentionGroup]:
-    targets, _ = _targets(page)
+    policy = services.policy
     async with services.sessions() as session:
         return await attention.needs_attention(
-            session=session, now=utcnow(), sla_of=lambda hotel: targets.for_hotel(hotel).response_time_max,
+            session=session, now=utcnow(), sla_of=lambda hotel: (policy.for_hotel(hotel) if hotel else policy).kpi_targets.response_time_max,
             hotels=page.principal.hotel_filter())
 
 
@@ -225,15 +230,6 @@ async def _load_journey(
     )
 
 
-def _targets(page: StaffPage) -> tuple[analytics_data.KpiTargetsFile, str | None]:
-    """The targets, and what is wrong with the targets file (its defaults are used then)."""
-    try:
-        return analytics_data.load_targets(analytics_data.targets_path(page.settings.data_dir)), None
-    except analytics_data.TargetsError as error:
-        logger.error("KPI targets file not used: %s", error)
-        return analytics_data.KpiTargetsFile(), str(error)
-
-
 # -- the executive dashboard ------------------------------------------------------
 
 
@@ -245,9 +241,11 @@ async def show_analytics(
     since: Annotated[str | None, Query(max_length=10)] = None,
     until: Annotated[str | None, Query(max_length=10)] = None,
     window: Annotated[str | None, Query(max_length=8)] = None,
+    measure_problem: Annotated[str | None, Query(max_length=16)] = None,
 ) -> Response:
     """The card **Jornada digital**: satisfaction, upsell conversion and average response
-    time against their targets, with their trend; check-in adoption; failures by channel."""
+    time against their targets, with their trend; check-in adoption; failures by channel.
+    It only reads the snapshots the KPI schedule stores (`services.kpi_windows`)."""
     now = utcnow()
     policy = services.policy
     principal = page.principal
@@ -257,14 +255,13 @@ async def show_analytics(
     elif principal.hotels is not None:  # no figures of "every hotel" for a caller of some
         hotel = min(principal.hotels)
     kind = WindowKind.week if window == WindowKind.week.value else WindowKind.day
-    targets_file, targets_problem = _targets(page)
-    targets = targets_file.for_hotel(hotel)
-    zone = (policy.for_hotel(hotel) if hotel else policy).timezone
+    hotel_policy = policy.for_hotel(hotel) if hotel else policy
+    targets, zone = hotel_policy.kpi_targets, hotel_policy.timezone
     context: dict[str, Any] = {
         "current": "analytics", "title": "Analytics · Jornada digital", "labels": labels,
         "hotel_id": hotel or "", "since": since or "", "until": until or "", "window": kind.value,
-        "targets_problem": targets_problem, "period_error": None, "board": None, "charts": {},
-        "targets": targets, "headline": analytics_data.headline, "targets_file": analytics_data.TARGETS_FILE,
+        "period_error": None, "board": None, "charts": {}, "targets": targets, "headline": analytics_data.headline,
+        "measure_problem": measure_problem == "unfinished",
     }
     async with services.sessions() as session:
         known = await analytics_data.known_hotels(session=session, configured=list(policy.hotels))
@@ -281,6 +278,30 @@ async def show_analytics(
     context.update(board=board, charts=_charts(board), since=period.first.isoformat(),
                    until=period.last.isoformat())
     return page.render("analytics.html", context)
+
+
+@router.post("/analytics/measure", response_class=HTMLResponse, name="staff_analytics_measure")
+async def measure_now(
+    request: Request,
+    page: OpsPageDep,
+    services: ServicesDep,
+    client: TemporalClientDep,
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+    back: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    """"Medir agora": run the KPI schedule's workflow at once and wait for it (the same
+    activity as every hour writes the snapshots and sends the alerts), then show the
+    dashboard again."""
+    check_csrf(request, page.settings, page.caller, csrf_token)
+    target = back if back.startswith("/analytics") and "//" not in back else "/analytics"
+    try:
+        async with asyncio.timeout(MEASURE_WAIT.total_seconds()):
+            await measure_kpis_now(client, services.settings.task_queue)
+    except (TimeoutError, RPCError, WorkflowFailureError) as error:
+        logger.warning("KPI measure on demand did not finish: %s", type(error).__name__)
+        separator = "&" if "?" in target else "?"
+        return RedirectResponse(f"{target}{separator}{urlencode({'measure_problem': 'unfinished'})}", status_code=303)
+    return RedirectResponse(target, status_code=303)
 
 
 def _date(text: str | None, name: str) -> date | None:

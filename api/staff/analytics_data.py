@@ -4,12 +4,12 @@ The dashboard shows one hotel (or all hotels together) over a period of
 whole days, in windows of a day or a week (the hotel's local midnights, its
 policy's `hotel_timezone`; all hotels use the policy's default time zone).
 
-Per window, the figures are the KPI snapshots of `services.kpi_store`:
-a window shown without a settled snapshot (none yet, or one computed less
-than `SETTLED_AFTER` after the window closed) is measured again with
-`record_dashboard_guest_experience`, which stores it and evaluates its
-alerts; older snapshots are read as stored. The current window is measured
-on every view.
+Per window, the figures are the KPI snapshots the KPI schedule stores every
+hour in each hotel's local days (`services.kpi_windows`: the open day and week
+as of the last hour, closed windows once closed and once settled). The
+dashboard only reads: it writes no snapshot and raises no alert; a window the
+schedule has not measured yet shows no figures, and "Medir agora" runs the
+schedule's workflow at once (`services.kpi_schedule.measure_kpis_now`).
 
 The card's figures for the whole period come from the same windows:
 
@@ -22,10 +22,9 @@ The card's figures for the whole period come from the same windows:
   whose digital check-in is completed, over all of them (`checkin_adoption`
   below; `kpi_store` keeps only the ratio per window, not its counts).
 
-Targets: the runbook's (satisfaction >= 4.5, upsell conversion >= 18 %,
-average response time <= 10 min, failure rate <= 5 %, the defaults of
-`guest_journey.kpis.RULES`), overridden per deployment and per hotel by the
-file `kpi-targets.yaml` in the data directory (see `KpiTargetsFile`).
+Targets: the policy's `kpi_targets` for the hotel shown (its overrides
+applied), or the policy's defaults for all hotels together; the schedule's
+alerts use the same (`guest_journey.policy.KpiTargets`).
 """
 
 from __future__ import annotations
@@ -33,14 +32,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import and_, case, func
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -49,110 +43,13 @@ from communications.delivery_summary import DeliverySummary, delivery_summary
 from guest_journey import kpis
 from guest_journey.journeys import CheckinStatus, Stage
 from guest_journey.kpis import RULES, Kpi
+from guest_journey.policy import KpiTargets
 from guest_journey.read_model import JourneyRecord
-from services.kpi_store import (
-    KpiAlertOut,
-    KpiSnapshot,
-    WindowKind,
-    list_alerts,
-    record_dashboard_guest_experience,
-)
+from services.kpi_store import KpiAlertOut, KpiSnapshot, WindowKind, list_alerts
 
-TARGETS_FILE = "kpi-targets.yaml"
-SETTLED_AFTER = timedelta(days=1)
 DEFAULT_WINDOWS = {WindowKind.day: 14, WindowKind.week: 8}
 MAX_WINDOWS = {WindowKind.day: 92, WindowKind.week: 53}
 ALERTS_SHOWN = 20
-
-
-# -- targets ----------------------------------------------------------------------
-
-
-def _rule_target(kpi: Kpi) -> float:
-    target = RULES[kpi].target
-    assert target is not None
-    return target
-
-
-class KpiTargets(BaseModel):
-    """The targets the card compares against (runbook "KPIs e Alertas")."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    satisfaction_min: float = Field(default_factory=lambda: _rule_target(Kpi.satisfaction), ge=0, le=10)
-    upsell_conversion_min: float = Field(default_factory=lambda: _rule_target(Kpi.upsell_conversion), ge=0, le=1)
-    response_time_max_minutes: float = Field(default_factory=lambda: _rule_target(Kpi.avg_response_time), gt=0)
-    failure_rate_max: float = Field(default_factory=lambda: _rule_target(Kpi.failure_rate), ge=0, le=1)
-
-    @property
-    def response_time_max(self) -> timedelta:
-        return timedelta(minutes=self.response_time_max_minutes)
-
-
-class KpiTargetsFile(KpiTargets):
-    """`kpi-targets.yaml`: targets for every hotel, and per-hotel overrides.
-
-    ```yaml
-    satisfaction_min: 4.5           # average score, 0-10
-    upsell_conversion_min: 0.18     # accepted / offered
-    response_time_max_minutes: 10   # staff replies to guests
-    failure_rate_max: 0.05          # failed / outbound messages
-    hotels:
-      hotel-rio: {satisfaction_min: 8, response_time_max_minutes: 5}
-    ```
-    """
-
-    hotels: dict[str, dict[str, Any]] = Field(default_factory=dict)
-
-    @field_validator("hotels", mode="before")
-    @classmethod
-    def _hotel_ids_as_text(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {str(key): override or {} for key, override in value.items()}
-        return value or {}
-
-    def for_hotel(self, hotel_id: str | None) -> KpiTargets:
-        base = self.model_dump(exclude={"hotels"})
-        if hotel_id is None:
-            return KpiTargets.model_validate(base)
-        return KpiTargets.model_validate({**base, **self.hotels.get(hotel_id, {})})
-
-
-class TargetsError(ValueError):
-    """The targets file cannot be used; the message names the bad field."""
-
-
-def targets_path(data_dir: Path) -> Path:
-    return data_dir / TARGETS_FILE
-
-
-def load_targets(path: Path) -> KpiTargetsFile:
-    """The file's targets, validated (hotel overrides too); the runbook's without a file."""
-    if not path.exists():
-        return KpiTargetsFile()
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise TargetsError(f"{path}: cannot be read as YAML: {error}") from error
-    if not isinstance(data, dict):
-        raise TargetsError(f"{path}: must be a mapping of target names to values")
-    try:
-        targets = KpiTargetsFile.model_validate(data)
-    except ValidationError as error:
-        raise TargetsError(f"{path}: {_describe(error)}") from error
-    for hotel_id in targets.hotels:
-        try:
-            targets.for_hotel(hotel_id)
-        except ValidationError as error:
-            raise TargetsError(f"{path}: {_describe(error, f'hotels.{hotel_id}')}") from error
-    return targets
-
-
-def _describe(error: ValidationError, prefix: str = "") -> str:
-    return "; ".join(
-        ".".join(part for part in (prefix, *(str(p) for p in item["loc"])) if part) + ": " + item["msg"]
-        for item in error.errors()
-    )
 
 
 # -- period and windows -----------------------------------------------------------
@@ -244,12 +141,19 @@ class Dashboard:
     satisfaction: float | None
     nps: float | None
     responses: int
+    satisfaction_responses: int
     upsell_offered: int
     upsell_accepted: int
     checkin_completed: int
     checkin_arrived: int
     delivery: DeliverySummary
     alerts: list[KpiAlertOut] = field(default_factory=list)
+
+    @property
+    def measured_at(self) -> datetime | None:
+        """When the schedule last measured one of the windows shown (None: never)."""
+        stored = [snapshot.computed_at for snapshot in self.snapshots if snapshot.id is not None]
+        return max(stored) if stored else None
 
     @property
     def upsell_conversion(self) -> float | None:
@@ -295,6 +199,7 @@ async def build_dashboard(
     start = windows[0].start if windows else period.start
     end = min(windows[-1].end, now) if windows else period.start
     responses = sum(snapshot.feedback_responses for snapshot in snapshots)
+    satisfaction_responses = sum(snapshot.satisfaction_responses for snapshot in snapshots)
     completed, arrived = await checkin_adoption(session=session, start=start, end=end, hotel_id=hotel_id, now=now)
     return Dashboard(
         hotel_id=hotel_id,
@@ -302,9 +207,10 @@ async def build_dashboard(
         targets=targets,
         windows=windows,
         snapshots=snapshots,
-        satisfaction=_weighted(snapshots, "satisfaction_avg", 4),
-        nps=_weighted(snapshots, "nps", 4),
+        satisfaction=_weighted(snapshots, "satisfaction_avg", "satisfaction_responses", 4),
+        nps=_weighted(snapshots, "nps", "feedback_responses", 4),
         responses=responses,
+        satisfaction_responses=satisfaction_responses,
         upsell_offered=sum(snapshot.upsell_offered for snapshot in snapshots),
         upsell_accepted=sum(snapshot.upsell_accepted for snapshot in snapshots),
         checkin_completed=completed,
@@ -319,7 +225,8 @@ async def build_dashboard(
 async def window_snapshots(
     *, session: AsyncSession, hotel_id: str | None, kind: WindowKind, windows: list[Window], now: datetime
 ) -> list[KpiSnapshot]:
-    """One snapshot per window, oldest first: stored ones once settled, measured otherwise."""
+    """One snapshot per window, oldest first, as the schedule stored it; a window it has
+    not measured yet gets an empty one (no figures, no `id`: never stored)."""
     if not windows:
         return []
     stored = await session.exec(
@@ -331,26 +238,11 @@ async def window_snapshots(
         )
     )
     by_start = {snapshot.window_start.timestamp(): snapshot for snapshot in stored.all()}
-    snapshots = []
-    for window in windows:
-        snapshot = by_start.get(window.start.timestamp())
-        if snapshot is None or snapshot.computed_at < window.end + SETTLED_AFTER:
-            snapshot = await _measure(session, hotel_id, window, now)
-        snapshots.append(snapshot)
-    return snapshots
+    return [by_start.get(window.start.timestamp()) or _not_measured(hotel_id, kind, window) for window in windows]
 
 
-async def _measure(session: AsyncSession, hotel_id: str | None, window: Window, now: datetime) -> KpiSnapshot:
-    try:
-        return await record_dashboard_guest_experience(
-            session=session, window_start=window.start, window_end=window.end, hotel_id=hotel_id, now=now
-        )
-    except IntegrityError:
-        # Another view stored the same window's alerts at the same moment: measure again.
-        await session.rollback()
-        return await record_dashboard_guest_experience(
-            session=session, window_start=window.start, window_end=window.end, hotel_id=hotel_id, now=now
-        )
+def _not_measured(hotel_id: str | None, kind: WindowKind, window: Window) -> KpiSnapshot:
+    return KpiSnapshot(hotel_id=hotel_id, window_kind=kind.value, window_start=window.start, window_end=window.end)
 
 
 async def checkin_adoption(
@@ -377,8 +269,9 @@ async def known_hotels(*, session: AsyncSession, configured: list[str]) -> list[
     return sorted({*rows.all(), *configured})
 
 
-def _weighted(snapshots: list[KpiSnapshot], name: str, digits: int) -> float | None:
-    pairs = [(getattr(snapshot, name), snapshot.feedback_responses) for snapshot in snapshots]
+def _weighted(snapshots: list[KpiSnapshot], name: str, weight_name: str, digits: int) -> float | None:
+    """The windows' figure over the period, each window weighted by its number of answers: exact."""
+    pairs = [(getattr(snapshot, name), getattr(snapshot, weight_name)) for snapshot in snapshots]
     pairs = [(value, weight) for value, weight in pairs if value is not None and weight]
     total = sum(weight for _, weight in pairs)
     return round(sum(value * weight for value, weight in pairs) / total, digits) if total else None
@@ -417,7 +310,7 @@ class KpiFigure:
     shown: str
     unit: str
     detail: str
-    target: float
+    target: float | None  # None: followed beside the others, with no target of its own (NPS)
     target_shown: str
     higher_is_better: bool
     trend: Trend | None
@@ -426,12 +319,14 @@ class KpiFigure:
 
     @property
     def met(self) -> bool | None:
-        if self.value is None:
+        if self.value is None or self.target is None:
             return None
         return self.value >= self.target if self.higher_is_better else self.value <= self.target
 
     @property
     def verdict(self) -> str:
+        if self.target is None:
+            return "Sem dados no período" if self.value is None else "Sem meta"
         return {None: "Sem dados no período", True: "Meta atingida", False: "Fora da meta"}[self.met]
 
     @property
@@ -440,11 +335,12 @@ class KpiFigure:
 
 
 def headline(board: Dashboard) -> list[KpiFigure]:
-    """The card's three figures, each against its target, with its trend."""
+    """The card's figures: satisfaction against its target with NPS beside it, upsell
+    conversion and average response time against theirs; each with its trend."""
     targets = board.targets
 
     def figure(key: str, kpi: Kpi, title: str, value: float | None, shown: str, unit: str, detail: str,
-               target: float, target_shown: str, delta: Callable[[float], str]) -> KpiFigure:
+               target: float | None, target_shown: str, delta: Callable[[float], str]) -> KpiFigure:
         higher = RULES[kpi].higher_is_better
         pair = board.trend(kpi)
         trend = Trend(pair[0], pair[1], higher) if pair else None
@@ -459,9 +355,14 @@ def headline(board: Dashboard) -> list[KpiFigure]:
         figure(
             "satisfaction", Kpi.satisfaction, "Satisfação", board.satisfaction,
             labels.decimal(board.satisfaction, 2), "/ 10",
-            f"NPS {labels.signed(board.nps)} · {board.responses} avaliações",
+            f"{board.satisfaction_responses} respostas a “quão satisfeito você ficou?”",
             targets.satisfaction_min, f"≥ {labels.decimal(targets.satisfaction_min)}",
             lambda change: _signed_decimal(change, 2),
+        ),
+        figure(
+            "nps", Kpi.nps, "NPS", board.nps, labels.signed(board.nps), "",
+            f"{board.responses} respostas a “recomendaria?” (promotores − detratores)",
+            None, "", lambda change: _signed_decimal(change, 0),
         ),
         figure(
             "upsell", Kpi.upsell_conversion, "Conversão de upsell", board.upsell_conversion,

@@ -494,7 +494,7 @@ async def test_a_detractor_opens_a_follow_up_and_still_sees_the_review_link(env,
         url = links.of(rid, departure)["feedback_url"]
         form = await web.get(url)
         invalid = await post_form(web, url, form, {"score": "11", "comment": "<i>hm</i>"})
-        sent = await post_form(web, url, form, {"score": "3", "comment": "Quarto <b>sujo</b>",
+        sent = await post_form(web, url, form, {"satisfaction": "2", "score": "3", "comment": "Quarto <b>sujo</b>",
                                                 "request_id": request_id(form)})
         thanks = await web.get(sent.headers["location"])
         twice = await post_form(web, url, form, {"score": "10"})
@@ -502,12 +502,16 @@ async def test_a_detractor_opens_a_follow_up_and_still_sees_the_review_link(env,
         chat = await web.get(links.of(rid, departure)["chat_url"])
         await end_if_running(env, rid)
     assert form.status_code == 200 and "Qual a probabilidade" in form.text
+    assert "No geral, quão satisfeito você ficou" in form.text  # its own question, before the NPS one
+    assert form.text.index('id="satisfaction"') < form.text.index('id="score"')
     assert invalid.status_code == 422 and "Escolha uma nota de 0 a 10." in invalid.text
+    assert "Escolha de 0 a 10 quão satisfeito você ficou." in invalid.text
     assert "&lt;i&gt;hm&lt;/i&gt;" in invalid.text
     assert sent.status_code == 303
     assert "Sentimos muito" in thanks.text and "https://reviews.example/hotel-1" in thanks.text
     assert twice.status_code == 409 and "Já recebemos a sua avaliação" in twice.text
     assert state["feedback"]["status"] == "received" and state["feedback"]["score"] == 3
+    assert state["feedback"]["satisfaction"] == 2
     [follow_up] = [m for m in state["messages"] if m["direction"] == "inbound"]
     assert follow_up["template"] == "feedback_follow_up" and follow_up["channel"] == "webchat"
     assert "Quarto &lt;b&gt;sujo&lt;/b&gt;" in chat.text
@@ -519,13 +523,14 @@ async def test_a_promoter_is_asked_for_a_public_review(env, worker, app, web, li
         await _after_stay(web, rid)
         url = links.of(rid, departure)["feedback_url"]
         form = await web.get(url)
-        sent = await post_form(web, url, form, {"score": "10", "comment": ""})
+        sent = await post_form(web, url, form, {"satisfaction": "9", "score": "10", "comment": ""})
         thanks = await web.get(sent.headers["location"])
         state = await journey(web, rid)
         await end_if_running(env, rid)
     assert "¿Compartiría su experiencia" in thanks.text
     assert 'href="https://reviews.example/hotel-1"' in thanks.text
-    assert state["feedback"]["score"] == 10
+    assert state["feedback"]["score"] == 10 and state["feedback"]["satisfaction"] == 9
+    assert "En general, ¿qué tan satisfecho quedó" in form.text
     assert not [m for m in state["messages"] if m["direction"] == "inbound"]
 
 

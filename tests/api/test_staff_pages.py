@@ -8,7 +8,6 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -36,11 +35,13 @@ from guest_journey.journeys import (
     UpsellStatus,
     workflow_id_for,
 )
+from guest_journey.policy import JourneyPolicy, load_policy
 from guest_journey.read_model import save_journey
 from guest_journey.reservations import Guest
 from guest_journey.schema import upgrade_database
 from guest_journey.settings import Settings
-from services.kpi_store import KpiSnapshot
+from services.kpi_store import KpiSnapshot, list_alerts
+from services.kpi_windows import measure_kpi_windows
 from tests.api.test_reservations import reservation_body
 from tests.workflows.journeys import end, now
 
@@ -334,10 +335,12 @@ async def test_the_panel_never_shadows_the_json_routes(web):
 
 def view(reservation_id: str, *, arrival: datetime, stage: Stage = Stage.pre_arrival, hotel_id: str = "hotel-1",
          checkin: bool = False, score: int | None = None, scored_at: datetime | None = None,
+         satisfaction: int | None = None,
          steps: list[Step] | None = None, upsells: list[Upsell] | None = None, nights: int = 2) -> JourneyView:
     feedback = Feedback()
     if score is not None:
-        feedback = Feedback(status=FeedbackStatus.received, score=score, received_at=scored_at)
+        feedback = Feedback(status=FeedbackStatus.received, score=score, satisfaction=satisfaction,
+                            received_at=scored_at)
     return JourneyView(
         reservation_id=reservation_id, workflow_id=workflow_id_for(reservation_id), hotel_id=hotel_id, stage=stage,
         guest=Guest(name="Ana Souza", email="ana@example.com"), arrival=arrival,
@@ -401,12 +404,11 @@ async def test_needs_attention_lists_each_kind_and_leaves_out_what_is_handled(ap
         message(p + "o5", p + "FOLLOWED", "outbound", "sent", t - minutes(60), step_key="manual:c"),
         message(p + "u1", None, "inbound", "received", t - minutes(15), hotel_id=None, body="Quem é?"),
     ])
-    (staff_settings.data_dir / analytics_data.TARGETS_FILE).write_text(
-        "hotels:\n  hotel-slow: {response_time_max_minutes: 60}\n")
-    targets = analytics_data.load_targets(analytics_data.targets_path(staff_settings.data_dir))
+    policy = JourneyPolicy(hotels={"hotel-slow": {"kpi_targets": {"response_time_max_minutes": 60}}})
     async with app_sessions() as session:
         groups = await attention.needs_attention(
-            session=session, now=t, sla_of=lambda hotel: targets.for_hotel(hotel).response_time_max)
+            session=session, now=t,
+            sla_of=lambda hotel: (policy.for_hotel(hotel) if hotel else policy).kpi_targets.response_time_max)
     found = {group.kind: {item.reservation_id for item in group.items
                           if item.reservation_id is None or item.reservation_id.startswith(p)}
              for group in groups}
@@ -504,6 +506,7 @@ async def test_messages_in_doubt_are_listed_with_a_button_to_send_them_again(app
     assert forged.status_code == 403
 
     # The dashboard counts it apart: neither sent nor failed.
+    await measure(app_sessions)
     board = await web.get(f"/analytics?hotel_id={hotel}", headers=HTML)
     assert "1 mensagem em dúvida" in board.text
     channels = board.text[board.text.index('id="channels-table"'):]
@@ -544,12 +547,12 @@ async def seed_dashboard(sessions: SessionFactory, hotel: str) -> None:
     offer = lambda name, status, at: Upsell(offer=name, status=status, offered_at=at)  # noqa: E731
     await seed(sessions, [
         view(f"{hotel}-J1", hotel_id=hotel, arrival=t - timedelta(days=3), stage=Stage.post_stay, checkin=True,
-             score=9, scored_at=t - hours(2), upsells=[offer("room_upgrade", UpsellStatus.accepted, t - hours(3))]),
-        view(f"{hotel}-J2", hotel_id=hotel, arrival=t - timedelta(days=3), stage=Stage.post_stay, score=10,
+             score=9, satisfaction=8, scored_at=t - hours(2), upsells=[offer("room_upgrade", UpsellStatus.accepted, t - hours(3))]),
+        view(f"{hotel}-J2", hotel_id=hotel, arrival=t - timedelta(days=3), stage=Stage.post_stay, score=10, satisfaction=9,
              scored_at=t - hours(1.5), upsells=[offer("room_upgrade", UpsellStatus.declined, t - hours(3)),
                                                 offer("late_checkout", UpsellStatus.offered, t - hours(3))]),
         view(f"{hotel}-J3", hotel_id=hotel, arrival=t - timedelta(days=2), stage=Stage.in_stay, checkin=True,
-             score=4, scored_at=t - hours(1), upsells=[offer("room_upgrade", UpsellStatus.offered, t - hours(2)),
+             score=4, satisfaction=5, scored_at=t - hours(1), upsells=[offer("room_upgrade", UpsellStatus.offered, t - hours(2)),
                                                        offer("late_checkout", UpsellStatus.offered, t - hours(2)),
                                                        offer("spa", UpsellStatus.planned, None)]),
         view(f"{hotel}-J4", hotel_id=hotel, arrival=t + timedelta(days=5)),
@@ -569,6 +572,17 @@ async def seed_dashboard(sessions: SessionFactory, hotel: str) -> None:
     ])
 
 
+async def measure(sessions: SessionFactory, policy: JourneyPolicy | None = None) -> int:
+    """What the KPI schedule does every hour (the dashboard only reads what it stores)."""
+    async with sessions() as session:
+        return await measure_kpi_windows(session=session, policy=policy or JourneyPolicy(), at=datetime.now(UTC))
+
+
+async def stored_snapshots(sessions: SessionFactory, hotel: str) -> int:
+    async with sessions() as session:
+        return len((await session.exec(select(KpiSnapshot).where(KpiSnapshot.hotel_id == hotel))).all())
+
+
 def kpi(page: httpx.Response, key: str) -> str:
     start = page.text.index(f'id="kpi-{key}"')
     return page.text[start:page.text.index("</article>", start)]
@@ -582,13 +596,20 @@ async def test_the_card_jornada_digital_shows_what_the_data_says(app_sessions, s
     hotel = f"hotel-{uuid.uuid4().hex[:6]}"
     await seed_dashboard(app_sessions, hotel)
     await sign_in(web)
+    unmeasured = await web.get(f"/analytics?hotel_id={hotel}", headers=HTML)
+    assert "Ainda não medido" in unmeasured.text and number(kpi(unmeasured, "satisfaction")) == "—"
+    assert await stored_snapshots(app_sessions, hotel) == 0  # the dashboard only reads
+    await measure(app_sessions)
+    measured = await stored_snapshots(app_sessions, hotel)
     page = await web.get(f"/analytics?hotel_id={hotel}", headers=HTML)
     assert page.status_code == 200, page.text
     assert '<h2 id="jd-title">Jornada digital</h2>' in page.text
     satisfaction, upsell, response = kpi(page, "satisfaction"), kpi(page, "upsell"), kpi(page, "response")
-    assert number(satisfaction) == "7,67"  # (9 + 10 + 4) / 3
-    assert "NPS +33 · 3 avaliações" in satisfaction  # 2 promoters, 1 detractor
+    assert number(satisfaction) == "7,33"  # (8 + 9 + 5) / 3: the satisfaction answers, not the NPS ones
+    assert "3 respostas a “quão satisfeito você ficou?”" in satisfaction
     assert "Meta ≥ 4,5 · <strong class=\"verdict\">Meta atingida" in satisfaction
+    nps = kpi(page, "nps")  # beside it: 2 promoters (9, 10), 1 detractor (4)
+    assert number(nps) == "+33" and "3 respostas a “recomendaria?”" in nps and "Sem meta" in nps
     assert number(upsell) == "20,0 %"  # 1 accepted of 5 sent (the planned one was not sent)
     assert "1 aceitas de 5 ofertadas" in upsell and "Meta atingida" in upsell
     assert number(response) == "9,0"  # staff replied in 6 and 12 minutes; the guest's own reply does not count
@@ -602,31 +623,40 @@ async def test_the_card_jornada_digital_shows_what_the_data_says(app_sessions, s
     assert page.text.count('<svg class="chart"') == 6 and 'role="img"' in page.text
     assert "<script>" not in page.text
 
-    async with app_sessions() as session:
-        stored = (await session.exec(select(KpiSnapshot).where(KpiSnapshot.hotel_id == hotel))).all()
-    assert len(stored) == 14 and all(snapshot.window_kind == "day" for snapshot in stored)
+    assert "Medido às" in page.text and 'action="/analytics/measure"' in page.text
+    assert measured == 15 + 9  # the open day and week, and the caught-up ones before them
+    assert await stored_snapshots(app_sessions, hotel) == measured  # viewing wrote nothing
 
-    # Per-hotel targets from the targets file.
-    (staff_settings.data_dir / analytics_data.TARGETS_FILE).write_text(
-        f"response_time_max_minutes: 5\nhotels:\n  {hotel}: {{satisfaction_min: 8, upsell_conversion_min: 0.25}}\n")
-    page = await web.get(f"/analytics?hotel_id={hotel}", headers=HTML)
+    # Per-hotel targets from the policy (kpi_targets, overridden per hotel).
+    policy_file = staff_settings.data_dir / "kpi-policy.yaml"
+    policy_file.write_text("quiet_hours: null\nkpi_targets: {response_time_max_minutes: 5}\n"
+                           f"hotels:\n  {hotel}: {{kpi_targets: {{satisfaction_min: 8, upsell_conversion_min: 0.25}}}}\n")
+    async for strict in client_for(staff_settings.model_copy(update={"policy_file": policy_file}), "203.0.113.7"):
+        await sign_in(strict)
+        page = await strict.get(f"/analytics?hotel_id={hotel}", headers=HTML)
     assert "Meta ≥ 8,0" in kpi(page, "satisfaction") and "Fora da meta" in kpi(page, "satisfaction")
     assert "Meta ≥ 25 %" in kpi(page, "upsell").replace("\xa0", " ") and "Fora da meta" in kpi(page, "upsell")
     assert "Meta ≤ 5 min" in kpi(page, "response") and "Fora da meta" in kpi(page, "response")
+    async with app_sessions() as session:  # the schedule's alerts hold the hotel to the same targets
+        await measure_kpi_windows(session=session, policy=load_policy(policy_file), at=datetime.now(UTC))
+        alerts = await list_alerts(session=session, hotel_id=hotel)
+    assert {(alert.kpi.value, alert.target) for alert in alerts if alert.kind.value == "threshold"} >= {
+        ("satisfaction_avg", 8.0), ("upsell_conversion", 0.25)}
 
     weekly = await web.get(f"/analytics?hotel_id={hotel}&window=week", headers=HTML)
     assert weekly.status_code == 200 and "janelas de uma semana" in weekly.text
-    assert number(kpi(weekly, "satisfaction")) == "7,67"
+    assert number(kpi(weekly, "satisfaction")) == "7,33"
 
 
 async def test_the_trend_shows_three_falling_windows(app_sessions, web):
     hotel = f"hotel-{uuid.uuid4().hex[:6]}"
     views = [
         view(f"{hotel}-T{days}", hotel_id=hotel, arrival=day_start(days) - timedelta(days=3), stage=Stage.post_stay,
-             score=score, scored_at=day_start(days) + timedelta(minutes=1))
+             score=score, satisfaction=score, scored_at=day_start(days) + timedelta(minutes=1))
         for days, score in ((3, 9), (2, 8), (1, 7), (0, 6))
     ]
     await seed(app_sessions, views, [])
+    await measure(app_sessions)
     await sign_in(web)
     page = await web.get(f"/analytics?hotel_id={hotel}", headers=HTML)
     block = kpi(page, "satisfaction")
@@ -643,21 +673,24 @@ async def test_bad_dashboard_filters_are_said_on_the_page(staff_settings, web):
     assert not_a_date.status_code == 422 and "não é uma data" in not_a_date.text
     too_long = await web.get("/analytics?since=2020-01-01", headers=HTML)
     assert too_long.status_code == 422 and "no máximo 92 dias" in too_long.text
-    (staff_settings.data_dir / analytics_data.TARGETS_FILE).write_text("satisfaction_min: 11\n")
-    fallback = await web.get("/analytics", headers=HTML)
-    assert fallback.status_code == 200
-    assert "O arquivo de metas não pôde ser usado" in fallback.text and "satisfaction_min" in fallback.text
 
 
-def test_targets_file_names_the_bad_field(tmp_path: Path):
-    path = tmp_path / analytics_data.TARGETS_FILE
-    path.write_text("hotels:\n  h1: {upsell_conversion_min: 18}\n")
-    with pytest.raises(analytics_data.TargetsError, match="hotels.h1.upsell_conversion_min"):
-        analytics_data.load_targets(path)
-    path.write_text("satisfaction_target: 5\n")
-    with pytest.raises(analytics_data.TargetsError, match="satisfaction_target"):
-        analytics_data.load_targets(path)
-    assert analytics_data.load_targets(tmp_path / "absent.yaml").for_hotel("x").satisfaction_min == 4.5
+async def test_measure_now_runs_the_schedules_workflow_and_shows_its_figures(app_sessions, worker, web):
+    hotel = f"hotel-{uuid.uuid4().hex[:6]}"
+    await seed_dashboard(app_sessions, hotel)
+    await sign_in(web)
+    page = await web.get(f"/analytics?hotel_id={hotel}", headers=HTML)
+    forged = await web.post("/analytics/measure", data={"back": f"/analytics?hotel_id={hotel}"})
+    assert forged.status_code == 403
+    async with worker():
+        done = await web.post("/analytics/measure",
+                              data={"csrf_token": csrf(page), "back": f"/analytics?hotel_id={hotel}"})
+        elsewhere = await web.post("/analytics/measure",
+                                   data={"csrf_token": csrf(page), "back": "https://evil.example/"})
+    assert done.status_code == 303 and done.headers["location"] == f"/analytics?hotel_id={hotel}"
+    again = await web.get(done.headers["location"], headers=HTML)
+    assert number(kpi(again, "satisfaction")) == "7,33" and "Medido às" in again.text
+    assert elsewhere.status_code == 303 and elsewhere.headers["location"] == "/analytics"  # never off the dashboard
 
 
 def test_charts_are_plain_escaped_svg():

@@ -166,6 +166,7 @@ async def test_a_guest_goes_through_the_journey_in_a_browser(env, site, screensh
         feedback_mail = await wait_for_mail(smtp, r"/feedback")
         await page.goto(link_in(feedback_mail, r"/feedback$"))
         await shot(screenshots, page, "feedback")
+        await page.locator("label[for=satisfaction-8]").click()
         await page.locator("label[for=score-9]").click()
         await page.get_by_label("Conte mais").fill("Equipe ótima!")
         await page.get_by_role("button", name="Enviar").click()
@@ -195,6 +196,7 @@ async def test_a_guest_goes_through_the_journey_in_a_browser(env, site, screensh
     inbound = [m for m in journey["messages"] if m["direction"] == "inbound"]
     assert [m["channel"] for m in inbound] == ["webchat"]
     assert journey["feedback"]["status"] == "received" and journey["feedback"]["score"] == 9
+    assert journey["feedback"]["satisfaction"] == 8
     steps = {step["key"]: step for step in journey["steps"]}
     assert steps["checkin_reminder:PT24H"]["status"] == "skipped"
     for name, seconds in timings.items():

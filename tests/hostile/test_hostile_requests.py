@@ -189,7 +189,7 @@ async def test_guest_forms_refuse_a_missing_forged_or_non_ascii_csrf_token(env, 
         forms = {
             "check-in": (urls["checkin_url"], {"eta": "15:30", "terms": "yes", "signature": "Ana Souza"}),
             "offer": (urls["offer_url"], {"answer": "accept"}),
-            "feedback": (urls["feedback_url"], {"score": "10", "comment": "ok"}),
+            "feedback": (urls["feedback_url"], {"satisfaction": "9", "score": "10", "comment": "ok"}),
             "chat": (urls["chat_url"], {"body": "Olá"}),
         }
         answers = {}
