@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Literal
 
 from sqlalchemy import Column, Text
-from sqlmodel import Field, SQLModel, select
+from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from guest_journey.database import UTCDateTime, utcnow
@@ -46,6 +46,6 @@ def audit_record(
 async def audit_trail(*, session: AsyncSession, reservation_id: str) -> list[GdprAudit]:
     """The audit rows of a reservation, oldest first."""
     rows = await session.exec(
-        select(GdprAudit).where(GdprAudit.reservation_id == reservation_id).order_by(GdprAudit.id)  # type: ignore[arg-type]
+        select(GdprAudit).where(GdprAudit.reservation_id == reservation_id).order_by(col(GdprAudit.id))
     )
     return list(rows.all())

@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -351,7 +351,8 @@ class Settings(BaseSettings):
         if not self.api_keys:
             return {}
         entries = (parse_key_entry(entry) for entry in self.api_keys.split(","))
-        return {key: KeyAccess(role=role, hotels=hotels) for key, role, hotels in entries}  # type: ignore[arg-type]
+        # `_check_api_keys` has accepted only roles in ROLES, so each is a `Role`.
+        return {key: KeyAccess(role=cast(Role, role), hotels=hotels) for key, role, hotels in entries}
 
     @property
     def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:

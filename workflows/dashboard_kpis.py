@@ -47,10 +47,13 @@ class DashboardKpisInput(BaseModel):
 class DashboardKpisWorkflow:
     @workflow.run
     async def run(self, input: DashboardKpisInput) -> KpiWindowsResult:
-        return await workflow.execute_activity(
+        # Called by name, the activity's result is typed `Any` in temporalio;
+        # `result_type` makes it a KpiWindowsResult, which the annotation states.
+        result: KpiWindowsResult = await workflow.execute_activity(
             RECORD_KPI_WINDOWS,
             KpiWindowsInput(at=input.at or workflow.now()),
             result_type=KpiWindowsResult,
             start_to_close_timeout=timedelta(minutes=10),
             retry_policy=RetryPolicy(initial_interval=timedelta(seconds=10), maximum_attempts=5),
         )
+        return result
