@@ -1,6 +1,7 @@
 """`catalogue.yaml`: what it may say (each template's channels and variables, the
-languages every template needs, the layout, the offers' labels), reading it, and
-the template directories it must declare."""
+languages every template needs, the layout), reading it, and the template
+directories it must declare. The offers' names are not the catalogue's: they are
+shared with the guest and staff pages (`guest_journey.languages.OFFER_NAMES`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from communications.template_errors import TemplateError
-from communications.template_languages import normalise_language
+from guest_journey.languages import DEFAULT_LANGUAGE, SUPPORTED_LANGUAGES, normalise_language
 from guest_journey.reservations import Channel
 
 CATALOGUE_FILE = "catalogue.yaml"
@@ -29,10 +30,9 @@ class TemplateSpec(BaseModel):
 class CatalogueFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    required_languages: list[str] = Field(default_factory=lambda: ["pt-BR", "en", "es"])
-    fallback_language: str = "en"
+    required_languages: list[str] = Field(default_factory=lambda: list(SUPPORTED_LANGUAGES))
+    fallback_language: str = DEFAULT_LANGUAGE
     layout: str | None = None
-    offer_labels: dict[str, dict[str, str]] = Field(default_factory=dict)
     templates: dict[str, TemplateSpec]
 
     @field_validator("required_languages")

@@ -4,7 +4,8 @@ One environment per purpose: without autoescaping for subjects and text, with it
 for HTML. Both are sandboxed (`ImmutableSandboxedEnvironment`) and use
 `StrictUndefined`. The filters show dates, times and amounts in the language of
 the file being rendered and the hotel's time zone: `date`, `datetime`, `time`,
-`money`, `first_name`, `nl2br`, `offer_label`.
+`money`, `first_name`, `nl2br`, `offer_label` (the offer's name from
+`guest_journey.languages`).
 """
 
 from __future__ import annotations
@@ -26,14 +27,14 @@ from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup, escape
 
+from guest_journey.languages import DEFAULT_LANGUAGE, offer_name
+
 logger = logging.getLogger(__name__)
 
 NamedFormat = Literal["full", "long", "medium", "short"]
 
 
-def sandboxed_environment(
-    directory: Path, *, autoescape: bool, offer_labels: dict[str, dict[str, str]]
-) -> jinja2.Environment:
+def sandboxed_environment(directory: Path, *, autoescape: bool) -> jinja2.Environment:
     env = ImmutableSandboxedEnvironment(
         loader=FileSystemLoader(directory),
         undefined=StrictUndefined,
@@ -49,7 +50,7 @@ def sandboxed_environment(
         money=_money,
         first_name=_first_name,
         nl2br=_nl2br,
-        offer_label=_offer_labeller(offer_labels),
+        offer_label=_offer_label,
     )
     return env
 
@@ -72,7 +73,7 @@ def _zone(name: str) -> tzinfo | None:
 
 
 def _context_locale(context: Context) -> Locale:
-    return _locale(str(context.get("language") or "en"))
+    return _locale(str(context.get("language") or DEFAULT_LANGUAGE))
 
 
 def _moment(context: Context, value: Any) -> datetime | date:
@@ -151,17 +152,9 @@ def _nl2br(eval_context: nodes.EvalContext, value: Any) -> str:
     return Markup("<br>\n").join(escape(line) for line in str(value).splitlines())
 
 
-def _offer_labeller(labels: dict[str, dict[str, str]]) -> Any:
-    """`room_upgrade` -> "Room upgrade" / "Upgrade de quarto"; unknown offers: underscores to spaces."""
-
-    @pass_context
-    def offer_label(context: Context, offer: Any) -> str:
-        by_language = labels.get(str(offer), {})
-        language = str(context.get("language") or "en")
-        for candidate in (language, language.split("-")[0], "en"):
-            if candidate in by_language:
-                return by_language[candidate]
-        words = str(offer).replace("_", " ").strip()
-        return words[:1].upper() + words[1:]
-
-    return offer_label
+@pass_context
+def _offer_label(context: Context, offer: Any) -> str:
+    """`room_upgrade` -> "Room upgrade" / "Upgrade de quarto": the name guest pages and
+    staff pages show too (`guest_journey.languages.OFFER_NAMES`); unknown offers: their
+    code, underscores to spaces."""
+    return offer_name(str(offer), str(context.get("language") or DEFAULT_LANGUAGE))

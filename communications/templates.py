@@ -15,8 +15,9 @@ autoescaping one. Both are sandboxed and use `StrictUndefined`
 (`communications.template_environment`).
 
 Beside this module: `template_catalogue_file` (what `catalogue.yaml` may say),
-`template_checks` (the checks of a template's text at load),
-`template_languages` (language tags) and `template_errors`.
+`template_checks` (the checks of a template's text at load) and `template_errors`.
+Language tags, which file answers a guest's language and the offers' names follow
+the rules guest pages follow too (`guest_journey.languages`).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from communications.template_errors import (
     TemplateNotFound,
     TemplateRenderError,
 )
-from communications.template_languages import choose_language, normalise_language
+from guest_journey.languages import choose_language, normalise_language
 from guest_journey.reservations import Channel
 
 __all__ = [
@@ -112,8 +113,8 @@ class TemplateCatalogue:
             raise TemplateError(
                 f"{CATALOGUE_FILE}: fallback_language must be one of required_languages"
             )
-        text_env = sandboxed_environment(directory, autoescape=False, offer_labels=spec.offer_labels)
-        html_env = sandboxed_environment(directory, autoescape=True, offer_labels=spec.offer_labels)
+        text_env = sandboxed_environment(directory, autoescape=False)
+        html_env = sandboxed_environment(directory, autoescape=True)
         check_directories(directory, spec)
         for partial in sorted(directory.glob("_*.j2")):
             if partial.name != spec.layout:
@@ -162,7 +163,9 @@ class TemplateCatalogue:
         by_language = self._variants[name].get(resolved) if resolved is not None else None
         if by_language is None:
             raise TemplateChannelNotFound(name, str(channel))
-        chosen = choose_language(by_language, language, self._spec.fallback_language)
+        chosen = choose_language(
+            language, available=by_language, fallback=self._spec.fallback_language
+        )
         variant = by_language[chosen]
         variables = _variables(name, template, variant.language, context)
         try:

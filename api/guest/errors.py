@@ -21,9 +21,10 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from temporalio.service import RPCError
 
-from api.i18n import CATALOGUES, Translator, choose_language, from_accept_language
+from api.i18n import CATALOGUES, Translator
 from api.limits import BodyTooLarge
 from api.pages import render_page
+from guest_journey.languages import choose_language, from_accept_language
 from services.errors import Conflict, DomainError, NotFound, OfferNotOffered, Unavailable
 
 logger = logging.getLogger(__name__)

@@ -22,13 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.deps import Services, ServicesDep, SessionDep
 from api.guest.errors import GuestPageError
 from api.hosts import origin_allowed
-from api.i18n import (
-    CATALOGUES,
-    Translator,
-    choose_language,
-    from_accept_language,
-    supported_language,
-)
+from api.i18n import CATALOGUES, Translator
 from api.pages import render_page
 from guest_journey import signing
 from guest_journey.guest_links import (
@@ -40,6 +34,7 @@ from guest_journey.guest_links import (
     read_token,
 )
 from guest_journey.journeys import JourneyView
+from guest_journey.languages import choose_language, from_accept_language, supported_language
 from guest_journey.policy import HotelPolicy
 from services.errors import DomainError
 from services.journey_service import read_journey
@@ -55,7 +50,8 @@ TokenPath = Annotated[str, Path(max_length=MAX_TOKEN_LENGTH, description="the si
 
 
 def request_language(request: Request, guest_language: str | None = None) -> str:
-    """`?lang=`, then the language cookie, then the guest's, then the browser's."""
+    """`?lang=`, then the language cookie, then the guest's, then the browser's, then
+    English; each one answered as messages are (`guest_journey.languages`)."""
     return choose_language(
         request.query_params.get("lang"),
         request.cookies.get(LANG_COOKIE),

@@ -1,9 +1,11 @@
 """The guest pages' words in pt-BR, en and es, and dates, times and money in
 the guest's locale and the hotel's time zone (Babel).
 
-One catalogue module per language (`en.py`, `pt_br.py`, `es.py`), each a
-`MESSAGES` dict with the same keys; `Translator.t` falls back to English for a
-key a language lacks, and to the key itself for an unknown one.
+One catalogue module per supported language (`en.py`, `pt_br.py`, `es.py`), each
+a `MESSAGES` dict with the same keys; `Translator.t` falls back to English for a
+key a language lacks, and to the key itself for an unknown one. Which language a
+page is in, and the offers' names, follow the rules every guest-facing text
+shares (`guest_journey.languages`).
 """
 
 from __future__ import annotations
@@ -19,54 +21,18 @@ from babel.dates import format_date, format_time
 from babel.numbers import format_currency, format_decimal
 
 from api.i18n import en, es, pt_br
+from guest_journey.languages import (
+    DEFAULT_LANGUAGE,
+    SUPPORTED_LANGUAGES,
+    choose_language,
+    offer_name,
+)
 
-CATALOGUES: dict[str, dict[str, str]] = {"pt-BR": pt_br.MESSAGES, "en": en.MESSAGES, "es": es.MESSAGES}
-LANGUAGES = tuple(CATALOGUES)
-DEFAULT_LANGUAGE = "en"
-_BASES = {"pt": "pt-BR", "en": "en", "es": "es"}
+_BY_LANGUAGE = {"pt-BR": pt_br.MESSAGES, "en": en.MESSAGES, "es": es.MESSAGES}
+# One catalogue per supported language, in their order (the pages' language switch).
+CATALOGUES: dict[str, dict[str, str]] = {language: _BY_LANGUAGE[language] for language in SUPPORTED_LANGUAGES}
 # Territories Babel names that are not countries a person is a national of.
 _NOT_COUNTRIES = frozenset({"AQ", "EU", "EZ", "QO", "UN", "XA", "XB", "ZZ"})
-
-
-def supported_language(tag: str | None) -> str | None:
-    """The page language for a BCP 47 tag: pt-PT -> pt-BR, es-MX -> es; None if none fits."""
-    if not tag:
-        return None
-    cleaned = tag.strip().replace("_", "-")
-    for language in LANGUAGES:
-        if cleaned.lower() == language.lower():
-            return language
-    return _BASES.get(cleaned.split("-")[0].lower())
-
-
-def from_accept_language(header: str | None) -> str | None:
-    """The best supported language of an `Accept-Language` header."""
-    if not header:
-        return None
-    ranked = []
-    for position, part in enumerate(header.split(",")[:20]):
-        tag, _, params = part.strip().partition(";")
-        quality = 1.0
-        if params.strip().startswith("q="):
-            try:
-                quality = float(params.strip()[2:])
-            except ValueError:
-                quality = 0.0
-        ranked.append((-quality, position, tag))
-    for _, _, tag in sorted(ranked):
-        language = supported_language(tag)
-        if language is not None:
-            return language
-    return None
-
-
-def choose_language(*candidates: str | None) -> str:
-    """The first candidate we have pages for, else English."""
-    for candidate in candidates:
-        language = supported_language(candidate)
-        if language is not None:
-            return language
-    return DEFAULT_LANGUAGE
 
 
 @lru_cache(maxsize=8)
@@ -98,7 +64,7 @@ class Translator:
         self._messages = CATALOGUES[self.language]
 
     def t(self, key: str, **values: object) -> str:
-        text = self._messages.get(key) or en.MESSAGES.get(key) or key
+        text = self._messages.get(key) or CATALOGUES[DEFAULT_LANGUAGE].get(key) or key
         return text.format(**values) if values else text
 
     def has(self, key: str) -> bool:
@@ -140,12 +106,9 @@ class Translator:
         return str(getattr(self.zone, "key", "")) or "UTC"
 
     def offer_title(self, offer: str) -> str:
-        key = f"offer.{offer}"
-        if key in en.MESSAGES:
-            return self.t(key)
-        words = offer.replace("_", " ").strip()
-        return words[:1].upper() + words[1:]
+        """The offer's name, the same as in its messages and on the staff pages."""
+        return offer_name(offer, self.language)
 
     def offer_description(self, offer: str) -> str | None:
         key = f"offer.{offer}.description"
-        return self.t(key) if key in en.MESSAGES else None
+        return self.t(key) if key in CATALOGUES[DEFAULT_LANGUAGE] else None

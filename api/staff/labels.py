@@ -1,5 +1,6 @@
 """Words staff read on the pages (pt-BR, as the runbook): stages, statuses,
-channels, templates and steps by their codes. Unknown codes are shown as they are."""
+channels, templates and steps by their codes. Unknown codes are shown as they are.
+Offers have the names guests read (`guest_journey.languages.OFFER_NAMES`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from zoneinfo import ZoneInfo
 
 from babel.numbers import format_decimal, format_percent
 
+from guest_journey.languages import offer_names
+
+LANGUAGE = "pt-BR"
 LOCALE = "pt_BR"
 
 STAGES = {
@@ -63,15 +67,7 @@ UPSELL_STATUSES = {
 }
 CHECKIN_STATUSES = {"pending": "Pendente", "completed": "Concluído"}
 FEEDBACK_STATUSES = {"pending": "Pendente", "requested": "Solicitada", "received": "Recebida"}
-OFFERS = {
-    "room_upgrade": "Upgrade de quarto",
-    "late_checkout": "Late check-out",
-    "early_checkin": "Check-in antecipado",
-    "breakfast": "Café da manhã",
-    "airport_transfer": "Transfer do aeroporto",
-    "parking": "Estacionamento",
-    "spa": "Spa",
-}
+OFFERS = offer_names(LANGUAGE)
 
 
 def label(words: dict[str, str], code: str | None) -> str:
