@@ -1,5 +1,11 @@
 """The journey read model: the latest state of every journey, running or finished,
-written only by the workflow's `record_journey` activity."""
+written only by the workflow's `record_journey` activity, in one transaction.
+
+What lists, staff pages and figures filter and count on is in columns: the
+journey's stage, dates, hotel, contacts, check-in status and feedback answers
+(`journey`), each step (`journey_step`) and each offer (`journey_upsell`). The
+whole view is kept beside them as a document (`journey.view`), which a journey's
+own page reads back by id; no query digs into it."""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index
+from sqlalchemy import JSON, Column, Index, delete
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -32,9 +38,76 @@ class JourneyRecord(SQLModel, table=True):
     revision: int = 0
     guest_email: str | None = Field(default=None, index=True, max_length=320)
     guest_phone: str | None = Field(default=None, index=True, max_length=32)
+    checkin_status: str | None = Field(default=None, max_length=16)
+    feedback_score: int | None = None  # the recommendation (NPS) answer, 0-10
+    feedback_satisfaction: int | None = None  # the satisfaction answer, 0-10
+    feedback_received_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), index=True))
+    has_preferences: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
     view: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class JourneyStepRecord(SQLModel, table=True):
+    """One step of a journey as the read model last saw it."""
+
+    __tablename__ = "journey_step"
+    __table_args__ = (Index("ix_journey_step_status_scheduled", "status", "scheduled_for"),)
+
+    reservation_id: str = Field(primary_key=True, max_length=128)
+    key: str = Field(primary_key=True, max_length=128)
+    hotel_id: str = Field(max_length=64)
+    kind: str = Field(max_length=32)
+    status: str = Field(max_length=16)
+    scheduled_for: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+
+
+class JourneyUpsellRecord(SQLModel, table=True):
+    """One offer of a journey; `sent_at` is when it went to the guest (else when it was
+    answered), the moment the KPIs date an offer by."""
+
+    __tablename__ = "journey_upsell"
+    __table_args__ = (Index("ix_journey_upsell_hotel_sent", "hotel_id", "sent_at"),)
+
+    reservation_id: str = Field(primary_key=True, max_length=128)
+    offer: str = Field(primary_key=True, max_length=64)
+    hotel_id: str = Field(max_length=64)
+    status: str = Field(max_length=16)
+    sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), index=True))
+
+
+def columns_of(view: JourneyView) -> dict[str, Any]:
+    """The journey row's columns, from the view."""
+    return {
+        "hotel_id": view.hotel_id,
+        "stage": view.stage.value,
+        "arrival": view.arrival,
+        "departure": view.departure,
+        "revision": view.revision,
+        "guest_email": view.guest.email.lower() if view.guest.email else None,
+        "guest_phone": view.guest.phone,
+        "checkin_status": view.checkin.status.value,
+        "feedback_score": view.feedback.score,
+        "feedback_satisfaction": view.feedback.satisfaction,
+        "feedback_received_at": view.feedback.received_at,
+        "has_preferences": bool(view.preferences),
+    }
+
+
+def steps_of(view: JourneyView) -> list[JourneyStepRecord]:
+    return [
+        JourneyStepRecord(reservation_id=view.reservation_id, key=step.key, hotel_id=view.hotel_id,
+                          kind=step.kind.value, status=step.status.value, scheduled_for=step.scheduled_for)
+        for step in view.steps
+    ]
+
+
+def upsells_of(view: JourneyView) -> list[JourneyUpsellRecord]:
+    return [
+        JourneyUpsellRecord(reservation_id=view.reservation_id, offer=upsell.offer, hotel_id=view.hotel_id,
+                            status=upsell.status.value, sent_at=upsell.offered_at or upsell.answered_at)
+        for upsell in view.upsells
+    ]
 
 
 async def save_journey(*, session: AsyncSession, view: JourneyView) -> bool:
@@ -43,33 +116,19 @@ async def save_journey(*, session: AsyncSession, view: JourneyView) -> bool:
     if record is not None and record.revision > view.revision:
         return False
     if record is None:
-        record = JourneyRecord(
-            reservation_id=view.reservation_id,
-            hotel_id=view.hotel_id,
-            stage=view.stage.value,
-            arrival=view.arrival,
-            departure=view.departure,
-            revision=view.revision,
-            view=view.model_dump(mode="json"),
-        )
+        record = JourneyRecord(reservation_id=view.reservation_id, view=view.model_dump(mode="json"),
+                               **columns_of(view))
     else:
-        record.hotel_id = view.hotel_id
-        record.stage = view.stage.value
-        record.arrival = view.arrival
-        record.departure = view.departure
-        record.revision = view.revision
+        for name, value in columns_of(view).items():
+            setattr(record, name, value)
         record.view = view.model_dump(mode="json")
         record.updated_at = utcnow()
-    _set_contacts(record, view)
     session.add(record)
+    for table in (JourneyStepRecord, JourneyUpsellRecord):
+        await session.exec(delete(table).where(col(table.reservation_id) == view.reservation_id))
+    session.add_all([*steps_of(view), *upsells_of(view)])
     await session.commit()
     return True
-
-
-def _set_contacts(record: JourneyRecord, view: JourneyView) -> None:
-    """Contacts kept in columns of their own, so an inbound message finds its guest."""
-    record.guest_email = view.guest.email.lower() if view.guest.email else None
-    record.guest_phone = view.guest.phone
 
 
 async def journey_of_guest(

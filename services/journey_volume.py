@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from pydantic import BaseModel
-from sqlalchemy import and_, case, func
+from sqlalchemy import case, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -36,8 +36,7 @@ async def journey_volume(*, session: AsyncSession, hotels: Collection[str] | Non
     in the stage figures.
     """
     pending = await pending_snapshots(session=session, hotels=hotels)
-    preferences = col(JourneyRecord.view)["preferences"].as_string()
-    has_preferences = and_(preferences.is_not(None), preferences != "{}")
+    has_preferences = col(JourneyRecord.has_preferences)
     query = select(JourneyRecord.stage, func.count(), func.sum(case((has_preferences, 1), else_=0)))
     if hotels is not None:
         query = query.where(col(JourneyRecord.hotel_id).in_(sorted(hotels)))

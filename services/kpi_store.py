@@ -19,7 +19,7 @@ week, for one hotel or (hotel_id None) for all:
   not cancelled: the share whose digital check-in is completed;
 - `journeys`: journeys, not cancelled, whose stay overlaps the window.
 
-Figures come from aggregate queries on the journey read model and the message
+Figures come from aggregate queries on the read model's columns (journeys, offers) and the message
 table, on SQLite and PostgreSQL; nothing is loaded journey by journey.
 Recomputing a window replaces its snapshot and re-evaluates its alerts:
 
@@ -47,7 +47,7 @@ from typing import Any
 
 import httpx
 from pydantic import AwareDatetime, BaseModel
-from sqlalchemy import JSON, Column, Index, and_, case, cast, func, text, true, type_coerce
+from sqlalchemy import Column, Index, and_, case, func, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Field, SQLModel, col, select
@@ -59,7 +59,7 @@ from guest_journey.database import UTCDateTime, utcnow
 from guest_journey.journeys import CheckinStatus, Stage, UpsellStatus
 from guest_journey.kpis import RULES, TREND_WINDOWS, Kpi
 from guest_journey.policy import KpiTargets
-from guest_journey.read_model import JourneyRecord
+from guest_journey.read_model import JourneyRecord, JourneyUpsellRecord
 from guest_journey.telemetry import kpi_alert_raised, kpis_measured
 
 logger = logging.getLogger(__name__)
@@ -305,10 +305,8 @@ async def list_alerts(
 async def _measure(
     session: AsyncSession, kind: WindowKind, start: datetime, end: datetime, hotel_id: str | None, now: datetime
 ) -> KpiSnapshot:
-    dialect = _dialect(session)
-    responses, promoters, detractors, satisfied, satisfaction_sum = await _feedback(
-        session, dialect, start, end, hotel_id)
-    offered, accepted = await _upsells(session, dialect, start, end, hotel_id)
+    responses, promoters, detractors, satisfied, satisfaction_sum = await _feedback(session, start, end, hotel_id)
+    offered, accepted = await _upsells(session, start, end, hotel_id)
     completed, past_arrival, journeys = await _journeys(session, start, end, hotel_id, now)
     delivery = await delivery_summary(session=session, since=start, until=end, hotel_id=hotel_id)
     return KpiSnapshot(
@@ -333,14 +331,12 @@ async def _measure(
 
 
 async def _feedback(
-    session: AsyncSession, dialect: str, start: datetime, end: datetime, hotel_id: str | None
+    session: AsyncSession, start: datetime, end: datetime, hotel_id: str | None
 ) -> tuple[int, int, int, int, float]:
     """(NPS answers, promoters, detractors, satisfaction answers, their sum) received in the window."""
-    view = col(JourneyRecord.view)
-    score = view[("feedback", "score")].as_integer()
-    satisfaction = view[("feedback", "satisfaction")].as_integer()
-    received_at = view[("feedback", "received_at")].as_string()
-    received = [*_in_window(dialect, received_at, start, end), *_of_hotel(hotel_id)]
+    score, satisfaction = col(JourneyRecord.feedback_score), col(JourneyRecord.feedback_satisfaction)
+    received_at = col(JourneyRecord.feedback_received_at)
+    received = [received_at >= start, received_at < end, *_of_hotel(hotel_id)]
     recommended = select(
         func.count(score),
         func.coalesce(func.sum(_one_if(score >= kpis.PROMOTER_MIN)), 0),
@@ -350,28 +346,18 @@ async def _feedback(
         satisfaction.is_not(None), *received)
     responses, promoters, detractors = (await session.exec(recommended)).one()
     answers, total = (await session.exec(satisfied)).one()
-    return int(responses), int(promoters), int(detractors), int(answers), float(total)
+    return int(responses), int(promoters), int(detractors), int(answers), float(total or 0)
 
 
-async def _upsells(
-    session: AsyncSession, dialect: str, start: datetime, end: datetime, hotel_id: str | None
-) -> tuple[int, int]:
-    view = col(JourneyRecord.view)
-    if dialect == "postgresql":
-        upsell = func.json_array_elements(view["upsells"]).table_valued("value").alias("upsell")
-    else:
-        upsell = func.json_each(view, "$.upsells").table_valued("value").alias("upsell")
-    offer = type_coerce(upsell.c.value, JSON)
-    status = offer["status"].as_string()
-    moment = func.coalesce(offer["offered_at"].as_string(), offer["answered_at"].as_string())
-    query = (
-        select(
-            func.count(),
-            func.coalesce(func.sum(_one_if(status == UpsellStatus.accepted.value)), 0),
-        )
-        .select_from(JourneyRecord)
-        .join(upsell, true())
-        .where(status.in_(SENT_OFFER_STATUSES), *_in_window(dialect, moment, start, end), *_of_hotel(hotel_id))
+async def _upsells(session: AsyncSession, start: datetime, end: datetime, hotel_id: str | None) -> tuple[int, int]:
+    """Offers sent in the window (dated by when they were sent, else answered), and how many were accepted."""
+    status, sent_at = col(JourneyUpsellRecord.status), col(JourneyUpsellRecord.sent_at)
+    query = select(
+        func.count(),
+        func.coalesce(func.sum(_one_if(status == UpsellStatus.accepted.value)), 0),
+    ).where(
+        status.in_(SENT_OFFER_STATUSES), sent_at >= start, sent_at < end,
+        *([] if hotel_id is None else [col(JourneyUpsellRecord.hotel_id) == hotel_id]),
     )
     offered, accepted = (await session.exec(query)).one()
     return int(offered), int(accepted)
@@ -380,7 +366,7 @@ async def _upsells(
 async def _journeys(
     session: AsyncSession, start: datetime, end: datetime, hotel_id: str | None, now: datetime
 ) -> tuple[int, int, int]:
-    checkin_status = col(JourneyRecord.view)[("checkin", "status")].as_string()
+    checkin_status = col(JourneyRecord.checkin_status)
     arrival, departure = col(JourneyRecord.arrival), col(JourneyRecord.departure)
     arrived = and_(arrival >= start, arrival < end, arrival <= now)
     query = select(
@@ -396,30 +382,12 @@ def _of_hotel(hotel_id: str | None) -> list[ColumnElement[bool]]:
     return [] if hotel_id is None else [col(JourneyRecord.hotel_id) == hotel_id]
 
 
-def _in_window(dialect: str, moment: Any, start: datetime, end: datetime) -> list[ColumnElement[bool]]:
-    """An ISO 8601 text from the journey's JSON, within `[start, end)`, compared as a time."""
-    if dialect == "postgresql":
-        stamp = cast(moment, UTCDateTime())
-        return [moment.is_not(None), stamp >= start, stamp < end]
-    day = func.julianday(moment)
-    return [
-        moment.is_not(None),
-        day >= func.julianday(_iso(start)),
-        day < func.julianday(_iso(end)),
-    ]
-
-
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
 def _one_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return case((condition, 1), else_=0)
-
-
-def _dialect(session: AsyncSession) -> str:
-    bind = session.bind
-    return bind.dialect.name if bind is not None else "sqlite"
 
 
 def _same_hotel(column: Any, hotel_id: str | None) -> ColumnElement[bool]:

@@ -250,7 +250,7 @@ async def checkin_adoption(
 ) -> tuple[int, int]:
     """(completed, arrived): journeys arriving in `[start, end)` by `now`, not cancelled,
     and how many of them completed the digital check-in."""
-    status = col(JourneyRecord.view)[("checkin", "status")].as_string()
+    status = col(JourneyRecord.checkin_status)
     arrival = col(JourneyRecord.arrival)
     query = select(
         func.coalesce(func.sum(case((status == CheckinStatus.completed.value, 1), else_=0)), 0),

@@ -38,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, and_, cast, exists, func, or_, true, type_coerce
+from sqlalchemy import and_, exists, func, or_
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
@@ -47,11 +47,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.staff import labels
 from communications.inbound import list_unmatched
 from communications.message_store import MessageRecord
-from guest_journey.database import UTCDateTime
 from guest_journey.journeys import FINAL_STAGES, Stage
 from guest_journey.kpis import DETRACTOR_MAX
 from guest_journey.messages import SENT_STATUSES, MessageDirection, MessageStatus
-from guest_journey.read_model import JourneyRecord
+from guest_journey.read_model import JourneyRecord, JourneyStepRecord
 
 RECENT = timedelta(days=7)
 DETRACTOR_RECENT = timedelta(days=30)
@@ -195,7 +194,7 @@ async def checkin_pending(
     *, session: AsyncSession, now: datetime, hotel_id: str | None = None,
     hotels: Collection[str] | None = None,
 ) -> list[AttentionItem]:
-    status = col(JourneyRecord.view)[("checkin", "status")].as_string()
+    status = col(JourneyRecord.checkin_status)
     query = (
         select(JourneyRecord)
         .where(
@@ -273,20 +272,18 @@ async def detractors_without_follow_up(
     *, session: AsyncSession, now: datetime, hotel_id: str | None = None,
     hotels: Collection[str] | None = None,
 ) -> list[AttentionItem]:
-    view = col(JourneyRecord.view)
-    score = view[("feedback", "score")].as_integer()
-    received = view[("feedback", "received_at")].as_string()
+    score, received = col(JourneyRecord.feedback_score), col(JourneyRecord.feedback_received_at)
     query = (
         select(JourneyRecord.reservation_id, JourneyRecord.hotel_id, score, received)
-        .where(score.is_not(None), score <= DETRACTOR_MAX, received.is_not(None),
+        .where(score.is_not(None), score <= DETRACTOR_MAX, received >= now - DETRACTOR_RECENT,
                *_journey_of_hotel(hotel_id, hotels))
         .limit(LIMIT * 20)
     )
     candidates = [
-        (reservation_id, hotel, int(value), datetime.fromisoformat(moment))
+        (reservation_id, hotel, int(value), _aware(moment))
         for reservation_id, hotel, value, moment in (await session.exec(query)).all()
+        if value is not None and moment is not None  # the query's own conditions
     ]
-    candidates = [row for row in candidates if row[3] >= now - DETRACTOR_RECENT]
     if not candidates:
         return []
     staff_messages = await session.exec(
@@ -314,26 +311,20 @@ async def stuck_journeys(
     hotels: Collection[str] | None = None,
 ) -> list[AttentionItem]:
     cutoff = now - STUCK_AFTER
-    dialect = _dialect(session)
-    view = col(JourneyRecord.view)
-    if dialect == "postgresql":
-        steps = func.json_array_elements(view["steps"]).table_valued("value").alias("step")
-    else:
-        steps = func.json_each(view, "$.steps").table_valued("value").alias("step")
-    step = type_coerce(steps.c.value, JSON)
-    key, status, scheduled = step["key"].as_string(), step["status"].as_string(), step["scheduled_for"].as_string()
     running = col(JourneyRecord.stage).not_in([stage.value for stage in FINAL_STAGES])
     late_steps = await session.exec(
-        select(JourneyRecord.reservation_id, JourneyRecord.hotel_id, key, scheduled)
-        .select_from(JourneyRecord)
-        .join(steps, true())
-        .where(running, status.in_(OPEN_STEP_STATUSES), *_before(dialect, scheduled, cutoff),
-               *_journey_of_hotel(hotel_id, hotels))
+        select(JourneyStepRecord.reservation_id, JourneyStepRecord.hotel_id, JourneyStepRecord.key,
+               JourneyStepRecord.scheduled_for)
+        .join(JourneyRecord, col(JourneyRecord.reservation_id) == col(JourneyStepRecord.reservation_id))
+        .where(running, col(JourneyStepRecord.status).in_(OPEN_STEP_STATUSES),
+               col(JourneyStepRecord.scheduled_for) < cutoff, *_journey_of_hotel(hotel_id, hotels))
         .limit(LIMIT * 20)
     )
     found: dict[str, AttentionItem] = {}
     for reservation_id, hotel, step_key, moment in late_steps.all():
-        due = datetime.fromisoformat(moment)
+        if moment is None:  # the query asks for a moment before the cutoff
+            continue
+        due = _aware(moment)
         known = found.get(reservation_id)
         if known is None or due < known.since:
             found[reservation_id] = AttentionItem(
@@ -389,18 +380,6 @@ def _journey_of_hotel(hotel_id: str | None, hotels: Collection[str] | None = Non
 
 def _message_of_hotel(hotel_id: str | None, hotels: Collection[str] | None = None) -> list[ColumnElement[bool]]:
     return _of_hotels(col(MessageRecord.hotel_id), hotel_id, hotels)
-
-
-def _before(dialect: str, moment: Any, cutoff: datetime) -> list[ColumnElement[bool]]:
-    """An ISO 8601 text from the journey's JSON, earlier than `cutoff`, compared as a time."""
-    if dialect == "postgresql":
-        return [moment.is_not(None), cast(moment, UTCDateTime()) < cutoff]
-    return [moment.is_not(None), func.julianday(moment) < func.julianday(cutoff.isoformat())]
-
-
-def _dialect(session: AsyncSession) -> str:
-    bind = session.bind
-    return bind.dialect.name if bind is not None else "sqlite"
 
 
 def _aware(moment: datetime) -> datetime:
