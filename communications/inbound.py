@@ -93,11 +93,13 @@ async def store_inbound(
     reservation_id: str | None = None,
     provider_message_id: str | None = None,
     hotels: Collection[str] | None = None,
+    template: str | None = None,
 ) -> InboundResult:
     """Store a guest's message, matched to its reservation (module rules). With `hotels`
     (a caller limited to those: `api.access`), only their journeys and messages are
     matched, another hotel's reservation is unknown, and a message that matches none of
-    them is refused (`NoMatchInScope`) rather than kept unmatched."""
+    them is refused (`NoMatchInScope`) rather than kept unmatched. `template` names what
+    the message is when the service wrote it for the guest (the detractor follow-up)."""
     channel = Channel(channel)
     if received_at.tzinfo is None:
         raise ValueError("received_at must carry its offset")
@@ -124,6 +126,7 @@ async def store_inbound(
         hotel_id=match.hotel_id or (replied_to.hotel_id if replied_to else None),
         direction=MessageDirection.inbound.value,
         channel=channel.value,
+        template=template,
         body_text=body,
         status=MessageStatus.received.value,
         status_at=received_at,

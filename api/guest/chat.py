@@ -4,8 +4,8 @@ The conversation is the reservation's `webchat` messages, both directions,
 oldest first, since the reservation's current guest took it (a reservation
 given to another guest does not show them the earlier guest's chat). A
 guest's message is stored as an inbound `webchat` message
-(matched by the link's reservation), signalled to the journey
-(`record_inbound`) and listed in the operations view. `chat/messages` answers
+(matched by the link's reservation), counted and signalled to the journey
+(`services.inbound_messages`) and listed in the operations view. `chat/messages` answers
 the conversation as JSON for `chat.js`, which polls it so staff replies
 appear without a reload; without JavaScript the form posts and the page
 reloads. A journey that has ended (cancelled, a no-show, closed — as a GDPR
@@ -24,11 +24,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from api.guest.errors import GuestRoute
 from api.guest.forms import read_form
 from api.guest.visit import CSRF_FIELD, ChatVisit, Visit
-from communications.inbound import store_inbound
 from communications.message_store import MessageRecord, list_for_reservation
 from guest_journey.messages import MessageDirection, MessageStatus
 from guest_journey.reservations import Channel
-from services.journey_service import notify_inbound
+from services.inbound_messages import receive_inbound
 
 router = APIRouter(route_class=GuestRoute)
 
@@ -111,11 +110,11 @@ async def send_chat_message(request: Request, visit: ChatVisit) -> Response:
     last = records[-1] if records else None
     replying_to = last.id if last is not None and last.direction == MessageDirection.outbound.value else None
     received_at = datetime.now(UTC)
-    result = await store_inbound(
-        session=visit.session, channel=Channel.webchat, sender=f"webchat:{visit.reservation_id}",
-        body=body, received_at=received_at, reservation_id=visit.reservation_id, in_reply_to=replying_to,
+    result = await receive_inbound(
+        session=visit.session, client=visit.services.temporal, channel=Channel.webchat,
+        sender=f"webchat:{visit.reservation_id}", body=body, received_at=received_at,
+        reservation_id=visit.reservation_id, in_reply_to=replying_to,
     )
-    await notify_inbound(client=visit.services.temporal, message=result.message)
     if _wants_json(request):
         return JSONResponse({"message": _as_item(visit, result.message)}, status_code=201)
     response = RedirectResponse(visit.path("chat") + f"?lang={visit.tr.language}#composer", status_code=303)

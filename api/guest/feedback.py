@@ -2,15 +2,14 @@
 
 Every guest who answers sees the hotel's public review link when the hotel
 has one (nobody is filtered out by their score); a promoter (9-10) is asked
-for a review in so many words. A detractor (0-6) opens a follow-up for staff:
-their answer becomes an inbound message in the reservation's web chat
-conversation, which the operations view lists and staff answer from there.
+for a review in so many words. A detractor (0-6) opens a follow-up for staff
+(`services.guest_feedback`): their answer becomes an inbound message in the
+reservation's web chat conversation, which the operations view lists and staff
+answer from there.
 """
 
 from __future__ import annotations
 
-import logging
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -19,21 +18,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from api.guest.errors import GuestPageError, GuestRoute
 from api.guest.forms import new_request_id, read_form
 from api.guest.visit import CSRF_FIELD, FeedbackVisit, Visit
-from communications.inbound import store_inbound
-from communications.message_store import save_message
 from guest_journey.journeys import FeedbackStatus, Stage
-from guest_journey.reservations import Channel
-from services.journey_service import notify_inbound, update_journey
-from workflows.journey import GuestJourneyWorkflow
-from workflows.journey_inputs import FeedbackSubmission
+from guest_journey.kpis import DETRACTOR_MAX, PROMOTER_MIN
+from services.guest_feedback import record_feedback
 
-logger = logging.getLogger(__name__)
 router = APIRouter(route_class=GuestRoute)
 
 COMMENT_LIMIT = 2000
-DETRACTOR_MAX = 6
-PROMOTER_MIN = 9
-FOLLOW_UP_TEMPLATE = "feedback_follow_up"
 SCORES = tuple(range(11))
 
 
@@ -110,33 +101,11 @@ async def submit_feedback(request: Request, visit: FeedbackVisit, review_url: Re
     if errors:
         return _render_form(visit, score=score_text, satisfaction=satisfaction_text, comment=comment,
                             errors=errors, request_id=form.request_id(), status_code=422)
-    score = int(score_text)
-    ack = await update_journey(
-        client=visit.services.temporal, session=visit.session, reservation_id=visit.reservation_id,
-        update=GuestJourneyWorkflow.submit_feedback,
-        argument=FeedbackSubmission(request_id=f"guest-feedback-{form.request_id()}", score=score,
-                                    satisfaction=int(satisfaction_text), comment=comment or None),
+    await record_feedback(
+        session=visit.session, client=visit.services.temporal, reservation_id=visit.reservation_id,
+        request_id=f"guest-feedback-{form.request_id()}", score=int(score_text),
+        satisfaction=int(satisfaction_text), comment=comment or None,
     )
-    if ack.changed and score <= DETRACTOR_MAX:
-        await open_follow_up(visit, score, comment)
     response = RedirectResponse(visit.path("feedback") + f"?lang={visit.tr.language}", status_code=303)
     visit.set_cookies(response)
     return response
-
-
-async def open_follow_up(visit: Visit, score: int, comment: str) -> None:
-    """A detractor's answer, as a guest message staff see and reply to."""
-    received_at = datetime.now(UTC)
-    body = f"NPS {score}/10" + (f"\n{comment}" if comment else "")
-    result = await store_inbound(
-        session=visit.session, channel=Channel.webchat, sender=f"webchat:{visit.reservation_id}",
-        body=body, received_at=received_at, reservation_id=visit.reservation_id,
-        provider_message_id=f"feedback:{visit.reservation_id}",
-    )
-    if result.duplicate:
-        return
-    result.message.template = FOLLOW_UP_TEMPLATE
-    await save_message(session=visit.session, record=result.message)
-    logger.info("detractor follow-up opened",
-                extra={"reservation_id": visit.reservation_id, "message_id": result.message.id})
-    await notify_inbound(client=visit.services.temporal, message=result.message)

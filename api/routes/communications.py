@@ -20,16 +20,14 @@ from api.deps import (
 from api.error_responses import ROLE_ERRORS, errors
 from api.idempotency import IdempotencyDep
 from communications.delivery_summary import DeliverySummary, delivery_summary
-from communications.staff_message import BODY_LIMIT, MESSAGE_ID, StaffMessageError, staff_context
-from communications.staff_texts import body_stored_apart
+from communications.staff_message import BODY_LIMIT, MESSAGE_ID
 from communications.templates import TemplateInfo
 from guest_journey.messages import MessageStatus
 from guest_journey.reservations import RESERVATION_ID, Channel, Moment
 from guest_journey.settings import HOTEL_ID_PATTERN
 from services.errors import InvalidRequest
-from services.journey_service import send_message_again, update_journey
-from workflows.journey import GuestJourneyWorkflow
-from workflows.journey_inputs import ManualMessage
+from services.journey_service import send_message_again
+from services.staff_messages import send_staff_message
 
 router = APIRouter(prefix="/communications", tags=["communications"],
                    dependencies=[Depends(require_role("ops"))], responses=ROLE_ERRORS)
@@ -87,27 +85,14 @@ async def send_message(
     journey = await journey_id_for(principal, session=session, scope=settings.workflow_id_scope,
                                    reservation_id=request.reservation_id, hotel_id=request.hotel_id)
     await check_reservation(principal, client=client, session=session, reservation_id=journey)
-    try:
-        context = staff_context(catalogue=templates, template=request.template, channel=request.channel,
-                                context=request.context)
-    except StaffMessageError as error:
-        raise InvalidRequest(str(error)) from error
 
     async def send() -> tuple[int, SendAnswer]:
-        request_id = once.request_id()
-        stored: dict[str, Any] = await body_stored_apart(  # the journey keeps the text's id, not the text
-            session=session, reservation_id=journey, request_id=request_id, context=context,
+        message_id = await send_staff_message(
+            session=session, client=client, catalogue=templates, reservation_id=journey,
+            request_id=once.request_id(), template=request.template, channel=request.channel,
+            context=request.context, in_reply_to=request.in_reply_to,
         )
-        ack = await update_journey(
-            client=client, session=session, reservation_id=journey,
-            update=GuestJourneyWorkflow.send_message,
-            argument=ManualMessage(
-                request_id=request_id, template=request.template, channel=request.channel,
-                in_reply_to=request.in_reply_to, context=stored,
-            ),
-        )
-        assert ack.message_id is not None
-        return status.HTTP_202_ACCEPTED, SendAnswer(message_id=ack.message_id, status=MessageStatus.queued)
+        return status.HTTP_202_ACCEPTED, SendAnswer(message_id=message_id, status=MessageStatus.queued)
 
     return await once.answer(send)
 

@@ -10,20 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.access import journey_id_for
 from api.deps import PrincipalDep, SessionDep, SettingsDep, TemporalClientDep, require_role
 from api.error_responses import ROLE_ERRORS, errors
-from communications.inbound import (
-    InboundResult,
-    MatchedBy,
-    NoMatchInScope,
-    UnknownReservation,
-    store_inbound,
-)
+from communications.inbound import InboundResult, MatchedBy
 from guest_journey.database import utcnow
 from guest_journey.guest_links import message_replied_to
 from guest_journey.reservations import RESERVATION_ID, Channel, Moment
 from guest_journey.settings import HOTEL_ID_PATTERN
-from guest_journey.telemetry import guest_replied
-from services.errors import NotFound, journey_not_found
-from services.journey_service import notify_inbound
+from services.inbound_messages import receive_inbound
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/communications", tags=["communications"],
@@ -80,31 +72,18 @@ async def record_inbound_message(
         principal, session=session, scope=settings.workflow_id_scope,
         reservation_id=request.reservation_id, hotel_id=request.hotel_id,
     )
-    try:
-        result = await store_inbound(
-            session=session,
-            channel=request.channel,
-            sender=request.sender,
-            body=request.body,
-            received_at=request.received_at or utcnow(),
-            in_reply_to=request.in_reply_to or _replied_by_address(request.to, settings),
-            reservation_id=reservation_id,
-            hotels=principal.hotel_filter(),
-        )
-    except UnknownReservation as error:
-        raise journey_not_found(error.reservation_id) from error
-    except NoMatchInScope as error:
-        raise NotFound(str(error)) from error
-    await notify_journey(client, result)
-    if result.response_time_minutes is not None and not result.duplicate:
-        guest_replied(request.channel, result.response_time_minutes)
+    result = await receive_inbound(
+        session=session,
+        client=client,
+        channel=request.channel,
+        sender=request.sender,
+        body=request.body,
+        received_at=request.received_at or utcnow(),
+        in_reply_to=request.in_reply_to or _replied_by_address(request.to, settings),
+        reservation_id=reservation_id,
+        hotels=principal.hotel_filter(),
+    )
     return answer_for(result)
-
-
-async def notify_journey(client: TemporalClientDep, result: InboundResult) -> None:
-    """Tell a running journey that its guest wrote (it opens WhatsApp's 24-hour window)."""
-    if result.matched and not result.duplicate:
-        await notify_inbound(client=client, message=result.message)
 
 
 def _replied_by_address(to: str | None, settings: SettingsDep) -> str | None:

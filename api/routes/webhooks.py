@@ -16,8 +16,6 @@ from pydantic import BaseModel
 
 from api.deps import ServicesDep, SessionDep, TemporalClientDep
 from api.error_responses import errors, json_errors_inline, page_errors
-from api.routes.inbound import notify_journey
-from communications.inbound import store_inbound
 from communications.message_status import StatusReport, apply_status_updates
 from communications.whatsapp_webhook import (
     SIGNATURE_HEADER,
@@ -29,6 +27,7 @@ from communications.whatsapp_webhook import (
 )
 from guest_journey.messages import MessageStatus
 from guest_journey.reservations import Channel
+from services.inbound_messages import receive_inbound
 from services.journey_service import notify_failed_later
 
 logger = logging.getLogger(__name__)
@@ -101,10 +100,9 @@ async def receive_whatsapp_webhook(
                 client=client, message=found, error_code=update.error_code, reason=update.reason, at=update.at
             )
     for message in events.messages:
-        result = await store_inbound(
-            session=session, channel=Channel.whatsapp, sender=message.sender, body=message.body,
+        await receive_inbound(
+            session=session, client=client, channel=Channel.whatsapp, sender=message.sender, body=message.body,
             received_at=message.at, in_reply_to=message.in_reply_to_provider_id,
             provider_message_id=message.provider_message_id,
         )
-        await notify_journey(client, result)
     return WebhookAnswer(statuses=len(events.statuses), messages=len(events.messages))

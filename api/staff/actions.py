@@ -1,13 +1,14 @@
 """What staff do from the panel: send (or resend) a message from a template,
 send a message in doubt again, record a guest's reply, and answer in the web chat.
 
-Each goes the way the runbook's API goes: a message is sent through the
-journey (`GuestJourneyWorkflow.send_message`: a `manual:` step, delivered
-with retries, in the timeline); a guest's reply is stored as an inbound
-message (`communications.inbound.store_inbound`, with `in_reply_to` for the
-SLA) and signalled to the journey. Every form carries a `request_id`, so a
-double submit sends once (the workflow remembers the request) and records
-once (the reply's idempotency key).
+Each goes the way the runbook's API goes, through the same service: a
+message is checked and sent through the journey
+(`services.staff_messages.send_staff_message`: a `manual:` step, delivered
+with retries, in the timeline); a guest's reply is received as every inbound
+message is (`services.inbound_messages.receive_inbound`: stored, with
+`in_reply_to` for the SLA, counted, and signalled to the journey). Every form
+carries a `request_id`, so a double submit sends once (the workflow remembers
+the request) and records once (the reply's idempotency key).
 
 Bad input raises `FormError`, naming the field and saying, in the panel's
 language, what to fix.
@@ -26,23 +27,16 @@ from starlette.datastructures import FormData
 from temporalio.client import Client
 
 from api.deps import Services
-from api.routes.inbound import notify_journey
 from api.staff.session import CSRF_FIELD
-from communications.inbound import InboundResult, UnknownReservation, store_inbound
+from communications.inbound import InboundResult
 from communications.message_store import MessageRecord
-from communications.staff_message import (
-    Problem,
-    StaffMessageError,
-    check_in_reply_to,
-    staff_context,
-)
-from communications.staff_texts import body_stored_apart
+from communications.staff_message import Problem
 from guest_journey.database import utcnow
 from guest_journey.reservations import Channel
-from services.errors import InvalidRequest, journey_not_found
-from services.journey_service import send_message_again, update_journey
-from workflows.journey import GuestJourneyWorkflow
-from workflows.journey_inputs import ManualMessage
+from services.errors import InvalidRequest
+from services.inbound_messages import receive_inbound
+from services.journey_service import send_message_again
+from services.staff_messages import StaffMessageRefused, send_staff_message
 
 TEXT_LIMIT = 4000
 SENDER_LIMIT = 320
@@ -112,7 +106,7 @@ async def send_message(
 ) -> str:
     """Send (or resend) a message from a template through the journey; its message id.
     The form's fields other than its own (`SEND_FORM_FIELDS`) are the template's
-    context, checked as the API checks it (`staff_context`)."""
+    context, checked as the API checks it (`send_staff_message`)."""
     context = {name: form.get(name) for name in form.data if name not in SEND_FORM_FIELDS}
     return await _send(services=services, client=client, reservation_id=reservation_id,
                        template=form.get("template"), channel=form.channel("channel", required=False),
@@ -158,28 +152,21 @@ async def _send(
     fields: dict[str, str],
 ) -> str:
     """`fields`: the form's field for a checked one (`template`, `channel`, `in_reply_to`, a context key)."""
-    try:
-        context = staff_context(catalogue=services.templates, template=template, channel=channel, context=context)
-        in_reply_to = check_in_reply_to(form.get(fields.get("in_reply_to", "in_reply_to")))
-    except StaffMessageError as error:
-        raise _form_error(error, template, fields) from error
-    request_id = form.request_id()
     async with services.sessions() as session:
-        context = await body_stored_apart(  # the journey keeps the text's id, not the text
-            session=session, reservation_id=reservation_id, request_id=request_id, context=context
-        )
-        message = ManualMessage(
-            request_id=request_id, template=template, channel=channel, in_reply_to=in_reply_to, context=context,
-        )
-        ack = await update_journey(client=client, session=session, reservation_id=reservation_id,
-                                   update=GuestJourneyWorkflow.send_message, argument=message)
-    assert ack.message_id is not None
-    await wait_until_stored(services, ack.message_id)
-    return ack.message_id
+        try:
+            message_id = await send_staff_message(
+                session=session, client=client, catalogue=services.templates, reservation_id=reservation_id,
+                request_id=form.request_id(), template=template, channel=channel, context=context,
+                in_reply_to=form.get(fields.get("in_reply_to", "in_reply_to")),
+            )
+        except StaffMessageRefused as error:
+            raise _form_error(error, template, fields) from error
+    await wait_until_stored(services, message_id)
+    return message_id
 
 
-def _form_error(error: StaffMessageError, template: str, fields: dict[str, str]) -> FormError:
-    """The panel's words for what `staff_context` refused, on the form's field."""
+def _form_error(error: StaffMessageRefused, template: str, fields: dict[str, str]) -> FormError:
+    """The panel's words for what `send_staff_message` refused, on the form's field."""
     field = fields.get(error.key, error.key)
     match error.problem:
         case Problem.unknown_template:
@@ -199,7 +186,7 @@ def _form_error(error: StaffMessageError, template: str, fields: dict[str, str])
             return FormError(field, "escolha uma mensagem da lista")
         case Problem.invalid_value if error.key == "body":
             return FormError(field, f"no máximo {TEXT_LIMIT} caracteres")
-    return FormError(field, f"valor inválido: {error.detail}")
+    return FormError(field, f"valor inválido: {error.reason}")
 
 
 async def wait_until_stored(services: Services, message_id: str, within: float = APPEAR_WITHIN) -> bool:
@@ -228,13 +215,8 @@ async def record_guest_reply(
     body = form.text("reply_body", what="o que o hóspede escreveu")
     in_reply_to = form.message_ref("reply_in_reply_to")
     async with services.sessions() as session:
-        try:
-            result = await store_inbound(
-                session=session, channel=channel, sender=sender, body=body, received_at=utcnow(),
-                in_reply_to=in_reply_to, reservation_id=reservation_id,
-                provider_message_id=f"panel:{form.request_id()}", hotels=hotels,
-            )
-        except UnknownReservation as error:
-            raise journey_not_found(error.reservation_id) from error
-    await notify_journey(client, result)
-    return result
+        return await receive_inbound(
+            session=session, client=client, channel=channel, sender=sender, body=body, received_at=utcnow(),
+            in_reply_to=in_reply_to, reservation_id=reservation_id,
+            provider_message_id=f"panel:{form.request_id()}", hotels=hotels,
+        )
