@@ -60,7 +60,7 @@ from services.snapshot_pending import SnapshotPending
 from tests.communications import database_fixtures
 from tests.factories import make_reservation
 from tests.recording_sender import RecordingSender
-from tests.workflows.journeys import booking, end, put, quiet_policy
+from tests.workflows.journeys import booking, end, put, quiet_policy, recorded
 from workflows.journey import GuestJourneyWorkflow
 from workflows.journey_inputs import JourneyInput
 
@@ -545,17 +545,6 @@ async def test_erasing_a_running_journey_cancels_it_first(
         finally:
             if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
                 await end(env, rid)
-
-
-async def recorded(sessions: SessionFactory, reservation_id: str, timeout: float = 30.0) -> None:
-    """Wait until the journey is in the read model."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        async with sessions() as session:
-            if await get_journey(session=session, reservation_id=reservation_id) is not None:
-                return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"the journey of {reservation_id} was not recorded within {timeout} s")
 
 
 async def test_a_journey_that_no_worker_ends_stops_the_erasure(

@@ -32,7 +32,7 @@ from temporalio.service import RPCError
 from api.access import AmbiguousJourney, Principal, check_reservation, journey_id_for
 from api.deps import ServicesDep, SettingsDep, TemporalClientDep
 from api.service_status import service_status
-from api.staff import actions, analytics_data, attention, labels, svg_charts
+from api.staff import actions, attention, dashboard_card, labels, svg_charts
 from api.staff.actions import FormError, PanelForm
 from api.staff.panel import PanelJourney, build_panel
 from api.staff.route import LOGIN_PATH, StaffPage, StaffPageDep, StaffRoute
@@ -54,6 +54,7 @@ from communications.message_store import list_for_reservation
 from guest_journey.database import utcnow
 from guest_journey.kpis import Kpi
 from guest_journey.reservations import RESERVATION_ID
+from services import dashboard
 from services.errors import Conflict, DomainError, NotFound, Unavailable
 from services.journey_service import NotInDoubt, read_journey
 from services.kpi_schedule import measure_kpis_now
@@ -260,20 +261,20 @@ async def show_analytics(
     context: dict[str, Any] = {
         "current": "analytics", "title": "Analytics · Jornada digital", "labels": labels,
         "hotel_id": hotel or "", "since": since or "", "until": until or "", "window": kind.value,
-        "period_error": None, "board": None, "charts": {}, "targets": targets, "headline": analytics_data.headline,
+        "period_error": None, "board": None, "charts": {}, "targets": targets, "headline": dashboard_card.headline,
         "measure_problem": measure_problem == "unfinished",
     }
     async with services.sessions() as session:
-        known = await analytics_data.known_hotels(session=session, configured=list(policy.hotels))
+        known = await dashboard.known_hotels(session=session, configured=list(policy.hotels))
         context["hotels"] = sorted(principal.hotels) if principal.hotels is not None else known
         context["every_hotel"] = not principal.scoped
         try:
-            period = analytics_data.Period.choose(
+            period = dashboard.Period.choose(
                 since=_date(since, "De"), until=_date(until, "Até"), kind=kind, zone=zone, now=now)
-        except analytics_data.PeriodError as error:
+        except dashboard.PeriodError as error:
             context["period_error"] = str(error)
             return page.render("analytics.html", context, 422)
-        board = await analytics_data.build_dashboard(session=session, hotel_id=hotel, period=period,
+        board = await dashboard.build_dashboard(session=session, hotel_id=hotel, period=period,
                                                      targets=targets, now=now)
     context.update(board=board, charts=_charts(board), since=period.first.isoformat(),
                    until=period.last.isoformat())
@@ -286,14 +287,14 @@ async def measure_now(
     page: OpsPageDep,
     services: ServicesDep,
     client: TemporalClientDep,
-    csrf_token: Annotated[str, Form(max_length=200)] = "",
-    back: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     """"Medir agora": run the KPI schedule's workflow at once and wait for it (the same
     activity as every hour writes the snapshots and sends the alerts), then show the
     dashboard again."""
-    check_csrf(request, page.settings, page.caller, csrf_token)
-    target = back if back.startswith("/analytics") and "//" not in back else "/analytics"
+    form = await _read_form(request)
+    check_csrf(request, page.settings, page.caller, str(form.get(CSRF_FIELD) or ""))
+    back = str(form.get("back") or "")
+    target = back if back.startswith("/analytics") and "//" not in back and len(back) <= 500 else "/analytics"
     try:
         async with asyncio.timeout(MEASURE_WAIT.total_seconds()):
             await measure_kpis_now(client, services.settings.task_queue)
@@ -310,10 +311,10 @@ def _date(text: str | None, name: str) -> date | None:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise analytics_data.PeriodError(f"{name}: “{text}” não é uma data (AAAA-MM-DD)") from None
+        raise dashboard.PeriodError(f"{name}: “{text}” não é uma data (AAAA-MM-DD)") from None
 
 
-def _charts(board: analytics_data.Dashboard) -> dict[str, Any]:
+def _charts(board: dashboard.Dashboard) -> dict[str, Any]:
     targets = board.targets
 
     def points(kpi: Kpi, scale: float = 1.0) -> list[svg_charts.Point]:

@@ -351,6 +351,8 @@ SCOPE: dict[tuple[str, str], tuple[Probe, ...] | str] = {
     ("GET", "/analytics"): (
         Probe(Call(f"/analytics?hotel_id={OTHER_HOTEL}"), 403, Call(f"/analytics?hotel_id={OWN_HOTEL}")),
     ),
+    ("POST", "/analytics/measure"): "runs the hourly KPI schedule now, the same for every caller; it answers "
+                                     "only a redirect to the dashboard, which is scoped (test_staff_pages.py)",
     ("GET", "/communications/delivery/summary"): (
         Probe(Call(f"/communications/delivery/summary?hotel_id={OTHER_HOTEL}"), 403,
               Call(f"/communications/delivery/summary?hotel_id={OWN_HOTEL}")),

@@ -24,7 +24,7 @@ from tests.api.test_reservations import reservation_body
 from tests.communications.test_message_store import sent_message
 from tests.fake_whatsapp import FakeWhatsAppApi
 from tests.smtp_server import SmtpTestServer
-from tests.workflows.journeys import end, now
+from tests.workflows.journeys import end, now, recorded
 from worker import build_channels
 from workflows.journey import GuestJourneyWorkflow
 
@@ -155,7 +155,7 @@ async def test_webhook_statuses_apply_once_in_order_and_inbound_opens_the_window
 
 
 async def test_free_text_reported_failed_for_the_closed_window_is_sent_again_once_as_template(
-    env, worker, webhook_api
+    env, worker, webhook_api, sessions
 ):
     arrival = await now(env) + timedelta(days=10)
     body = reservation_body(arrival, phone="+5511999990000", preferred_channels=["whatsapp"])
@@ -163,6 +163,7 @@ async def test_free_text_reported_failed_for_the_closed_window_is_sent_again_onc
         whatsapp = WhatsAppSender("1234567890", "token", cloud_api.base_url)
         async with worker({Channel.whatsapp: whatsapp}):
             await webhook_api.put("/reservations/R-WH-2", json=body)
+            await recorded(sessions, "R-WH-2")  # a guest's message finds its journey through the read model
             wrote = whatsapp_payload(messages=[{  # the guest writes: free text may be sent for 24 hours
                 "from": "5511999990000", "id": "wamid.IN2", "timestamp": str(int((await now(env)).timestamp())),
                 "type": "text", "text": {"body": "Oi! Vocês têm estacionamento?"}}])

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from sqlmodel import select
 
 from api.app import create_app
-from api.staff import analytics_data, attention, svg_charts
+from api.staff import attention, svg_charts
 from api.staff.attention import AttentionKind
 from api.staff.session import SESSION_COOKIE, make_session_cookie, read_session_cookie
 from communications.message_store import MessageRecord
@@ -40,6 +40,7 @@ from guest_journey.read_model import save_journey
 from guest_journey.reservations import Guest
 from guest_journey.schema import upgrade_database
 from guest_journey.settings import Settings
+from services import dashboard
 from services.kpi_store import KpiSnapshot, list_alerts
 from services.kpi_windows import measure_kpi_windows
 from tests.api.test_reservations import reservation_body
@@ -711,11 +712,11 @@ def test_charts_are_plain_escaped_svg():
 
 def test_a_period_is_whole_local_days_or_weeks():
     moment = datetime(2025, 3, 12, 2, 0, tzinfo=UTC)  # 11/03 23:00 in São Paulo
-    days = analytics_data.Period.choose(since=None, until=None, kind=analytics_data.WindowKind.day,
+    days = dashboard.Period.choose(since=None, until=None, kind=dashboard.WindowKind.day,
                                         zone=SAO_PAULO, now=moment)
     assert (days.first.isoformat(), days.last.isoformat()) == ("2025-02-26", "2025-03-11")
     assert len(days.windows(moment)) == 14 and days.windows(moment)[-1].start.hour == 0
-    weeks = analytics_data.Period.choose(since=None, until=None, kind=analytics_data.WindowKind.week,
+    weeks = dashboard.Period.choose(since=None, until=None, kind=dashboard.WindowKind.week,
                                          zone=SAO_PAULO, now=moment)
     assert weeks.first.weekday() == 0 and len(weeks.windows(moment)) == 8
     assert weeks.windows(moment)[-1].start.date().isoformat() == "2025-03-10"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,8 +11,10 @@ from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.testing import WorkflowEnvironment
 
+from guest_journey.database import SessionFactory
 from guest_journey.journeys import workflow_id_for
 from guest_journey.policy import HotelPolicy
+from guest_journey.read_model import get_journey
 from guest_journey.reservations import Guest, Reservation
 from workflows.journey import GuestJourneyWorkflow
 from workflows.journey_inputs import CancelRequest, JourneyAck, JourneyInput, ReservationUpdate
@@ -108,3 +111,14 @@ async def end(env: WorkflowEnvironment, reservation_id: str) -> Any:
     handle = env.client.get_workflow_handle_for(GuestJourneyWorkflow.run, workflow_id_for(reservation_id))
     await handle.execute_update(GuestJourneyWorkflow.cancel, CancelRequest(request_id=f"end-{uuid.uuid4()}"))
     return await finish(env, handle)
+
+
+async def recorded(sessions: SessionFactory, reservation_id: str, timeout: float = 30.0) -> None:
+    """Wait until the journey is in the read model."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        async with sessions() as session:
+            if await get_journey(session=session, reservation_id=reservation_id) is not None:
+                return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the journey of {reservation_id} was not recorded within {timeout} s")
