@@ -35,7 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DYNAMIC_CONFIG = ROOT / "deploy" / "dynamicconfig.yaml"
 # What runs in production: the packages pyproject.toml ships, and worker.py.
-SOURCE = [ROOT / name for name in ("api", "guest_journey", "activities", "communications", "workflows", "worker.py")]
+SOURCE = [ROOT / name for name in ("commands", "api", "services", "workflows", "activities", "communications", "guest_journey",
+                                    "worker.py")]
 
 UPDATE = "frontend.enableUpdateWorkflowExecution"
 UPDATE_ACCEPTED = "frontend.enableUpdateWorkflowExecutionAsyncAccepted"
@@ -55,8 +56,10 @@ CLIENT_CALLS: dict[str, tuple[str, ...]] = {
     "start_update_with_start_workflow": (UPDATE, UPDATE_ACCEPTED, MULTI_OPERATION),
     "update_workflow_execution": (UPDATE,),
     "execute_multi_operation": (MULTI_OPERATION,),
-    # The daily KPI schedule.
+    # The hourly KPI schedule: created, brought up to date, and run at once ("Medir agora").
     "create_schedule": (SCHEDULES,),
+    "get_schedule_handle": (SCHEDULES,),
+    "execute_workflow": (),
     # Signals, queries, handles, cancellation, describing: always on.
     "get_workflow_handle_for": (),
     "signal": (),
