@@ -43,8 +43,8 @@ from guest_journey.schema import SchemaNotCurrent, prepare_database
 from guest_journey.settings import Settings, get_settings, settings_problems
 from guest_journey.telemetry import configure_telemetry
 from guest_journey.temporal import connect_temporal
+from services.kpi_gauges import publish_kpi_gauges
 from services.kpi_schedule import ensure_kpi_schedule
-from services.kpi_store import publish_kpi_gauges
 from services.kpi_windows import KpiActivities
 from workflows.dashboard_kpis import DashboardKpisWorkflow
 from workflows.journey import GuestJourneyWorkflow

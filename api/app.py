@@ -26,7 +26,9 @@ from api.routes import (
     journey_ops,
     metrics,
     reservations,
-    staff_pages,
+    staff_analytics,
+    staff_login,
+    staff_panel,
     unsubscribe,
     webhooks,
 )
@@ -134,7 +136,9 @@ def create_app(
     app.include_router(webhooks.router)
     app.include_router(unsubscribe.router)
     app.include_router(guest_pages.router)
-    app.include_router(staff_pages.router)
+    app.include_router(staff_panel.router)  # the staff pages (`api.staff`): panel, dashboard, sign-in
+    app.include_router(staff_analytics.router)
+    app.include_router(staff_login.router)
     mount_static(app)
     app.include_router(health.router)
     if settings.env != "production":  # production: only at GUEST_JOURNEY_METRICS_ADDRESS (`api_metrics`)

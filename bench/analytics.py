@@ -65,7 +65,7 @@ from guest_journey.read_model import (
 from guest_journey.reservations import Guest
 from guest_journey.schema import upgrade_database
 from services import dashboard
-from services.kpi_store import WindowKind
+from services.kpi_tables import WindowKind
 from services.kpi_windows import measure_kpi_windows
 
 HOTELS = (("hotel-1", 0.5), ("hotel-2", 0.3), ("hotel-3", 0.2))
@@ -410,7 +410,7 @@ def main() -> None:
     parser.add_argument("--postgres", metavar="URL",
                         help="a PostgreSQL URL (postgresql+psycopg://…) instead of SQLite")
     arguments = parser.parse_args()
-    logging.getLogger("services.kpi_store").setLevel(logging.ERROR)  # the alerts the data raises
+    logging.getLogger("services.kpi_alerts").setLevel(logging.ERROR)  # the alerts the data raises
     asyncio.run(run(arguments.count, arguments.runs, arguments.postgres))
 
 

@@ -6,7 +6,7 @@ Two routes, nothing else: `GET /metrics` (every series of the process,
 `guest_journey.telemetry.metrics_text`) and `GET /health/live` (the process
 answers). A tiny asyncio HTTP/1.1 server, so that the scrape runs in the
 process's own event loop: `before_scrape` (the worker's: the KPI gauges from
-the stored snapshots, `services.kpi_store.publish_kpi_gauges`) awaits the
+the stored snapshots, `services.kpi_gauges.publish_kpi_gauges`) awaits the
 database like any other coroutine. One request per connection.
 """
 

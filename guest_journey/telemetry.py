@@ -107,7 +107,7 @@ HTTP_REQUEST_DURATION = Histogram(
 )
 
 # KPI gauges: the latest closed window's stored snapshot per hotel and window kind
-# (`services.kpi_store.publish_kpi_gauges`, at scrape time); keys are the
+# (`services.kpi_gauges.publish_kpi_gauges`, at scrape time); keys are the
 # values `kpis_measured` takes.
 KPI_GAUGES: dict[str, Gauge] = {
     name: Gauge(f"guest_journey_kpi_{metric}", description, ["hotel", "window"])

@@ -22,7 +22,7 @@ The card's figures for the whole period come from the same windows:
   `communications.delivery_summary` over the period (staff replies only);
 - online check-in adoption: journeys arrived in the period (not cancelled)
   whose digital check-in is completed, over all of them (`checkin_adoption`
-  below; `kpi_store` keeps only the ratio per window, not its counts).
+  below; a `kpi_snapshot` keeps only the ratio per window, not its counts).
 
 Targets: the policy's `kpi_targets` for the hotel shown (its overrides
 applied), or the policy's defaults for all hotels together; the schedule's
@@ -45,7 +45,8 @@ from guest_journey.journeys import CheckinStatus, Stage
 from guest_journey.kpis import RULES, Kpi
 from guest_journey.policy import KpiTargets
 from guest_journey.read_model import JourneyRecord
-from services.kpi_store import KpiAlertOut, KpiSnapshot, WindowKind, list_alerts
+from services.kpi_alerts import list_alerts
+from services.kpi_tables import KpiAlertOut, KpiSnapshot, WindowKind
 
 DEFAULT_WINDOWS = {WindowKind.day: 14, WindowKind.week: 8}
 MAX_WINDOWS = {WindowKind.day: 92, WindowKind.week: 53}

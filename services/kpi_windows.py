@@ -33,7 +33,8 @@ from temporalio import activity
 from guest_journey.database import SessionFactory
 from guest_journey.policy import JourneyPolicy, KpiTargets
 from guest_journey.read_model import JourneyRecord
-from services.kpi_store import KpiSnapshot, WindowKind, record_dashboard_guest_experience
+from services.kpi_store import record_dashboard_guest_experience
+from services.kpi_tables import KpiSnapshot, WindowKind
 from workflows.dashboard_kpis import RECORD_KPI_WINDOWS, KpiWindowsInput, KpiWindowsResult
 
 SETTLED_AFTER = timedelta(days=1)

@@ -31,16 +31,10 @@ from guest_journey.read_model import save_journey
 from guest_journey.reservations import Guest
 from guest_journey.telemetry import KPI_ALERTS
 from services.automation import telemetry_check
-from services.kpi_store import (
-    KpiAlert,
-    KpiSnapshot,
-    WindowKind,
-    list_alerts,
-    list_snapshots,
-    record_dashboard_guest_experience,
-    telemetry_status,
-    window_kind_of,
-)
+from services.kpi_alerts import list_alerts
+from services.kpi_snapshots import list_snapshots
+from services.kpi_store import record_dashboard_guest_experience, telemetry_status
+from services.kpi_tables import KpiAlert, KpiSnapshot, WindowKind, window_kind_of
 from tests.communications import database_fixtures
 
 db_sessions = database_fixtures.db_sessions
@@ -207,7 +201,7 @@ async def test_an_empty_window_measures_nothing_and_alerts_nothing(db_sessions):
 async def test_thresholds_of_the_runbook_raise_alerts_that_are_logged(db_sessions, caplog):
     await load(db_sessions)
     alerts_before = KPI_ALERTS.labels(kpi="failure_rate", kind="threshold", hotel=SP)._value.get()
-    with caplog.at_level(logging.WARNING, logger="services.kpi_store"):
+    with caplog.at_level(logging.WARNING, logger="services.kpi_alerts"):
         await record(db_sessions, hotel_id=SP)
         await record(db_sessions)
 
@@ -237,7 +231,7 @@ async def test_recomputing_a_window_replaces_its_snapshot_and_keeps_its_alerts(d
         await session.commit()
 
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="services.kpi_store"):
+    with caplog.at_level(logging.WARNING, logger="services.kpi_alerts"):
         again = await record(db_sessions, hotel_id=SP)
 
     assert again.id == first.id

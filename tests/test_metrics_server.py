@@ -23,7 +23,7 @@ from temporalio.service import RPCError
 from guest_journey.policy import JourneyPolicy
 from guest_journey.settings import Settings
 from guest_journey.telemetry import KPI_GAUGES
-from services.kpi_store import KpiSnapshot
+from services.kpi_tables import KpiSnapshot
 from tests.chaos.processes import wait_until
 from tests.smtp_server import free_port
 from tests.test_kpi_store import RJ, SP, T0, load

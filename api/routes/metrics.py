@@ -5,7 +5,7 @@ and the API serves its metrics at `GUEST_JOURNEY_METRICS_ADDRESS`
 data (labels are channels, templates, hotels, KPI windows and route templates).
 
 Each answer first sets the KPI gauges from the stored snapshots
-(`services.kpi_store.publish_kpi_gauges`), as a worker's metrics listener
+(`services.kpi_gauges.publish_kpi_gauges`), as a worker's metrics listener
 does, so `guest-journey dev` shows them here. Without a key the answer is
 every series, of every hotel. A request that sends a key is answered as that
 key may see (`api.access`): an unknown key is 401, and a key limited to some
@@ -21,7 +21,7 @@ from fastapi import APIRouter, Request, Response
 from api.deps import ServicesDep, caller_principal
 from api.error_responses import WRONG_KEYS, json_errors_inline
 from guest_journey.telemetry import METRICS_CONTENT_TYPE, metrics_text
-from services.kpi_store import publish_kpi_gauges
+from services.kpi_gauges import publish_kpi_gauges
 
 router = APIRouter(tags=["health"])
 logger = logging.getLogger(__name__)

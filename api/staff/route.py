@@ -8,6 +8,10 @@ role gets 403; an unavailable Temporal or database a 503 page; anything
 unexpected is logged and shown as a 500 page. Every answer carries a strict
 Content-Security-Policy (scripts and styles only from `/static`) and is not
 cached.
+
+`StaffPageDep` is a page as anyone may see it (`/login`); `OpsPageDep` a page
+for a signed-in caller (`api.staff.session.staff_caller`). `read_form` reads a
+page's form, never a file nor more than `FORM_FIELDS` fields.
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError
 
@@ -31,13 +36,15 @@ from api.access import Principal
 from api.deps import SettingsDep
 from api.limits import BodyTooLarge
 from api.pages import render_page
-from api.staff.session import CSRF_FIELD, Csrf, StaffCaller, csrf_for
+from api.staff.session import CSRF_FIELD, Csrf, StaffCaller, StaffCallerDep, csrf_for
 from guest_journey.settings import Settings
 from services.errors import DomainError, Unavailable
 
 logger = logging.getLogger(__name__)
 
 LOGIN_PATH = "/login"
+PANEL_PATH = "/guest-experience"
+FORM_FIELDS = 40
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; connect-src 'self'; "
@@ -48,7 +55,7 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
-NAV = (("panel", "/guest-experience", "Painel"), ("analytics", "/analytics", "Analytics"))
+NAV = (("panel", PANEL_PATH, "Painel"), ("analytics", "/analytics", "Analytics"))
 
 
 @dataclass
@@ -88,13 +95,30 @@ def staff_page(request: Request, settings: SettingsDep) -> StaffPage:
 StaffPageDep = Annotated[StaffPage, Depends(staff_page)]
 
 
+def ops_page(page: StaffPageDep, caller: StaffCallerDep) -> StaffPage:
+    """The page with its caller: a session or a key whose role may use the staff pages (else 401 or 403)."""
+    page.caller = caller
+    return page
+
+
+OpsPageDep = Annotated[StaffPage, Depends(ops_page)]
+
+
+async def read_form(request: Request) -> FormData:
+    """The page's form (URL-encoded, or multipart without files); any other body is 415."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        raise HTTPException(415, "send the page's form (application/x-www-form-urlencoded)")
+    return await request.form(max_files=0, max_fields=FORM_FIELDS)
+
+
 def login_redirect(request: Request) -> RedirectResponse:
     """To `/login`, and back to the page (a GET) or to the panel afterwards."""
     target = request.url.path
     if request.method == "GET" and request.url.query:
         target += f"?{request.url.query}"
     elif request.method != "GET":
-        target = "/guest-experience"
+        target = PANEL_PATH
     return RedirectResponse(f"{LOGIN_PATH}?{urlencode({'next': target}, quote_via=quote)}", status_code=303)
 
 

@@ -41,7 +41,8 @@ from guest_journey.reservations import Guest
 from guest_journey.schema import upgrade_database
 from guest_journey.settings import Settings
 from services import dashboard
-from services.kpi_store import KpiSnapshot, list_alerts
+from services.kpi_alerts import list_alerts
+from services.kpi_tables import KpiSnapshot
 from services.kpi_windows import measure_kpi_windows
 from tests.api.test_reservations import reservation_body
 from tests.workflows.journeys import end, now

@@ -12,7 +12,7 @@ from temporalio.client import ScheduleSpec, ScheduleUpdate, ScheduleUpdateInput
 
 from guest_journey.policy import JourneyPolicy
 from services.kpi_schedule import ensure_kpi_schedule
-from services.kpi_store import KpiSnapshot, WindowKind
+from services.kpi_tables import KpiSnapshot, WindowKind
 from services.kpi_windows import CATCH_UP, SETTLED_AFTER, LocalWindow, due, recent_windows
 from tests.workflows.journeys import booking, end, now, put, quiet_policy
 from workflows.dashboard_kpis import (
