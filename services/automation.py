@@ -6,8 +6,10 @@ objects the runbook names.
 both objects are bound to the Temporal client and the database at start.
 
 Satisfaction telemetry is `record_dashboard_guest_experience`
-(`services.kpi_store`); `telemetry_check()` says whether its last run in
-this process went well.
+(`services.kpi_store`), run every hour by the KPI schedule in the worker;
+`telemetry_check()` says whether it is going well: this process's last run, and
+(given a session) whether the stored snapshots are fresh and the alerts reach
+the webhook.
 
 The work itself lives beside this module: the snapshots in sync and async
 mode (`services.journey_snapshots`), the `snapshot_pending` table and its
@@ -17,9 +19,13 @@ counts (`services.snapshot_pending`), the journeys' figures
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
+from sqlmodel import col, func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
-from guest_journey.database import SessionFactory
+from guest_journey.database import SessionFactory, utcnow
 from guest_journey.settings import Settings
 from services.journey_snapshots import (
     GuestJourneySnapshotRequest,
@@ -30,6 +36,7 @@ from services.journey_snapshots import (
 )
 from services.journey_volume import JourneyVolume, journey_volume
 from services.kpi_store import record_dashboard_guest_experience, telemetry_status
+from services.kpi_tables import KpiAlert, KpiSnapshot
 from services.snapshot_pending import pending_snapshots
 from services.task_queue import AutomationUnavailable, task_queue_backlog
 
@@ -92,10 +99,35 @@ class AutomationQueue:
         return await task_queue_backlog(client=self._client, settings=self._settings)
 
 
+STALE_AFTER = timedelta(hours=2)  # two runs of the hourly KPI schedule missed
+UNDELIVERED_AFTER = timedelta(hours=1)  # an alert the webhook has refused for an hour of retries
+
 guest_journey_bridge = GuestJourneyBridge()
 automation_queue = AutomationQueue()
 
 
-async def telemetry_check() -> str:
-    """"ok" unless the last KPI computation of this process failed; else what failed."""
-    return telemetry_status.check()
+async def telemetry_check(
+    *, session: AsyncSession | None = None, webhook_url: str | None = None, now: datetime | None = None
+) -> str:
+    """"ok", or what is wrong with the KPI telemetry: this process's last KPI computation
+    failed; or, read from the database (`session`, for a process that does not compute them
+    itself, the API): the stored snapshots are older than `STALE_AFTER` (the hourly KPI
+    schedule is not running, or failing), or alerts have waited over `UNDELIVERED_AFTER`
+    for the webhook (`webhook_url`)."""
+    here = telemetry_status.check()
+    if here != "ok" or session is None:
+        return here
+    now = now or utcnow()
+    latest = (await session.exec(select(func.max(col(KpiSnapshot.computed_at))))).one()
+    if latest is not None and _aware(latest) < now - STALE_AFTER:
+        return f"KPI snapshots last measured {_aware(latest):%Y-%m-%d %H:%M} UTC: the hourly KPI schedule is not running"
+    if webhook_url:
+        waiting = (await session.exec(select(func.count()).select_from(KpiAlert).where(
+            col(KpiAlert.notified_at).is_(None), col(KpiAlert.created_at) < now - UNDELIVERED_AFTER))).one()
+        if waiting:
+            return f"{waiting} KPI alert{'s' if waiting != 1 else ''} not taken by the webhook for over an hour"
+    return "ok"
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -433,3 +433,27 @@ async def test_satisfaction_counts_the_satisfaction_answers_and_nps_the_recommen
     snapshot = await record(db_sessions, hotel_id="hotel-two")
     assert (snapshot.feedback_responses, snapshot.nps) == (3, pytest.approx(100 / 3, abs=1e-3))
     assert (snapshot.satisfaction_responses, snapshot.satisfaction_avg) == (2, pytest.approx(5.0))
+
+
+async def test_the_apis_telemetry_check_reads_the_schedules_work_from_the_database(db_sessions):
+    """The API computes no KPIs: its check says when the stored snapshots go stale (the
+    hourly schedule stopped) and when alerts wait for the webhook."""
+    await load(db_sessions)
+    await record(db_sessions, hotel_id=SP)  # measured as of NOW, with two threshold alerts
+    async with db_sessions() as session:
+        fresh = await telemetry_check(session=session, now=NOW + timedelta(hours=1))
+        stale = await telemetry_check(session=session, now=NOW + timedelta(hours=3))
+        no_webhook = await telemetry_check(session=session, now=NOW + timedelta(minutes=30))
+    assert fresh == "ok" and no_webhook == "ok"
+    assert stale == "KPI snapshots last measured 2025-03-10 22:00 UTC: the hourly KPI schedule is not running"
+
+    async with db_sessions() as session:  # the two alerts, refused by the webhook for two hours
+        for alert in (await session.exec(select(KpiAlert))).all():
+            alert.created_at = NOW - timedelta(hours=2)
+            session.add(alert)
+        await session.commit()
+        waiting = await telemetry_check(session=session, webhook_url="http://127.0.0.1:9/alerts",
+                                        now=NOW + timedelta(minutes=30))
+        unset = await telemetry_check(session=session, now=NOW + timedelta(minutes=30))
+    assert waiting == "2 KPI alerts not taken by the webhook for over an hour"
+    assert unset == "ok"  # without a webhook nothing waits for one

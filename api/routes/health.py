@@ -19,6 +19,7 @@ from typing import Literal
 from fastapi import APIRouter, Response
 from pydantic import BaseModel
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from api.deps import ServicesDep
 from api.error_responses import WRONG_KEYS, errors
@@ -118,6 +119,14 @@ async def ready(services: ServicesDep, response: Response) -> ReadyOut:
     return ReadyOut(status="not ready" if missing else "ready", checks=checks, missing=missing)
 
 
+async def _telemetry(services: ServicesDep) -> str:
+    try:
+        async with services.sessions() as session:
+            return await telemetry_check(session=session, webhook_url=services.settings.kpi_webhook_url)
+    except (OSError, SQLAlchemyError):  # the database check reports the database itself
+        return await telemetry_check()
+
+
 @router.get("/health/otel", response_model=HealthOut,
             responses={503: {"model": HealthOut}, **errors(429, why={429: WRONG_KEYS})})
 async def health(services: ServicesDep, response: Response) -> HealthOut:
@@ -127,7 +136,7 @@ async def health(services: ServicesDep, response: Response) -> HealthOut:
     checks = {
         "temporal": temporal,
         "database": database,
-        "telemetry": await telemetry_check(),
+        "telemetry": await _telemetry(services),
         "workers": _workers_check(services, pollers),
         "otlp_export": otlp_export_status.check(),
     }
