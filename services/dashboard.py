@@ -35,16 +35,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from communications.delivery_summary import DeliverySummary, delivery_summary
-from guest_journey import kpis
-from guest_journey.journeys import CheckinStatus, Stage
+from guest_journey import kpis, read_model_queries
 from guest_journey.kpis import RULES, Kpi
 from guest_journey.policy import KpiTargets
-from guest_journey.read_model import JourneyRecord
 from services.kpi_alerts import list_alerts
 from services.kpi_tables import KpiAlertOut, KpiSnapshot, WindowKind
 
@@ -201,7 +198,9 @@ async def build_dashboard(
     end = min(windows[-1].end, now) if windows else period.start
     responses = sum(snapshot.feedback_responses for snapshot in snapshots)
     satisfaction_responses = sum(snapshot.satisfaction_responses for snapshot in snapshots)
-    completed, arrived = await checkin_adoption(session=session, start=start, end=end, hotel_id=hotel_id, now=now)
+    counts = await read_model_queries.journey_counts(session=session, start=start, end=end, hotel_id=hotel_id,
+                                                     now=now)
+    completed, arrived = counts.checked_in, counts.arrived
     return Dashboard(
         hotel_id=hotel_id,
         period=period,
@@ -246,28 +245,8 @@ def _not_measured(hotel_id: str | None, kind: WindowKind, window: Window) -> Kpi
     return KpiSnapshot(hotel_id=hotel_id, window_kind=kind.value, window_start=window.start, window_end=window.end)
 
 
-async def checkin_adoption(
-    *, session: AsyncSession, start: datetime, end: datetime, hotel_id: str | None, now: datetime
-) -> tuple[int, int]:
-    """(completed, arrived): journeys arriving in `[start, end)` by `now`, not cancelled,
-    and how many of them completed the digital check-in."""
-    status = col(JourneyRecord.checkin_status)
-    arrival = col(JourneyRecord.arrival)
-    query = select(
-        func.coalesce(func.sum(case((status == CheckinStatus.completed.value, 1), else_=0)), 0),
-        func.count(),
-    ).where(
-        and_(arrival >= start, arrival < end, arrival <= now),
-        JourneyRecord.stage != Stage.cancelled.value,
-        *([] if hotel_id is None else [col(JourneyRecord.hotel_id) == hotel_id]),
-    )
-    completed, arrived = (await session.exec(query)).one()
-    return int(completed), int(arrived)
-
-
 async def known_hotels(*, session: AsyncSession, configured: list[str]) -> list[str]:
-    rows = await session.exec(select(JourneyRecord.hotel_id).distinct())
-    return sorted({*rows.all(), *configured})
+    return sorted({*await read_model_queries.hotel_ids(session=session), *configured})
 
 
 def _weighted(snapshots: list[KpiSnapshot], name: str, weight_name: str, digits: int) -> float | None:

@@ -7,12 +7,10 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from pydantic import BaseModel
-from sqlalchemy import case, func
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from guest_journey import read_model_queries
 from guest_journey.journeys import FINAL_STAGES, Stage
-from guest_journey.read_model import JourneyRecord
 from services.snapshot_pending import pending_snapshots
 
 _FINAL = [stage.value for stage in FINAL_STAGES]
@@ -36,16 +34,11 @@ async def journey_volume(*, session: AsyncSession, hotels: Collection[str] | Non
     in the stage figures.
     """
     pending = await pending_snapshots(session=session, hotels=hotels)
-    has_preferences = col(JourneyRecord.has_preferences)
-    query = select(JourneyRecord.stage, func.count(), func.sum(case((has_preferences, 1), else_=0)))
-    if hotels is not None:
-        query = query.where(col(JourneyRecord.hotel_id).in_(sorted(hotels)))
-    rows = await session.exec(query.group_by(JourneyRecord.stage))
     by_stage = {stage.value: 0 for stage in Stage}
     active = synced = 0
-    for stage, count, with_preferences in rows.all():
-        by_stage[stage] = count
-        if stage not in _FINAL:
-            active += count
-            synced += int(with_preferences or 0)
+    for row in await read_model_queries.journeys_by_stage(session=session, hotels=hotels):
+        by_stage[row.stage] = row.journeys
+        if row.stage not in _FINAL:
+            active += row.journeys
+            synced += row.with_preferences
     return JourneyVolume(active=active, by_stage=by_stage, preferences_synced=synced, pending=pending)

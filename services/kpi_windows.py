@@ -30,9 +30,9 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 
+from guest_journey import read_model_queries
 from guest_journey.database import SessionFactory
 from guest_journey.policy import JourneyPolicy, KpiTargets
-from guest_journey.read_model import JourneyRecord
 from services.kpi_store import record_dashboard_guest_experience
 from services.kpi_tables import KpiSnapshot, WindowKind
 from workflows.dashboard_kpis import RECORD_KPI_WINDOWS, KpiWindowsInput, KpiWindowsResult
@@ -111,7 +111,7 @@ async def measure_kpi_windows(
     *, session: AsyncSession, policy: JourneyPolicy, at: datetime, webhook_url: str | None = None
 ) -> int:
     """Measure every window due at `at`, for all hotels and each hotel; how many were measured."""
-    hotels = (await session.exec(select(JourneyRecord.hotel_id).distinct())).all()
+    hotels = await read_model_queries.hotel_ids(session=session)
     count = 0
     for scope in scopes_of(policy, [*hotels, *policy.hotels]):
         for kind in WindowKind:

@@ -47,10 +47,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.staff import labels
 from communications.inbound import list_unmatched
 from communications.message_store import MessageRecord
+from guest_journey import read_model_queries
 from guest_journey.journeys import FINAL_STAGES, Stage
-from guest_journey.kpis import DETRACTOR_MAX
 from guest_journey.messages import SENT_STATUSES, MessageDirection, MessageStatus
-from guest_journey.read_model import JourneyRecord, JourneyStepRecord
+from guest_journey.read_model import JourneyRecord
 
 RECENT = timedelta(days=7)
 DETRACTOR_RECENT = timedelta(days=30)
@@ -194,25 +194,14 @@ async def checkin_pending(
     *, session: AsyncSession, now: datetime, hotel_id: str | None = None,
     hotels: Collection[str] | None = None,
 ) -> list[AttentionItem]:
-    status = col(JourneyRecord.checkin_status)
-    query = (
-        select(JourneyRecord)
-        .where(
-            JourneyRecord.stage == Stage.pre_arrival.value,
-            col(JourneyRecord.arrival) > now,
-            col(JourneyRecord.arrival) <= now + CHECKIN_NOTICE,
-            or_(status.is_(None), status != "completed"),
-            *_journey_of_hotel(hotel_id, hotels),
-        )
-        .order_by(col(JourneyRecord.arrival))
-        .limit(LIMIT)
-    )
+    pending = await read_model_queries.checkin_pending(
+        session=session, now=now, until=now + CHECKIN_NOTICE, hotel_id=hotel_id, hotels=hotels, limit=LIMIT)
     return [
         AttentionItem(
             AttentionKind.checkin_pending, record.reservation_id, record.hotel_id, record.arrival,
             f"chegada em {_hours(record.arrival - now)}; check-in online pendente",
         )
-        for record in (await session.exec(query)).all()
+        for record in pending
     ]
 
 
@@ -272,17 +261,10 @@ async def detractors_without_follow_up(
     *, session: AsyncSession, now: datetime, hotel_id: str | None = None,
     hotels: Collection[str] | None = None,
 ) -> list[AttentionItem]:
-    score, received = col(JourneyRecord.feedback_score), col(JourneyRecord.feedback_received_at)
-    query = (
-        select(JourneyRecord.reservation_id, JourneyRecord.hotel_id, score, received)
-        .where(score.is_not(None), score <= DETRACTOR_MAX, received >= now - DETRACTOR_RECENT,
-               *_journey_of_hotel(hotel_id, hotels))
-        .limit(LIMIT * 20)
-    )
     candidates = [
-        (reservation_id, hotel, int(value), _aware(moment))
-        for reservation_id, hotel, value, moment in (await session.exec(query)).all()
-        if value is not None and moment is not None  # the query's own conditions
+        (reservation_id, hotel, value, _aware(moment))
+        for reservation_id, hotel, value, moment in await read_model_queries.recent_detractors(
+            session=session, since=now - DETRACTOR_RECENT, hotel_id=hotel_id, hotels=hotels, limit=LIMIT * 20)
     ]
     if not candidates:
         return []
@@ -311,19 +293,10 @@ async def stuck_journeys(
     hotels: Collection[str] | None = None,
 ) -> list[AttentionItem]:
     cutoff = now - STUCK_AFTER
-    running = col(JourneyRecord.stage).not_in([stage.value for stage in FINAL_STAGES])
-    late_steps = await session.exec(
-        select(JourneyStepRecord.reservation_id, JourneyStepRecord.hotel_id, JourneyStepRecord.key,
-               JourneyStepRecord.scheduled_for)
-        .join(JourneyRecord, col(JourneyRecord.reservation_id) == col(JourneyStepRecord.reservation_id))
-        .where(running, col(JourneyStepRecord.status).in_(OPEN_STEP_STATUSES),
-               col(JourneyStepRecord.scheduled_for) < cutoff, *_journey_of_hotel(hotel_id, hotels))
-        .limit(LIMIT * 20)
-    )
+    late = await read_model_queries.late_steps(session=session, before=cutoff, statuses=OPEN_STEP_STATUSES,
+                                               hotel_id=hotel_id, hotels=hotels, limit=LIMIT * 20)
     found: dict[str, AttentionItem] = {}
-    for reservation_id, hotel, step_key, moment in late_steps.all():
-        if moment is None:  # the query asks for a moment before the cutoff
-            continue
+    for reservation_id, hotel, step_key, moment in late:
         due = _aware(moment)
         known = found.get(reservation_id)
         if known is None or due < known.since:
@@ -331,18 +304,9 @@ async def stuck_journeys(
                 AttentionKind.stuck, reservation_id, hotel, due,
                 f"a etapa {step_key} devia ter saído há {_minutes(now - due)} e não foi concluída",
             )
-    boundaries = await session.exec(
-        select(JourneyRecord)
-        .where(
-            or_(
-                and_(col(JourneyRecord.stage) == Stage.pre_arrival.value, col(JourneyRecord.arrival) < cutoff),
-                and_(col(JourneyRecord.stage) == Stage.in_stay.value, col(JourneyRecord.departure) < cutoff),
-            ),
-            *_journey_of_hotel(hotel_id, hotels),
-        )
-        .limit(LIMIT)
-    )
-    for record in boundaries.all():
+    past = await read_model_queries.past_their_stage(session=session, before=cutoff, hotel_id=hotel_id,
+                                                     hotels=hotels, limit=LIMIT)
+    for record in past:
         moment = record.arrival if record.stage == Stage.pre_arrival.value else record.departure
         what = "a chegada" if record.stage == Stage.pre_arrival.value else "a partida"
         found.setdefault(record.reservation_id, AttentionItem(
@@ -372,10 +336,6 @@ def _of_hotels(column: Any, hotel_id: str | None, hotels: Collection[str] | None
     """`hotel_id` (one hotel asked for) and `hotels` (the caller's: `api.access`), when given."""
     conditions = [] if hotel_id is None else [column == hotel_id]
     return conditions if hotels is None else [*conditions, column.in_(sorted(hotels))]
-
-
-def _journey_of_hotel(hotel_id: str | None, hotels: Collection[str] | None = None) -> list[ColumnElement[bool]]:
-    return _of_hotels(col(JourneyRecord.hotel_id), hotel_id, hotels)
 
 
 def _message_of_hotel(hotel_id: str | None, hotels: Collection[str] | None = None) -> list[ColumnElement[bool]]:
