@@ -26,7 +26,7 @@ from guest_journey.journeys import workflow_id_for
 from guest_journey.reservations import Channel
 from guest_journey.settings import Settings
 from tests.api.test_reservations import reservation_body
-from tests.workflows.journeys import end, finish, now
+from tests.workflows.journeys import end, now
 
 POLICY = """\
 quiet_hours: null
@@ -464,15 +464,21 @@ async def test_an_offer_link_answers_only_its_own_offer_and_only_once_offered(en
 # -- feedback ------------------------------------------------------------------------
 
 
+CLOSING_WAIT_SECONDS = 10.0
+
+
 async def end_if_running(env: Any, rid: str) -> None:
     """A journey with its feedback in closes on its own; end it if it has not. A journey
     already closing refuses the cancel and is waited for: it may still be recording."""
     with contextlib.suppress(RPCError, WorkflowUpdateFailedError):
         await end(env, rid)
     handle = env.client.get_workflow_handle(workflow_id_for(rid))
-    await finish(env, handle)
-    description = await handle.describe()
-    assert description.status is not WorkflowExecutionStatus.RUNNING
+    deadline = asyncio.get_running_loop().time() + CLOSING_WAIT_SECONDS  # real time: the clock is not skipped
+    while (status := (await handle.describe()).status) is WorkflowExecutionStatus.RUNNING:
+        if asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    assert status is not WorkflowExecutionStatus.RUNNING
 
 
 async def _after_stay(web: httpx.AsyncClient, rid: str) -> None:
