@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 import httpx
@@ -136,22 +137,27 @@ async def test_sync_snapshots_apply_each_and_report_failures_one_by_one(env, wor
     assert synced["pending"] == 0
 
 
-async def test_async_snapshots_are_pending_until_the_journeys_record_them(env, worker, ops, api_settings, sessions):
-    arrival = await env_now(env) + timedelta(days=20)
-    async with worker():
-        ids = await start(ops, arrival, 3)
-        answer = await ops.post("/guest-experience/journey", json={"mode": "async", "snapshots": [
-            {"reservation_id": reservation_id, "preferences": {"late_arrival": True}, "stage": "in_stay"}
-            for reservation_id in ids
-        ] + [{"reservation_id": "OPS-NOBODY", "nps": 5}]})
-        await eventually(lambda: volume(ops), lambda v: v["pending"] == 0)
-        settled = await volume(ops)
-        bridge = GuestJourneyBridge()
-        bridge.bind(client=env.client, sessions=sessions)
-        bridge_pending = await bridge.pending()
-        journeys = [(await ops.get(f"/guest-experience/{reservation_id}")).json() for reservation_id in ids]
-        for reservation_id in ids:
-            await end(env, reservation_id)
+async def test_async_snapshots_are_pending_until_the_journeys_record_them(dev_env, api_settings, sessions, email):
+    """On the dev server: the time-skipping test server can wedge a journey whose workflow
+    task completes while an async snapshot's signal arrives ("invalid history builder
+    state"), which the real server does not."""
+    settings = api_settings.model_copy(update={"temporal_address": dev_env.client.service_client.config.target_host})
+    arrival = await env_now(dev_env) + timedelta(days=20)
+    async for ops in app_client(settings):
+        async with build_worker(dev_env.client, settings, sessions, {Channel.email: email}):
+            ids = await start(ops, arrival, 3)
+            answer = await ops.post("/guest-experience/journey", json={"mode": "async", "snapshots": [
+                {"reservation_id": reservation_id, "preferences": {"late_arrival": True}, "stage": "in_stay"}
+                for reservation_id in ids
+            ] + [{"reservation_id": "OPS-NOBODY", "nps": 5}]})
+            await eventually(partial(volume, ops), lambda v: v["pending"] == 0)
+            settled = await volume(ops)
+            bridge = GuestJourneyBridge()
+            bridge.bind(client=dev_env.client, sessions=sessions)
+            bridge_pending = await bridge.pending()
+            journeys = [(await ops.get(f"/guest-experience/{reservation_id}")).json() for reservation_id in ids]
+            for reservation_id in ids:
+                await end(dev_env, reservation_id)
 
     assert answer.status_code == 200, answer.text
     result = answer.json()
