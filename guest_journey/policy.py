@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import time, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -62,11 +63,65 @@ Duration = Annotated[timedelta, BeforeValidator(_duration_text), AfterValidator(
 ClockTime = Annotated[time, BeforeValidator(_clock_text), AfterValidator(_local_clock)]
 
 
+class QuietHoursRule(StrEnum):
+    """Whether quiet hours hold back one kind of message."""
+
+    wait = "wait"  # held until quiet hours end; skipped if that is past its cutoff
+    # held until they end, but never later than `arrival_margin` before arrival:
+    # closer to arrival it goes in quiet hours rather than too late to help
+    arrival_margin = "arrival_margin"
+    send = "send"  # quiet hours do not apply: it goes at its moment
+
+
+CHECKIN_KINDS = ("checkin_invitation", "checkin_reminder")
+
+
+class QuietHoursMessages(BaseModel):
+    """Per message kind (the step kinds that send), what quiet hours do to it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    checkin_invitation: QuietHoursRule = QuietHoursRule.arrival_margin
+    checkin_reminder: QuietHoursRule = QuietHoursRule.arrival_margin
+    upsell: QuietHoursRule = QuietHoursRule.wait
+    upsell_follow_up: QuietHoursRule = QuietHoursRule.wait
+    guest_post_stay_feedback: QuietHoursRule = QuietHoursRule.wait
+    feedback_reminder: QuietHoursRule = QuietHoursRule.wait
+
+    @field_validator("upsell", "upsell_follow_up", "guest_post_stay_feedback", "feedback_reminder")
+    @classmethod
+    def _margin_before_arrival_only(cls, rule: QuietHoursRule) -> QuietHoursRule:
+        if rule is QuietHoursRule.arrival_margin:
+            raise ValueError(
+                f"arrival_margin is for the check-in messages ({', '.join(CHECKIN_KINDS)}), "
+                "which go before arrival; use wait or send"
+            )
+        return rule
+
+
 class QuietHours(BaseModel):
+    """Hotel local hours in which messages wait (`messages` says which, per kind).
+
+    ```yaml
+    quiet_hours:
+      start: "22:00"
+      end: "08:00"
+      arrival_margin: PT2H          # check-in messages wait at most until this long before arrival
+      messages: {upsell: wait, checkin_invitation: arrival_margin, feedback_reminder: send}
+    ```
+    """
+
     model_config = ConfigDict(extra="forbid")
 
     start: ClockTime
     end: ClockTime
+    arrival_margin: Duration = timedelta(hours=2)
+    messages: QuietHoursMessages = Field(default_factory=QuietHoursMessages)
+
+    def rule(self, kind: str) -> QuietHoursRule:
+        """What quiet hours do to a message of `kind` (a kind they do not name waits)."""
+        rule = getattr(self.messages, kind, QuietHoursRule.wait)
+        return rule if isinstance(rule, QuietHoursRule) else QuietHoursRule.wait
 
     def contains(self, moment: time) -> bool:
         if self.start <= self.end:
@@ -75,6 +130,22 @@ class QuietHours(BaseModel):
 
     def describe(self) -> str:
         return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+    def describe_rules(self) -> str:
+        """Which messages wait, e.g. "checkin_invitation, checkin_reminder wait at most
+        until PT2H before arrival; the others wait"."""
+        groups: dict[QuietHoursRule, list[str]] = {}
+        for kind, rule in self.messages:
+            groups.setdefault(rule, []).append(kind)
+        hours = int(self.arrival_margin.total_seconds() // 3600)
+        minutes = int(self.arrival_margin.total_seconds() % 3600 // 60)
+        margin = f"{hours}h{minutes:02d}" if minutes else f"{hours}h"
+        words = {
+            QuietHoursRule.wait: "wait for their end",
+            QuietHoursRule.arrival_margin: f"wait at most until {margin} before arrival",
+            QuietHoursRule.send: "go at their moment",
+        }
+        return "; ".join(f"{', '.join(kinds)} {words[rule]}" for rule, kinds in groups.items())
 
 
 class UpsellOffer(BaseModel):

@@ -28,13 +28,16 @@ from guest_journey.policy import (
     JourneyPolicy,
     PolicyError,
     QuietHours,
+    QuietHoursMessages,
     UpsellOffer,
     _merged,
     parse_policy,
 )
 
 DURATION_HINT = "write it like 'PT72H', 'PT30M' or 'P2D'"
-_MODELS: tuple[type[BaseModel], ...] = (JourneyPolicy, HotelPolicy, QuietHours, UpsellOffer, Delivery)
+_MODELS: tuple[type[BaseModel], ...] = (
+    JourneyPolicy, HotelPolicy, QuietHours, QuietHoursMessages, UpsellOffer, Delivery,
+)
 KNOWN_KEYS = sorted({name for model in _MODELS for name in model.model_fields})
 
 Location = tuple[str | int, ...]

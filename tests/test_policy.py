@@ -556,3 +556,58 @@ def test_kpi_targets_are_the_runbooks_by_default_and_overridable_per_hotel(tmp_p
         load_policy(write(tmp_path, "bad.yaml", "hotels:\n  rio: {kpi_targets: {satisfaction_min: 11}}\n"))
     with pytest.raises(PolicyError, match=r"kpi_targets\.nps_min"):
         load_policy(write(tmp_path, "unknown.yaml", "kpi_targets: {nps_min: 30}\n"))
+
+
+# -- quiet hours per kind of message ----------------------------------------------
+
+
+def test_a_policy_of_an_earlier_release_gets_the_documented_per_kind_default(tmp_path):
+    """`quiet_hours: {start, end}` still loads: offers and feedback wait for the end of
+    quiet hours as before; check-in messages wait at most until two hours before arrival."""
+    quiet = load_policy(write(tmp_path, "policy.yaml", 'quiet_hours: {start: "22:00", end: "08:00"}\n')).quiet_hours
+    assert quiet is not None
+    assert quiet.arrival_margin == timedelta(hours=2)
+    assert {kind: str(quiet.rule(kind)) for kind, _ in quiet.messages} == {
+        "checkin_invitation": "arrival_margin",
+        "checkin_reminder": "arrival_margin",
+        "upsell": "wait",
+        "upsell_follow_up": "wait",
+        "guest_post_stay_feedback": "wait",
+        "feedback_reminder": "wait",
+    }
+    assert load_policy(write(tmp_path, "none.yaml", "quiet_hours: null\n")).quiet_hours is None
+
+
+def test_quiet_hours_per_kind_in_yaml_and_per_hotel(tmp_path):
+    path = write(tmp_path, "policy.yaml", """\
+quiet_hours:
+  start: "21:00"
+  end: "09:00"
+  arrival_margin: PT4H
+  messages:
+    checkin_reminder: wait
+    feedback_reminder: send
+hotels:
+  rio:
+    quiet_hours: {messages: {upsell: send}}
+""")
+    loaded = load_policy(path)
+    rio = loaded.for_hotel("rio").quiet_hours
+    assert rio is not None
+    assert (rio.start, rio.end, rio.arrival_margin) == (time(21), time(9), timedelta(hours=4))
+    assert [str(rio.rule(kind)) for kind in ("checkin_invitation", "checkin_reminder", "upsell", "feedback_reminder")] \
+        == ["arrival_margin", "wait", "send", "send"]
+    other = loaded.for_hotel("sp").quiet_hours
+    assert other is not None and str(other.rule("upsell")) == "wait"
+
+
+def test_bad_quiet_hours_rules_name_the_kind():
+    assert "quiet_hours.messages.upsell: arrival_margin is for the check-in messages" in policy_error(
+        {"quiet_hours": {"start": "22:00", "end": "08:00", "messages": {"upsell": "arrival_margin"}}}
+    )
+    assert "quiet_hours.messages.checkin_invitation: Input should be 'wait', 'arrival_margin' or 'send'" in policy_error(
+        {"quiet_hours": {"start": "22:00", "end": "08:00", "messages": {"checkin_invitation": "later"}}}
+    )
+    assert "quiet_hours.messages.close: Extra inputs are not permitted" in policy_error(
+        {"quiet_hours": {"start": "22:00", "end": "08:00", "messages": {"close": "wait"}}}
+    )

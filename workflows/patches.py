@@ -17,3 +17,6 @@ BOUNDED_MANUAL_STEPS = "bounded-manual-steps"
 CONTINUE_WHILE_BUSY = "continue-while-busy"
 # Another guest on the reservation does not see what the earlier one gave.
 GUEST_REPLACED = "guest-replaced"
+# Quiet hours fit each kind of message (policy `quiet_hours.messages`): check-in
+# messages wait at most until `arrival_margin` before arrival.
+QUIET_HOURS_BY_KIND = "quiet-hours-by-kind"

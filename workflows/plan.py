@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pydantic import BaseModel, Field
 
 from guest_journey.journeys import Stage, Step, StepKind, StepStatus
-from guest_journey.policy import HotelPolicy, UpsellOffer
+from guest_journey.policy import HotelPolicy, QuietHoursRule, UpsellOffer
 from guest_journey.reservations import Reservation
 
 # A reminder or follow-up later than this (a worker that was down for a while)
@@ -86,10 +86,15 @@ def close_moment(reservation: Reservation, policy: HotelPolicy) -> datetime:
 
 
 def plan_steps(
-    reservation: Reservation, policy: HotelPolicy, facts: JourneyFacts, now: datetime
+    reservation: Reservation, policy: HotelPolicy, facts: JourneyFacts, now: datetime,
+    *, quiet_hours_by_kind: bool = True,
 ) -> list[Step]:
-    """Every step of the journey, ordered by due moment; settled steps unchanged."""
-    return _Planner(reservation, policy, facts, _utc(now)).plan()
+    """Every step of the journey, ordered by due moment; settled steps unchanged.
+
+    Quiet hours treat each kind of message as the policy's `quiet_hours.messages`
+    says; with `quiet_hours_by_kind` False every message waits for their end (the
+    rule before per-kind quiet hours, which journeys planned under it replay)."""
+    return _Planner(reservation, policy, facts, _utc(now), quiet_hours_by_kind).plan()
 
 
 def due_steps(steps: list[Step], now: datetime) -> list[Step]:
@@ -112,8 +117,10 @@ def _utc(moment: datetime) -> datetime:
 
 class _Planner:
     def __init__(
-        self, reservation: Reservation, policy: HotelPolicy, facts: JourneyFacts, now: datetime
+        self, reservation: Reservation, policy: HotelPolicy, facts: JourneyFacts, now: datetime,
+        quiet_hours_by_kind: bool,
     ) -> None:
+        self.quiet_hours_by_kind = quiet_hours_by_kind
         self.reservation = reservation
         self.policy = policy
         self.facts = facts
@@ -304,7 +311,7 @@ class _Planner:
         """Plan a step at `due`, moved out of quiet hours; skip it if that is too late."""
         if not_before is not None and due < not_before:
             due = not_before
-        moved, reason = self._out_of_quiet_hours(due)
+        moved, reason = self._out_of_quiet_hours(due, kind)
         if moved >= cutoff:
             why = reason or f"its moment is not before {cutoff_name}"
             return self._skip(key, kind, moved, f"{why}; not sent after {cutoff_name}", offer=offer)
@@ -321,9 +328,13 @@ class _Planner:
             key=key, kind=kind, status=StepStatus.planned, scheduled_for=moved, reason=reason, offer=offer
         )
 
-    def _out_of_quiet_hours(self, due: datetime) -> tuple[datetime, str | None]:
+    def _out_of_quiet_hours(self, due: datetime, kind: StepKind) -> tuple[datetime, str | None]:
+        """Where quiet hours put a message of `kind` due at `due`, and why, if they move it."""
         quiet = self.policy.quiet_hours
         if quiet is None:
+            return due, None
+        rule = quiet.rule(kind.value) if self.quiet_hours_by_kind else QuietHoursRule.wait
+        if rule is QuietHoursRule.send:
             return due, None
         zone = self.policy.timezone
         local = due.astimezone(zone)
@@ -333,11 +344,21 @@ class _Planner:
         if quiet.start > quiet.end and local.time().replace(tzinfo=None) >= quiet.start:
             end_day += timedelta(days=1)
         moved = datetime.combine(end_day, quiet.end, tzinfo=zone).astimezone(UTC)
-        reason = (
-            f"quiet hours {quiet.describe()} ({self.policy.hotel_timezone}) moved it from "
-            f"{local:%Y-%m-%d %H:%M} to {moved.astimezone(zone):%Y-%m-%d %H:%M}"
-        )
-        return moved, reason
+        hours = f"quiet hours {quiet.describe()} ({self.policy.hotel_timezone})"
+        latest = self.arrival - quiet.arrival_margin
+        if rule is QuietHoursRule.arrival_margin and moved > latest:
+            # Waiting for the end of quiet hours would leave the guest less than the
+            # margin before arrival: the check-in message goes as late as the margin allows.
+            at = max(due, latest)
+            margin = iso_duration(quiet.arrival_margin)
+            held = f"their end at {moved.astimezone(zone):%Y-%m-%d %H:%M} is less than {margin} before arrival"
+            if at == due:
+                return due, f"goes in {hours}: {held}"
+            return at, (
+                f"{hours} held it from {local:%Y-%m-%d %H:%M} to {at.astimezone(zone):%Y-%m-%d %H:%M}, "
+                f"{margin} before arrival: {held}"
+            )
+        return moved, f"{hours} moved it from {local:%Y-%m-%d %H:%M} to {moved.astimezone(zone):%Y-%m-%d %H:%M}"
 
     def _settled(self, key: str) -> bool:
         before = self.previous.get(key)

@@ -12,7 +12,7 @@ from datetime import datetime
 from temporalio import workflow
 
 from workflows.journey_state import step_done
-from workflows.patches import CHECKIN_MARKETING_CONSENT
+from workflows.patches import CHECKIN_MARKETING_CONSENT, QUIET_HOURS_BY_KIND
 
 with workflow.unsafe.imports_passed_through():
     from guest_journey.journeys import CheckinStatus, FeedbackStatus, Stage
@@ -35,6 +35,12 @@ def replan(s: JourneyState) -> None:
         steps=s.steps,
     )
     steps = plan_steps(s.reservation, s.policy, facts, now)
+    if s.policy.quiet_hours is not None:
+        # Journeys planned before quiet hours fit each kind of message replay with
+        # every message waiting for their end; the marker is only needed where it differs.
+        before = plan_steps(s.reservation, s.policy, facts, now, quiet_hours_by_kind=False)
+        if before != steps and not workflow.patched(QUIET_HOURS_BY_KIND):
+            steps = before
     if steps != s.steps:
         s.steps = steps
         s.revision += 1

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -22,6 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from commands.devserver import find_installed_binary
 from guest_journey.database import create_engine, session_factory
 from guest_journey.journeys import StepStatus
+from guest_journey.policy import HotelPolicy, QuietHours
 from guest_journey.reservations import Channel
 from guest_journey.schema import upgrade_database
 from guest_journey.settings import Settings
@@ -45,7 +47,7 @@ from workflows.journey_inputs import (
 HISTORIES = Path(__file__).parent / "histories"
 # Bump with every workflow change guarded by `workflow.patched`: new files are
 # added beside the old ones, which must keep replaying.
-SHAPE = "never-twice"
+SHAPE = "quiet-hours-by-kind"
 Scenario = Callable[[WorkflowEnvironment, str], Awaitable[WorkflowHandle[Any, Any]]]
 
 
@@ -162,6 +164,18 @@ async def continued_as_new(env: WorkflowEnvironment, task_queue: str) -> Workflo
     return handle
 
 
+async def late_booking_in_quiet_hours(env: WorkflowEnvironment, task_queue: str) -> WorkflowHandle[Any, Any]:
+    """Booked in quiet hours two hours before arrival: the check-in invitation goes at
+    once (quiet hours by kind of message), where before it was skipped."""
+    now = await env.get_current_time()
+    local = now.astimezone(ZoneInfo(HotelPolicy().hotel_timezone))
+    quiet = QuietHours(start=(local - timedelta(hours=1)).time().replace(second=0, microsecond=0),
+                       end=(local + timedelta(hours=8)).time().replace(second=0, microsecond=0))
+    reservation = booking(now, arrive_in=timedelta(hours=2), nights=1)
+    handle, _ = await put(env.client, task_queue, reservation, HotelPolicy(quiet_hours=quiet))
+    return handle
+
+
 SCENARIOS: dict[str, Scenario] = {
     "whole_stay": whole_stay,
     "changes_and_answers": changes_and_answers,
@@ -170,6 +184,7 @@ SCENARIOS: dict[str, Scenario] = {
     "whatsapp_failed_later": whatsapp_failed_later,
     "guest_replaced": guest_replaced,
     "in_doubt_sent_again": in_doubt_sent_again,
+    "late_booking_in_quiet_hours": late_booking_in_quiet_hours,
 }
 
 

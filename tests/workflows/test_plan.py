@@ -292,17 +292,82 @@ def test_step_after_midnight_moves_to_0800_the_same_day():
     assert steps[ROOM_UPGRADE].scheduled_for == sp(3, 18, 8)
 
 
-def test_reminder_that_quiet_hours_would_move_past_arrival_is_skipped():
-    # Arrival at 01:00: the 3h reminder (22:00) would wait until 08:00, after arrival.
+def test_reminder_that_quiet_hours_would_hold_past_arrival_goes_two_hours_before_it():
+    # Arrival at 01:00: the 3h reminder (22:00) would wait until 08:00, after arrival;
+    # check-in messages wait at most until the arrival margin (PT2H): 23:00.
     steps = by_key(plan(stay(arrival=sp(3, 20, 1))))
+
+    reminder = steps[REMINDER_3H]
+    assert reminder.status is StepStatus.planned
+    assert reminder.scheduled_for == sp(3, 19, 23)
+    assert reminder.reason == (
+        "quiet hours 22:00-08:00 (America/Sao_Paulo) held it from 2025-03-19 22:00 to 2025-03-19 23:00, "
+        "PT2H before arrival: their end at 2025-03-20 08:00 is less than PT2H before arrival"
+    )
+    # The 24h reminder (01:00 the day before) still has time after quiet hours: it waits.
+    assert steps[REMINDER_24H].scheduled_for == sp(3, 19, 8)
+    assert next_moment(list(steps.values())) == sp(3, 17, 8)
+
+
+def test_a_kind_set_to_wait_is_skipped_when_quiet_hours_end_after_arrival():
+    policy = make_policy(quiet_hours={"start": "22:00", "end": "08:00", "messages": {"checkin_reminder": "wait"}})
+    steps = by_key(plan(stay(arrival=sp(3, 20, 1)), policy))
 
     reminder = steps[REMINDER_3H]
     assert reminder.status is StepStatus.skipped
     assert "quiet hours" in reminder.reason
     assert "arrival" in reminder.reason
-    assert steps[REMINDER_24H].status is StepStatus.planned
-    assert steps[REMINDER_24H].scheduled_for == sp(3, 19, 8)
-    assert next_moment(list(steps.values())) == sp(3, 17, 8)
+
+
+def test_a_booking_at_2234_for_an_arrival_two_hours_later_gets_its_invitation_at_once():
+    booked = sp(3, 19, 22, 34)
+    steps = by_key(plan(stay(arrival=sp(3, 20, 0, 34)), now=booked))
+
+    invitation = steps[INVITATION_KEY]
+    assert invitation.status is StepStatus.planned
+    assert invitation.scheduled_for == booked
+    assert invitation.reason == (
+        "goes in quiet hours 22:00-08:00 (America/Sao_Paulo): their end at 2025-03-20 08:00 "
+        "is less than PT2H before arrival"
+    )
+    assert due_steps(list(steps.values()), booked) == [invitation]
+    # Planned before per-kind quiet hours, the same booking got nothing (what running journeys replay).
+    before = by_key(plan_steps(stay(arrival=sp(3, 20, 0, 34)), make_policy(), JourneyFacts(), booked,
+                               quiet_hours_by_kind=False))
+    assert before[INVITATION_KEY].status is StepStatus.skipped
+
+
+def test_an_offer_due_at_2300_waits_until_quiet_hours_end():
+    # Room upgrade 48h before an 23:00 arrival: 23:00, inside quiet hours; offers wait.
+    steps = by_key(plan(stay(arrival=sp(3, 20, 23))))
+
+    offer = steps[ROOM_UPGRADE]
+    assert offer.status is StepStatus.planned
+    assert offer.scheduled_for == sp(3, 19, 8)
+    assert "quiet hours 22:00-08:00" in offer.reason
+    # A late booking's offer waits too, even when the check-in invitation goes at once.
+    late = by_key(plan(stay(arrival=sp(3, 21, 15)), now=sp(3, 20, 23)))
+    assert late[ROOM_UPGRADE].scheduled_for == sp(3, 21, 8)
+
+
+def test_per_kind_rules_and_margin_from_the_policy():
+    policy = make_policy(quiet_hours={
+        "start": "22:00", "end": "08:00", "arrival_margin": "PT6H",
+        "messages": {"upsell": "send", "checkin_invitation": "wait"},
+    })
+    steps = by_key(plan(stay(arrival=sp(3, 20, 9)), policy))
+
+    assert steps[ROOM_UPGRADE].scheduled_for == sp(3, 18, 9)  # not in quiet hours anyway
+    offer_at_night = by_key(plan(stay(arrival=sp(3, 20, 23)), policy))[ROOM_UPGRADE]
+    assert offer_at_night.scheduled_for == sp(3, 18, 23)
+    assert offer_at_night.reason is None
+    # The 3h reminder (06:00) would wait until 08:00, one hour before arrival: with a
+    # PT6H margin it goes at 06:00, its own moment, in quiet hours.
+    reminder = steps[REMINDER_3H]
+    assert reminder.scheduled_for == sp(3, 20, 6)
+    assert reminder.reason.startswith("goes in quiet hours")
+    late = by_key(plan(stay(arrival=sp(3, 20, 0, 34)), policy, now=sp(3, 19, 22, 34)))
+    assert late[INVITATION_KEY].status is StepStatus.skipped
 
 
 def test_no_quiet_hours_no_moving():
@@ -348,9 +413,10 @@ def test_same_reservation_in_tokyo_and_sao_paulo_moves_differently():
     assert in_sao_paulo[INVITATION_KEY].reason is None
     assert in_tokyo[INVITATION_KEY].scheduled_for == datetime(2025, 3, 18, 8, 0, tzinfo=TOKYO)
     assert "Asia/Tokyo" in in_tokyo[INVITATION_KEY].reason
-    # The 3h reminder: 12:00 in São Paulo; 00:00 in Tokyo would wait until after arrival.
-    assert in_sao_paulo[REMINDER_3H].status is StepStatus.planned
-    assert in_tokyo[REMINDER_3H].status is StepStatus.skipped
+    # The 3h reminder: 12:00 in São Paulo; 00:00 in Tokyo would wait until after arrival,
+    # so it waits only until two hours before it (01:00 Tokyo).
+    assert in_sao_paulo[REMINDER_3H].scheduled_for == sp(3, 20, 12)
+    assert in_tokyo[REMINDER_3H].scheduled_for == datetime(2025, 3, 21, 1, 0, tzinfo=TOKYO)
 
 
 @pytest.mark.parametrize(
@@ -490,7 +556,11 @@ def assert_sensible(
         assert cutoff is None or step.scheduled_for < cutoff, step
         if policy.quiet_hours and step.kind.sends_message:
             local = step.scheduled_for.astimezone(zone).time()
-            assert not policy.quiet_hours.contains(local), step
+            at = step.scheduled_for
+            # In quiet hours only a check-in message whose wait would end too close to arrival.
+            assert not policy.quiet_hours.contains(local) or (
+                _after_quiet_hours(at, policy, step.kind, reservation.arrival) == at
+            ), step
     timed = [step.scheduled_for for step in steps if step.scheduled_for is not None]
     assert timed == sorted(timed)
 
@@ -1105,11 +1175,23 @@ ZONES = [
 START = datetime(2025, 1, 1, tzinfo=UTC)
 
 
-def _after_quiet_hours(moment: datetime, policy: HotelPolicy) -> datetime:
-    """Where quiet hours put a moment, written independently of the planner."""
+def _after_quiet_hours(
+    moment: datetime, policy: HotelPolicy, kind: StepKind | None = None, arrival: datetime | None = None
+) -> datetime:
+    """Where quiet hours put a moment, written independently of the planner: a
+    check-in message waits at most until the arrival margin, never before its moment."""
     quiet = policy.quiet_hours
     if quiet is None or quiet.start == quiet.end:
         return moment
+    end = _end_of_quiet_hours(moment, policy)
+    if kind in (StepKind.checkin_invitation, StepKind.checkin_reminder) and arrival is not None:
+        return max(moment, min(end, arrival - quiet.arrival_margin))
+    return end
+
+
+def _end_of_quiet_hours(moment: datetime, policy: HotelPolicy) -> datetime:
+    quiet = policy.quiet_hours
+    assert quiet is not None
     zone = ZoneInfo(policy.hotel_timezone)
     local = moment.astimezone(zone)
     clock = local.time()
@@ -1275,6 +1357,10 @@ def policies(draw) -> HotelPolicy:
             st.tuples(st.integers(0, 24 * 60 - 1), st.integers(0, 24 * 60 - 1)).map(
                 lambda pair: {"start": _clock(pair[0]), "end": _clock(pair[1])}
             ),
+            st.tuples(st.sampled_from(["PT1H", "PT2H", "PT6H", "P1D"]), st.sampled_from(["wait", "arrival_margin"])).map(
+                lambda pair: {"start": "21:00", "end": "09:00", "arrival_margin": pair[0],
+                              "messages": {"checkin_reminder": pair[1], "checkin_invitation": pair[1]}}
+            ),
         )
     )
     offers = draw(
@@ -1360,14 +1446,14 @@ def test_any_journey_sends_each_message_once_on_time_and_never_in_quiet_hours(jo
             assert at <= reservation.departure + policy.close_after_departure
             continue
         assert at < _cutoff(step, reservation, policy), (step, at)
-        assert _after_quiet_hours(at, policy) == at, (step, at)
+        assert _after_quiet_hours(at, policy, step.kind, reservation.arrival) == at, (step, at)
         if step.kind in (StepKind.checkin_invitation, StepKind.checkin_reminder):
             assert journey["checkin_at"] is None or at < journey["checkin_at"], (step, at)
         if step.kind is StepKind.checkin_reminder:
             offset = next(
                 o for o in policy.checkin_reminders_before_arrival if reminder_key(o) == step.key
             )
-            assert at == _after_quiet_hours(reservation.arrival - offset, policy), (step, at)
+            assert at == _after_quiet_hours(reservation.arrival - offset, policy, step.kind, reservation.arrival), (step, at)
         if step.kind in (StepKind.upsell, StepKind.upsell_follow_up):
             assert _consent_at(at, reservation, journey["checkin_at"], journey["checkin_consent"]), (step, at)
     done = {step.key: at for step, at, _ in sent}
