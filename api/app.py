@@ -29,6 +29,7 @@ from api.routes import (
     staff_analytics,
     staff_login,
     staff_panel,
+    staff_policy,
     unsubscribe,
     webhooks,
 )
@@ -138,6 +139,7 @@ def create_app(
     app.include_router(guest_pages.router)
     app.include_router(staff_panel.router)  # the staff pages (`api.staff`): panel, dashboard, sign-in
     app.include_router(staff_analytics.router)
+    app.include_router(staff_policy.router)
     app.include_router(staff_login.router)
     mount_static(app)
     app.include_router(health.router)

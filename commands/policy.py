@@ -7,9 +7,9 @@ as `FILE:LINE: key.path: what is wrong` and exits 1 (`guest_journey.policy_check
 (`--reservation JSON`, a `PUT /reservations/{id}` body plus `reservation_id`)
 or for a sample one (`--sample`): each step with its moment in the hotel's
 time zone, the channel it would go out on first, and why a step is skipped or
-moved. The plan is `workflows.plan.plan_steps`, the function the journey
-workflow calls, given the reservation as a new journey receives it at `now`
-(the current time, or `--now`).
+moved. The plan is `services.policy_preview` (also the staff page `/policy`'s):
+`workflows.plan.plan_steps`, the function the journey workflow calls, given the
+reservation as a new journey receives it at `now` (the current time, or `--now`).
 """
 
 from __future__ import annotations
@@ -17,30 +17,25 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
 from commands.policy_targets import TargetsFileError, policy_block
-from guest_journey.journeys import Stage, Step, StepKind, StepStatus
-from guest_journey.policy import HotelPolicy, JourneyPolicy
 from guest_journey.policy_check import PolicyCheck, check_policy_file
-from guest_journey.reservations import Channel, Guest, Reservation
+from guest_journey.reservations import Reservation
 from guest_journey.settings import Settings
-from workflows.channels import DEFAULT_ORDER, channels_for, reachable
-from workflows.plan import JourneyFacts, plan_steps, stage_by_time
+from services.policy_preview import (
+    SAMPLE_ARRIVAL,
+    SAMPLE_DAYS_AHEAD,
+    SAMPLE_NIGHTS,
+    preview_lines,
+    sample_reservation,
+)
 
 USAGE_ERROR = 2
-SAMPLE_RESERVATION_ID = "SAMPLE-1"
-SAMPLE_HOTEL_ID = "sample-hotel"
-SAMPLE_DAYS_AHEAD = 10
-SAMPLE_NIGHTS = 2
-SAMPLE_ARRIVAL, SAMPLE_DEPARTURE = time(15, 0), time(12, 0)
-NO_CHANNEL = "no channel reaches the guest (no e-mail, phone or chosen web chat)"
-_ADDRESS = {Channel.email: "no e-mail", Channel.whatsapp: "no phone"}
 
 
 def add_parser(commands: Any) -> None:
@@ -122,91 +117,6 @@ def _check_lines(checked: PolicyCheck) -> list[str]:
     lines = [problem.describe(checked.source) for problem in checked.problems]
     count = len(checked.problems)
     return [*lines, f"{checked.source}: policy invalid ({count} problem{'s' if count != 1 else ''})"]
-
-
-# -- preview -------------------------------------------------------------------
-
-
-def sample_reservation(policy: JourneyPolicy, now: datetime, hotel_id: str | None = None) -> Reservation:
-    """A reservation booked at `now` for the policy's first hotel (or `hotel_id`): arrival
-    `SAMPLE_DAYS_AHEAD` days later at 15:00 hotel time, departure 12:00 after two nights."""
-    hotel_id = hotel_id or next(iter(policy.hotels), SAMPLE_HOTEL_ID)
-    zone = policy.for_hotel(hotel_id).timezone
-    arrival_day = now.astimezone(zone).date() + timedelta(days=SAMPLE_DAYS_AHEAD)
-    return Reservation(
-        reservation_id=SAMPLE_RESERVATION_ID,
-        hotel_id=hotel_id,
-        guest=Guest(name="Sample Guest", email="guest@example.com", phone="+5511999990000",
-                    marketing_consent=True),
-        arrival=datetime.combine(arrival_day, SAMPLE_ARRIVAL, tzinfo=zone),
-        departure=datetime.combine(arrival_day + timedelta(days=SAMPLE_NIGHTS), SAMPLE_DEPARTURE, tzinfo=zone),
-    )
-
-
-def preview_lines(policy: JourneyPolicy, reservation: Reservation, now: datetime) -> list[str]:
-    """The header and one line per step of the journey `policy` plans for `reservation` at `now`."""
-    hotel = policy.for_hotel(reservation.hotel_id)
-    zone = hotel.timezone
-    stage = stage_by_time(Stage.pre_arrival, reservation, now)
-    steps = plan_steps(reservation, hotel, JourneyFacts(stage=stage), now)
-    channels = channels_for(reservation.guest)
-    width = max(len(step.key) for step in steps)
-    return [
-        *_header(policy, hotel, reservation, now, stage, channels),
-        "",
-        *(_step_line(step, zone, now, channels, width) for step in steps),
-    ]
-
-
-def _header(
-    policy: JourneyPolicy, hotel: HotelPolicy, reservation: Reservation, now: datetime, stage: Stage,
-    channels: list[Channel],
-) -> list[str]:
-    zone = hotel.timezone
-    overrides = "its overrides under hotels" if reservation.hotel_id in policy.hotels else "no overrides: the defaults"
-    quiet = f"quiet hours {hotel.quiet_hours.describe()}" if hotel.quiet_hours else "no quiet hours"
-    guest = reservation.guest
-    order = list(guest.preferred_channels) or list(DEFAULT_ORDER)
-    unreachable = [f"{channel} ({_ADDRESS.get(channel, 'not reachable')})" for channel in order
-                   if not reachable(guest, channel)]
-    channel_text = ", then ".join(channels) if channels else NO_CHANNEL
-    if unreachable:
-        channel_text += "; not tried: " + ", ".join(unreachable)
-    consent = "marketing consent" if guest.marketing_consent else "no marketing consent"
-    return [
-        f"hotel {reservation.hotel_id} ({overrides}), time zone {hotel.hotel_timezone}, {quiet}",
-        f"reservation {reservation.reservation_id}: arrival {_local(reservation.arrival, zone)}, "
-        f"departure {_local(reservation.departure, zone)}",
-        f"planned at {_local(now, zone)}, stage {stage}; channels: {channel_text}; {consent}",
-    ]
-
-
-def _step_line(step: Step, zone: ZoneInfo, now: datetime, channels: list[Channel], width: int) -> str:
-    moment = _local(step.scheduled_for, zone) if step.scheduled_for else "-"
-    sends = step.kind.sends_message and step.status is StepStatus.planned
-    channel = channels[0] if sends and channels else "-"
-    return f"{moment:<23} {step.key:<{width}}  {channel:<8}  {_status(step, now, channels)}"
-
-
-def _status(step: Step, now: datetime, channels: list[Channel]) -> str:
-    if step.status is not StepStatus.planned:
-        return f"{step.status}: {step.reason}" if step.reason else str(step.status)
-    notes = []
-    if step.kind is StepKind.close:
-        notes.append("the journey completes (at the latest)")
-    elif step.scheduled_for is not None and step.scheduled_for <= now:
-        notes.append("sent at once")
-    if step.reason:
-        notes.append(step.reason)
-    if step.kind.sends_message and not channels:
-        notes.append(f"would fail: {NO_CHANNEL}")
-    return "planned" + (": " + "; ".join(notes) if notes else "")
-
-
-def _local(moment: datetime, zone: ZoneInfo) -> str:
-    local = moment.astimezone(zone)
-    offset = local.strftime("%z")
-    return f"{local:%Y-%m-%d %H:%M} {offset[:3]}:{offset[3:]}"
 
 
 # -- arguments -----------------------------------------------------------------

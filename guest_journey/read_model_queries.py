@@ -1,8 +1,9 @@
 """Every figure and list taken from the read model's columns and rows (`read_model`):
 the KPIs' feedback, offers and journey counts, the dashboard's check-in adoption,
-the journeys by stage, the hotels that have journeys, and the journeys the
-attention panel lists. One module, plain SQL on columns, the same on SQLite and
-PostgreSQL; callers turn the answers into figures and words."""
+the journeys by stage, the hotels that have journeys, the journeys the attention
+panel lists, and running journeys with their rows (`/policy` re-plans them). One
+module, plain SQL on columns, the same on SQLite and PostgreSQL; callers turn the
+answers into figures and words."""
 
 from __future__ import annotations
 
@@ -190,6 +191,40 @@ async def past_their_stage(
         .limit(limit)
     )
     return (await session.exec(query)).all()
+
+
+@dataclass(frozen=True)
+class RunningJourney:
+    """A running journey as its rows hold it: what re-planning it needs (`/policy`)."""
+
+    journey: JourneyRecord
+    steps: list[JourneyStepRecord]
+    offers: list[JourneyUpsellRecord]
+
+
+async def running_journeys(
+    *, session: AsyncSession, hotels: Collection[str] | None, limit: int, reservation_id: str | None = None,
+) -> list[RunningJourney]:
+    """Journeys not in a final stage (of these hotels, when given; or only `reservation_id`),
+    by arrival, with their step and offer rows."""
+    query = select(JourneyRecord).where(
+        col(JourneyRecord.stage).not_in(RUNNING_STAGES_EXCLUDED), *_journey_of_hotel(None, hotels))
+    if reservation_id is not None:
+        query = query.where(JourneyRecord.reservation_id == reservation_id)
+    journeys = (await session.exec(query.order_by(col(JourneyRecord.arrival)).limit(limit))).all()
+    steps: dict[str, list[JourneyStepRecord]] = {}
+    offers: dict[str, list[JourneyUpsellRecord]] = {}
+    ids = [journey.reservation_id for journey in journeys]
+    for start in range(0, len(ids), 500):  # a bounded IN list on every database
+        chunk = ids[start:start + 500]
+        for step in (await session.exec(
+                select(JourneyStepRecord).where(col(JourneyStepRecord.reservation_id).in_(chunk)))).all():
+            steps.setdefault(step.reservation_id, []).append(step)
+        for offer in (await session.exec(
+                select(JourneyUpsellRecord).where(col(JourneyUpsellRecord.reservation_id).in_(chunk)))).all():
+            offers.setdefault(offer.reservation_id, []).append(offer)
+    return [RunningJourney(journey, steps.get(journey.reservation_id, []), offers.get(journey.reservation_id, []))
+            for journey in journeys]
 
 
 def _journey_of_hotel(hotel_id: str | None, hotels: Collection[str] | None) -> list[ColumnElement[bool]]:

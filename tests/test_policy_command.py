@@ -120,9 +120,9 @@ LATE_BOOKING = {
 }
 
 
-def test_a_late_booking_shows_why_the_invitation_is_not_sent(tmp_path: Path) -> None:
-    """Booked at 22:34 for an arrival two hours later: quiet hours would hold the
-    invitation until 08:00, after arrival, so it is skipped, and the line says why."""
+def test_a_late_booking_gets_its_invitation_at_once_and_the_preview_says_why(tmp_path: Path) -> None:
+    """Booked at 22:34 for an arrival two hours later: waiting for the end of quiet
+    hours would be after arrival, so the check-in invitation goes at once, and the line says why."""
     path = policy(tmp_path, TWO_HOTELS)
 
     preview = cli(tmp_path, "preview", path, "--reservation", json.dumps(LATE_BOOKING),
@@ -131,23 +131,31 @@ def test_a_late_booking_shows_why_the_invitation_is_not_sent(tmp_path: Path) -> 
     assert preview.returncode == 0, preview.stderr
     lines = preview.stdout.splitlines()
     assert "channels: whatsapp; not tried: email (no e-mail); no marketing consent" in lines[2]
+    assert lines[3] == (
+        "in quiet hours: checkin_invitation, checkin_reminder wait at most until 2h before arrival; "
+        "upsell, upsell_follow_up, guest_post_stay_feedback, feedback_reminder wait for their end"
+    )
     invitation = next(line for line in lines if " checkin_invitation " in line)
+    assert invitation.split()[:5] == ["2027-01-07", "22:34", "-03:00", "checkin_invitation", "whatsapp"]
+    assert invitation.endswith(
+        "planned: sent at once; goes in quiet hours 22:00-08:00 (America/Sao_Paulo): their end at "
+        "2027-01-08 08:00 is less than PT2H before arrival"
+    )
+    offer = next(line for line in lines if " upsell:room_upgrade " in line)
+    assert offer.endswith("skipped: no marketing consent")
+
+    # A hotel that wants check-in messages to wait too: the invitation would come after arrival.
+    waiting = policy(tmp_path, TWO_HOTELS.replace(
+        '{start: "22:00", end: "08:00"}', '{start: "22:00", end: "08:00", messages: {checkin_invitation: wait}}'
+    ), "wait.yaml")
+    preview = cli(tmp_path, "preview", waiting, "--reservation", json.dumps(LATE_BOOKING),
+                  "--now", "2027-01-07T22:34:00-03:00")
+    invitation = next(line for line in preview.stdout.splitlines() if " checkin_invitation " in line)
     assert invitation.split()[:4] == ["2027-01-08", "08:00", "-03:00", "checkin_invitation"]
     assert invitation.endswith(
         "-         skipped: quiet hours 22:00-08:00 (America/Sao_Paulo) moved it from 2027-01-07 22:34 "
         "to 2027-01-08 08:00; not sent after arrival"
     )
-    offer = next(line for line in lines if " upsell:room_upgrade " in line)
-    assert offer.endswith("skipped: no marketing consent")
-
-    # Without quiet hours the same booking gets its invitation at once, on the channel that reaches her.
-    no_quiet_hours = policy(tmp_path, TWO_HOTELS.replace('{start: "22:00", end: "08:00"}', "null"), "open.yaml")
-    preview = cli(tmp_path, "preview", no_quiet_hours, "--reservation", json.dumps(LATE_BOOKING),
-                  "--now", "2027-01-07T22:34:00-03:00")
-    invitation = next(line for line in preview.stdout.splitlines() if " checkin_invitation " in line)
-    assert invitation.split() == [
-        "2027-01-07", "22:34", "-03:00", "checkin_invitation", "whatsapp", "planned:", "sent", "at", "once",
-    ]
 
 
 def test_the_preview_refuses_an_invalid_policy_and_bad_arguments(tmp_path: Path) -> None:
@@ -221,3 +229,18 @@ def test_the_api_and_the_worker_refuse_to_start_beside_a_retired_kpi_targets_fil
         assert started.returncode == 1, started.stderr
         [line] = started.stderr.strip().splitlines()
         assert "kpi-targets.yaml is no longer read" in line and "guest-journey policy kpi-targets" in line
+
+
+def test_check_names_the_line_of_a_bad_quiet_hours_rule(tmp_path: Path) -> None:
+    path = policy(tmp_path, 'quiet_hours:\n  start: "22:00"\n  end: "08:00"\n  messages:\n'
+                            "    upsell: arrival_margin\n    checkin_reminder: soon\n")
+
+    checked = cli(tmp_path, "check", path)
+
+    assert checked.returncode == 1
+    assert checked.stdout.splitlines() == [
+        f"{path}:5: quiet_hours.messages.upsell: arrival_margin is for the check-in messages "
+        "(checkin_invitation, checkin_reminder), which go before arrival; use wait or send",
+        f"{path}:6: quiet_hours.messages.checkin_reminder: Input should be 'wait', 'arrival_margin' or 'send'",
+        f"{path}: policy invalid (2 problems)",
+    ]

@@ -56,6 +56,7 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 NAV = (("panel", PANEL_PATH, "Painel"), ("analytics", "/analytics", "Analytics"))
+ADMIN_NAV = (("policy", "/policy", "Política"),)  # shown to the role admin
 
 
 @dataclass
@@ -79,7 +80,7 @@ class StaffPage:
             "caller": self.caller,
             "csrf_field": CSRF_FIELD,
             "csrf_token": self.csrf.token,
-            "nav": NAV,
+            "nav": NAV + ADMIN_NAV if self.caller is not None and self.caller.role == "admin" else NAV,
             "current": context.pop("current", None),
             **context,
         }

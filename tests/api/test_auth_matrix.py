@@ -78,8 +78,9 @@ ROLE_BY_PREFIX: tuple[tuple[str, Role], ...] = (
     ("/communications", "ops"),
     ("/analytics", "ops"),
     ("/codec", "ops"),
+    ("/policy", "admin"),
 )
-OTHER_ROLE: dict[Role, Role] = {"reservations": "ops", "ops": "reservations"}
+OTHER_ROLE: dict[Role, Role] = {"reservations": "ops", "ops": "reservations", "admin": "ops"}
 
 
 def _under(path: str, prefix: str) -> bool:
@@ -350,6 +351,11 @@ SCOPE: dict[tuple[str, str], tuple[Probe, ...] | str] = {
     ("POST", "/guest-experience/journey"): "another hotel's reservation is reported unknown (test_hotel_scope.py)",
     ("GET", "/analytics"): (
         Probe(Call(f"/analytics?hotel_id={OTHER_HOTEL}"), 403, Call(f"/analytics?hotel_id={OWN_HOTEL}")),
+    ),
+    ("GET", "/policy"): "lists only the key's hotels' policies (test_policy_page.py)",
+    ("POST", "/policy"): (
+        Probe(Call("/policy", data={"draft": "", "hotel_id": OTHER_HOTEL}), 403,
+              Call("/policy", data={"draft": "", "hotel_id": OWN_HOTEL})),
     ),
     ("POST", "/analytics/measure"): "runs the hourly KPI schedule now, the same for every caller; it answers "
                                      "only a redirect to the dashboard, which is scoped (test_staff_pages.py)",
