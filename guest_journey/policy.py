@@ -59,6 +59,18 @@ def _local_clock(value: time) -> time:
     return value
 
 
+def iso_duration(value: timedelta) -> str:
+    """A short, stable ISO 8601 text for a duration: PT24H, PT3H, P2D, PT90M."""
+    seconds = int(value.total_seconds())
+    if seconds and seconds % 86400 == 0 and seconds >= 2 * 86400:
+        return f"P{seconds // 86400}D"
+    if seconds % 3600 == 0:
+        return f"PT{seconds // 3600}H"
+    if seconds % 60 == 0:
+        return f"PT{seconds // 60}M"
+    return f"PT{seconds}S"
+
+
 Duration = Annotated[timedelta, BeforeValidator(_duration_text), AfterValidator(_not_negative)]
 ClockTime = Annotated[time, BeforeValidator(_clock_text), AfterValidator(_local_clock)]
 
@@ -137,9 +149,7 @@ class QuietHours(BaseModel):
         groups: dict[QuietHoursRule, list[str]] = {}
         for kind, rule in self.messages:
             groups.setdefault(rule, []).append(kind)
-        hours = int(self.arrival_margin.total_seconds() // 3600)
-        minutes = int(self.arrival_margin.total_seconds() % 3600 // 60)
-        margin = f"{hours}h{minutes:02d}" if minutes else f"{hours}h"
+        margin = iso_duration(self.arrival_margin)
         words = {
             QuietHoursRule.wait: "wait for their end",
             QuietHoursRule.arrival_margin: f"wait at most until {margin} before arrival",

@@ -132,7 +132,7 @@ def test_a_late_booking_gets_its_invitation_at_once_and_the_preview_says_why(tmp
     lines = preview.stdout.splitlines()
     assert "channels: whatsapp; not tried: email (no e-mail); no marketing consent" in lines[2]
     assert lines[3] == (
-        "in quiet hours: checkin_invitation, checkin_reminder wait at most until 2h before arrival; "
+        "in quiet hours: checkin_invitation, checkin_reminder wait at most until PT2H before arrival; "
         "upsell, upsell_follow_up, guest_post_stay_feedback, feedback_reminder wait for their end"
     )
     invitation = next(line for line in lines if " checkin_invitation " in line)

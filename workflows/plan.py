@@ -14,8 +14,9 @@ from datetime import UTC, datetime, timedelta
 from pydantic import BaseModel, Field
 
 from guest_journey.journeys import Stage, Step, StepKind, StepStatus
-from guest_journey.policy import HotelPolicy, QuietHoursRule, UpsellOffer
+from guest_journey.policy import HotelPolicy, UpsellOffer, iso_duration
 from guest_journey.reservations import Reservation
+from workflows.quiet_hours import out_of_quiet_hours
 
 # A reminder or follow-up later than this (a worker that was down for a while)
 # is skipped rather than sent late: they only make sense at their moment.
@@ -45,18 +46,6 @@ class JourneyFacts(BaseModel):
     feedback_received: bool = False
     unsubscribed: bool = False
     steps: list[Step] = Field(default_factory=list)
-
-
-def iso_duration(value: timedelta) -> str:
-    """A short, stable ISO 8601 text for a duration: PT24H, PT3H, P2D, PT90M."""
-    seconds = int(value.total_seconds())
-    if seconds and seconds % 86400 == 0 and seconds >= 2 * 86400:
-        return f"P{seconds // 86400}D"
-    if seconds % 3600 == 0:
-        return f"PT{seconds // 3600}H"
-    if seconds % 60 == 0:
-        return f"PT{seconds // 60}M"
-    return f"PT{seconds}S"
 
 
 def reminder_key(offset: timedelta) -> str:
@@ -311,7 +300,9 @@ class _Planner:
         """Plan a step at `due`, moved out of quiet hours; skip it if that is too late."""
         if not_before is not None and due < not_before:
             due = not_before
-        moved, reason = self._out_of_quiet_hours(due, kind)
+        moved, reason = out_of_quiet_hours(
+            due, kind, self.policy, arrival=self.arrival, by_kind=self.quiet_hours_by_kind
+        )
         if moved >= cutoff:
             why = reason or f"its moment is not before {cutoff_name}"
             return self._skip(key, kind, moved, f"{why}; not sent after {cutoff_name}", offer=offer)
@@ -327,38 +318,6 @@ class _Planner:
         self.steps[key] = Step(
             key=key, kind=kind, status=StepStatus.planned, scheduled_for=moved, reason=reason, offer=offer
         )
-
-    def _out_of_quiet_hours(self, due: datetime, kind: StepKind) -> tuple[datetime, str | None]:
-        """Where quiet hours put a message of `kind` due at `due`, and why, if they move it."""
-        quiet = self.policy.quiet_hours
-        if quiet is None:
-            return due, None
-        rule = quiet.rule(kind.value) if self.quiet_hours_by_kind else QuietHoursRule.wait
-        if rule is QuietHoursRule.send:
-            return due, None
-        zone = self.policy.timezone
-        local = due.astimezone(zone)
-        if not quiet.contains(local.time().replace(tzinfo=None)):
-            return due, None
-        end_day = local.date()
-        if quiet.start > quiet.end and local.time().replace(tzinfo=None) >= quiet.start:
-            end_day += timedelta(days=1)
-        moved = datetime.combine(end_day, quiet.end, tzinfo=zone).astimezone(UTC)
-        hours = f"quiet hours {quiet.describe()} ({self.policy.hotel_timezone})"
-        latest = self.arrival - quiet.arrival_margin
-        if rule is QuietHoursRule.arrival_margin and moved > latest:
-            # Waiting for the end of quiet hours would leave the guest less than the
-            # margin before arrival: the check-in message goes as late as the margin allows.
-            at = max(due, latest)
-            margin = iso_duration(quiet.arrival_margin)
-            held = f"their end at {moved.astimezone(zone):%Y-%m-%d %H:%M} is less than {margin} before arrival"
-            if at == due:
-                return due, f"goes in {hours}: {held}"
-            return at, (
-                f"{hours} held it from {local:%Y-%m-%d %H:%M} to {at.astimezone(zone):%Y-%m-%d %H:%M}, "
-                f"{margin} before arrival: {held}"
-            )
-        return moved, f"{hours} moved it from {local:%Y-%m-%d %H:%M} to {moved.astimezone(zone):%Y-%m-%d %H:%M}"
 
     def _settled(self, key: str) -> bool:
         before = self.previous.get(key)
