@@ -6,7 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from communications.message_store import MessageRecord
-from communications.response_times import ResponseTime, reply_minutes, response_time, response_time_by_hotel
+from communications.response_times import (
+    ResponseTime,
+    reply_minutes,
+    response_time,
+    response_time_by_hotel,
+)
 from guest_journey.database import SessionFactory
 from tests.communications import database_fixtures
 
