@@ -29,13 +29,13 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
+from communications.message_store import MessageRecord
 from communications.staff_message import (
     Problem,
     StaffMessageError,
     check_in_reply_to,
     staff_context,
 )
-from communications.message_store import MessageRecord
 from communications.staff_texts import body_stored_apart
 from communications.templates import TemplateCatalogue
 from guest_journey.messages import MessageDirection
