@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import case, func, literal, or_
+from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -185,9 +186,9 @@ async def _conversations(
     waiting = waiting_since(recent.c.reservation_id, recent.c.channel).label("waiting_since")
     state = ConversationState
     query = (
-        select(recent.c.reservation_id, recent.c.channel, recent.c.hotel_id, recent.c.last_at, waiting,
-               last_guest_at.label("last_guest_at"), last_id.label("last_id"), state.assignee, state.done_at,
-               JourneyRecord.stage)
+        sa_select(recent.c.reservation_id, recent.c.channel, recent.c.hotel_id, recent.c.last_at, waiting,
+                  last_guest_at.label("last_guest_at"), last_id.label("last_id"), col(state.assignee),
+                  col(state.done_at), col(JourneyRecord.stage))
         .select_from(recent)
         .outerjoin(state, (col(state.reservation_id) == recent.c.reservation_id)
                    & (col(state.channel) == recent.c.channel))
@@ -205,7 +206,7 @@ async def _conversations(
     query = query.order_by(
         case((waiting.is_(None), literal(1)), else_=literal(0)), waiting, recent.c.last_at.desc(),
     ).limit(LIMIT)
-    rows = (await session.exec(query)).all()
+    rows = (await session.exec(query)).all()  # type: ignore[call-overload]  # ten columns: past sqlmodel's overloads
     texts = await _last_messages(session, [row.last_id for row in rows])
     names = await _guest_names(session, [row.reservation_id for row in rows])
     return [
@@ -253,6 +254,7 @@ async def _guest_names(session: AsyncSession, reservation_ids: list[str]) -> dic
 def _aware(moment: Any) -> datetime:
     if isinstance(moment, str):  # SQLite answers an aggregate of a date as text
         moment = datetime.fromisoformat(moment)
+    assert isinstance(moment, datetime)
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 

@@ -184,13 +184,14 @@ async def act_on_conversation(
         if action == "reply":
             await _reply(services, client, conversation, form)
         else:
+            rid, hotel = conversation.reservation_id, conversation.hotel_id
             async with services.sessions() as session:
-                where = {"session": session, "reservation_id": conversation.reservation_id,
-                         "channel": conversation.channel, "hotel_id": conversation.hotel_id}
                 if action in ("assign", "unassign"):
-                    await assign(**where, assignee=page_who(page) if action == "assign" else None)
+                    await assign(session=session, reservation_id=rid, channel=conversation.channel, hotel_id=hotel,
+                                 assignee=page_who(page) if action == "assign" else None)
                 else:
-                    await mark_done(**where, done=action == "done")
+                    await mark_done(session=session, reservation_id=rid, channel=conversation.channel,
+                                    hotel_id=hotel, done=action == "done")
     except (FormError, StaffMessageRefused, Conflict, NotFound) as error:
         context.update(form=form, form_error=_form_error(error))
         return page.render("conversation.html", context, 409 if isinstance(error, Conflict) else 422)

@@ -16,7 +16,17 @@ import pytest
 from api.routes import inbox as inbox_route
 from guest_journey.journeys import Stage
 from guest_journey.settings import Settings
-from tests.api.test_staff_pages import HTML, KEYS, app_sessions, client_for, csrf, message, seed, sign_in, view
+from tests.api.test_staff_pages import (
+    HTML,
+    KEYS,
+    app_sessions,
+    client_for,
+    csrf,
+    message,
+    seed,
+    sign_in,
+    view,
+)
 
 SCOPED = "rio-key-0123456789"
 SCOPED_KEYS = f"{KEYS},{SCOPED}:ops:hotel-rio"
