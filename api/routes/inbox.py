@@ -123,14 +123,17 @@ async def show_inbox(
 
 @router.get(f"{INBOX_PATH}/events", name="staff_inbox_events")
 async def inbox_events(request: Request, page: OpsPageDep, services: ServicesDep) -> Response:
-    """`text/event-stream`: `change` whenever the inbox may show something new (module rules)."""
+    """`text/event-stream`: `change` whenever the inbox may show something new (module rules).
+    A caller that does not accept `text/event-stream` gets the current state's one event."""
+    streaming = "text/event-stream" in request.headers.get("accept", "")
 
     async def stream() -> AsyncIterator[str]:
         loop = asyncio.get_running_loop()
         started = quiet_since = loop.time()
         last = None
         yield "retry: 1000\n\n"
-        while loop.time() - started < STREAM_FOR and not await request.is_disconnected():
+        while last is None or (streaming and loop.time() - started < STREAM_FOR
+                               and not await request.is_disconnected()):
             async with services.sessions() as session:
                 version = await inbox_version(session=session)
             if version != last:

@@ -121,11 +121,28 @@ async def test_a_hotel_scoped_key_sees_only_its_hotels(app_sessions, web):
 
 async def test_the_live_stream_says_when_something_changed(app_sessions, web, monkeypatch):
     await seed_inbox(app_sessions)
-    monkeypatch.setattr(inbox_route, "STREAM_FOR", 0.3)  # the test client reads a stream only when it ends
+    monkeypatch.setattr(inbox_route, "STREAM_FOR", 1.2)  # the test client reads a stream only when it ends
     await sign_in(web, next="/inbox")
-    stream = await web.get("/inbox/events")
+    stream = await web.get("/inbox/events", headers={"accept": "text/event-stream"})
     assert stream.status_code == 200 and stream.headers["content-type"].startswith("text/event-stream")
-    assert "event: change\ndata: " in stream.text
+    assert stream.text.count("event: change\ndata: ") == 1  # nothing changed while it ran
+    once = await web.get("/inbox/events")  # not asking for a stream: the current state, once
+    assert once.text.count("event: change") == 1
     fragment = await web.get("/inbox", params={"fragment": "list"}, headers=HTML)
     assert fragment.text.lstrip().startswith('<section id="inbox"') and "<html" not in fragment.text
     assert (await web.get("/inbox/events", headers={"authorization": "Bearer nope"})).status_code == 401
+
+
+async def test_a_hotel_scoped_key_cannot_act_on_another_hotels_conversation(app_sessions, web):
+    p = await seed_inbox(app_sessions)
+    await sign_in(web, key=SCOPED, next="/inbox")
+    page = await web.get(f"/inbox/{p}RIO/webchat", headers=HTML)
+    refused = await web.post(f"/inbox/{p}SP/whatsapp", data={"csrf_token": csrf(page), "action": "done"})
+    assert refused.status_code == 404
+    assert await listed_done(web, p) == []
+
+
+async def listed_done(web: httpx.AsyncClient, p: str) -> list[tuple[str, str]]:
+    await sign_in(web, next="/inbox")
+    done = await web.get("/inbox", params={"status": "done"}, headers=HTML)
+    return [item for item in listed(done) if item[0].startswith(p)]
