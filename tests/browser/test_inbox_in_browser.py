@@ -26,7 +26,12 @@ from api.guest.chat import POLL_SECONDS
 from guest_journey.guest_links import Purpose, make_token
 from tests.api.test_reservations import reservation_body
 from tests.api.test_staff_pages import OPS, RES
-from tests.browser.test_staff_pages_in_browser import CHROMIUM, CHROMIUM_ARGS, site, wait_for_messages
+from tests.browser.test_staff_pages_in_browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    site,
+    wait_for_messages,
+)
 from tests.workflows.journeys import end, now
 
 __all__ = ["site"]
