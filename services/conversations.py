@@ -103,7 +103,8 @@ async def list_conversations(
     """The conversations of the caller's hotels (`hotels`: `api.access`; None: all) that
     pass `filters`, unanswered first (module rules); at most `LIMIT`."""
     message = aliased(MessageRecord, name="m")
-    scope = [col(message.created_at) >= now - RECENT, in_conversation(message)]
+    # `_indexed` is `in_conversation` as the index writes it (only outbound messages have steps)
+    scope = [col(message.created_at) >= now - RECENT, col(message.reservation_id).is_not(None), _indexed(message)]
     if hotels is not None:
         scope.append(col(message.hotel_id).in_(sorted(hotels)))
     if filters.hotel_id:
@@ -122,6 +123,13 @@ async def list_conversations(
         .subquery("recent")
     )
     return await _conversations(session, recent, now=now, target_of=target_of, filters=filters)
+
+
+def _indexed(message: Any) -> Any:
+    """The predicate of `ix_message_conversation`, written as the index writes it (literals,
+    not parameters), so that the database may read the conversations' messages through it."""
+    return or_(col(message.direction) == literal(MessageDirection.inbound.value, literal_execute=True),
+               col(message.step_key).like(literal("manual:%", literal_execute=True)))
 
 
 async def get_conversation(
