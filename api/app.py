@@ -23,6 +23,7 @@ from api.routes import (
     guest_pages,
     health,
     inbound,
+    inbox,
     journey_ops,
     metrics,
     reservations,
@@ -137,7 +138,8 @@ def create_app(
     app.include_router(webhooks.router)
     app.include_router(unsubscribe.router)
     app.include_router(guest_pages.router)
-    app.include_router(staff_panel.router)  # the staff pages (`api.staff`): panel, dashboard, sign-in
+    app.include_router(staff_panel.router)
+    app.include_router(inbox.router)  # the staff inbox (`api.staff.inbox`)  # the staff pages (`api.staff`): panel, dashboard, sign-in
     app.include_router(staff_analytics.router)
     app.include_router(staff_policy.router)
     app.include_router(staff_login.router)

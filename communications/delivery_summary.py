@@ -18,11 +18,14 @@ A message still `queued` or `sending` counts in `total` only.
 `by_channel` has the same `total`, `failed`, `in_doubt` and `failure_rate`
 for every channel that has messages in the period.
 
-Response times: for every message that carries `in_reply_to` and was created
-in the period (of the hotel, when one is given), `reply.created_at -
-replied_to.created_at` in minutes. `hotel_replies` averages our outbound
-replies to guests' messages, `guest_replies` the guests' replies to ours,
-`avg_response_time_minutes` all of them; each is null when there are none.
+Response time (`avg_response_time_minutes`, and the same figure in
+`response_time_minutes.hotel_replies`): from a guest's message to the first
+staff reply in that conversation, averaged over the staff replies created in
+the period (`communications.response_times`, the one meaning the inbox, the
+panel, the dashboard and the metrics use). `guest_replies` is the guest's
+reply time ("tempo de resposta do hóspede"): for every guest message that
+carries `in_reply_to` one of ours, created in the period, `reply.created_at -
+replied_to.created_at` in minutes. Each is null when there are none.
 
 Everything is aggregated by the database (two queries, grouped by channel and
 by reply direction); nothing is loaded message by message.
@@ -43,6 +46,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import Select
 
 from communications.message_store import MessageRecord
+from communications.response_times import response_time
 from guest_journey.messages import SENT_STATUSES, MessageDirection, MessageStatus
 
 DELIVERED_STATUSES = frozenset({MessageStatus.delivered, MessageStatus.read})
@@ -58,10 +62,11 @@ class ChannelSummary(BaseModel):
 
 
 class ResponseTimes(BaseModel):
-    """Average minutes from a message to the reply to it, by who replied."""
+    """Average minutes to a reply, by who replied (module rules)."""
 
-    hotel_replies: float | None = None
-    guest_replies: float | None = None
+    hotel_replies: float | None = Field(default=None, description="the response time: staff replies to guests")
+    guest_replies: float | None = Field(
+        default=None, description="the guest's reply time (tempo de resposta do hóspede) to our messages")
 
 
 class DeliverySummary(BaseModel):
@@ -104,25 +109,17 @@ async def delivery_summary(
         )
     summary.failure_rate = _rate(summary.failed, summary.total)
 
-    count_all, minutes_all = 0, 0.0
+    staff = await response_time(session=session, since=since, until=until, hotels=scope)
+    summary.avg_response_time_minutes = staff.average_minutes
+    summary.response_time_minutes.hotel_replies = staff.average_minutes
     for reply_direction, replied_direction, count, minutes in await _response_times(
         session, since, until, scope
     ):
-        count_all += count
-        minutes_all += float(minutes)
-        average = round(float(minutes) / count, MINUTES_DIGITS)
         if (
-            reply_direction == MessageDirection.outbound
-            and replied_direction == MessageDirection.inbound
-        ):
-            summary.response_time_minutes.hotel_replies = average
-        elif (
             reply_direction == MessageDirection.inbound
             and replied_direction == MessageDirection.outbound
         ):
-            summary.response_time_minutes.guest_replies = average
-    if count_all:
-        summary.avg_response_time_minutes = round(minutes_all / count_all, MINUTES_DIGITS)
+            summary.response_time_minutes.guest_replies = round(float(minutes) / count, MINUTES_DIGITS)
     return summary
 
 

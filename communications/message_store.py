@@ -50,6 +50,17 @@ class MessageRecord(SQLModel, table=True):
         Index("ix_message_replied_to", "id", "direction", "created_at"),
         # A journey's timeline: its messages in order.
         Index("ix_message_reservation_timeline", "reservation_id", "created_at"),
+        # The inbox: the recent messages of conversations (a guest's, or a staff reply),
+        # and its live check of what changed (`services.conversations`).
+        Index(
+            "ix_message_conversation",
+            "created_at",
+            "reservation_id",
+            "channel",
+            sqlite_where=text("direction = 'inbound' OR step_key LIKE 'manual:%'"),
+            postgresql_where=text("direction = 'inbound' OR step_key LIKE 'manual:%'"),
+        ),
+        Index("ix_message_updated_at", "updated_at"),
     )
 
     id: str = Field(primary_key=True, max_length=64)

@@ -48,6 +48,7 @@ class Problem(StrEnum):
     journey_key = "journey_key"
     invalid_value = "invalid_value"
     missing_value = "missing_value"
+    window_closed = "window_closed"
 
 
 class StaffMessageError(ValueError):

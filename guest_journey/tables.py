@@ -17,6 +17,7 @@ import guest_journey.idempotent_requests  # noqa: F401
 import guest_journey.journey_keys  # noqa: F401
 import guest_journey.read_model  # noqa: F401
 import guest_journey.staff_sessions  # noqa: F401
+import services.conversation_state  # noqa: F401
 import services.kpi_tables  # noqa: F401
 import services.snapshot_pending  # noqa: F401
 

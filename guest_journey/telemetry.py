@@ -82,9 +82,9 @@ MESSAGE_STEPS_FAILED = Counter(
     "Journey steps whose message failed on every channel tried.",
     ["template"],
 )
-RESPONSE_TIME_SECONDS = Histogram(
-    "guest_journey_response_time_seconds",
-    "Seconds from a message to the guest's reply to it.",
+GUEST_REPLY_TIME_SECONDS = Histogram(  # not the response time: that is staff's (communications.response_times)
+    "guest_journey_guest_reply_time_seconds",
+    "The guest's reply time: seconds from one of our messages to the guest's reply to it.",
     ["channel"],
     buckets=(60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800),
 )
@@ -337,8 +337,8 @@ def message_step_failed(template: str) -> None:
     MESSAGE_STEPS_FAILED.labels(template=template).inc()
 
 
-def guest_replied(channel: str, response_time_minutes: float) -> None:
-    RESPONSE_TIME_SECONDS.labels(channel=channel).observe(response_time_minutes * 60)
+def guest_replied(channel: str, reply_time_minutes: float) -> None:
+    GUEST_REPLY_TIME_SECONDS.labels(channel=channel).observe(reply_time_minutes * 60)
 
 
 def http_request_answered(method: str, route: str, status: int, seconds: float) -> None:

@@ -5,8 +5,9 @@ Every way a guest's message reaches us goes through `receive_inbound`:
 chat, the reply staff record from the panel, and a detractor's feedback
 (`services.guest_feedback`). The message is stored and matched to its
 reservation (`communications.inbound.store_inbound`); a reply to one of our
-messages is counted in the response-time metric
-(`guest_journey.telemetry.guest_replied`); a matched message is signalled to its
+messages is counted in the guest's reply time metric
+(`guest_journey.telemetry.guest_replied`; staff's response time is
+`communications.response_times`); a matched message is signalled to its
 journey (`notify_inbound`: it opens WhatsApp's 24-hour window). A message its
 channel delivers again (`duplicate`) is neither counted nor signalled again.
 """

@@ -7,6 +7,12 @@ of `communications.staff_message`, a free text is stored apart
 its own (`GuestJourneyWorkflow.send_message`: a `manual:` step, delivered with
 retries, in the timeline). A request id sent twice sends once.
 
+A reply in a conversation (`reply_in_conversation`, the inbox) goes on the
+conversation's channel. On WhatsApp, free text goes only within 24 hours of
+the guest's last message there (`whatsapp_window_open`, the rule the journey
+applies when it sends); outside that window a free text is refused, naming
+why, and a template of the catalogue goes as the approved template.
+
 What is wrong raises `StaffMessageRefused`, an `InvalidRequest` (422) whose
 detail names the field (`context.body: at most 4000 characters ...`); its
 `field` and `problem` let a page say it in its own words.
@@ -15,11 +21,15 @@ detail names the field (`context.body: at most 4000 characters ...`); its
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import func
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
+from communications.message_store import MessageRecord
 from communications.staff_message import (
     Problem,
     StaffMessageError,
@@ -28,11 +38,15 @@ from communications.staff_message import (
 )
 from communications.staff_texts import body_stored_apart
 from communications.templates import TemplateCatalogue
+from guest_journey.messages import MessageDirection
 from guest_journey.reservations import Channel
 from services.errors import InvalidRequest
 from services.journey_service import update_journey
 from workflows.journey import GuestJourneyWorkflow
 from workflows.journey_inputs import ManualMessage
+from workflows.step_messages import WHATSAPP_WINDOW
+
+FREE_TEXT = "free_text"
 
 
 class StaffMessageRefused(InvalidRequest):
@@ -83,3 +97,46 @@ async def send_staff_message(
     )
     assert ack.message_id is not None
     return ack.message_id
+
+
+def whatsapp_window_open(last_guest_message_at: datetime | None, now: datetime) -> bool:
+    """WhatsApp takes free text only within 24 h of the guest's last message on it."""
+    return last_guest_message_at is not None and now - last_guest_message_at < WHATSAPP_WINDOW
+
+
+async def last_guest_message_at(*, session: AsyncSession, reservation_id: str, channel: Channel) -> datetime | None:
+    """When the guest last wrote on `channel` about the reservation."""
+    found = (await session.exec(
+        select(func.max(MessageRecord.created_at)).where(
+            col(MessageRecord.reservation_id) == reservation_id, col(MessageRecord.channel) == channel.value,
+            col(MessageRecord.direction) == MessageDirection.inbound.value)
+    )).one()
+    return found if found is None or found.tzinfo is not None else found.replace(tzinfo=UTC)
+
+
+async def reply_in_conversation(
+    *,
+    session: AsyncSession,
+    client: Client,
+    catalogue: TemplateCatalogue,
+    reservation_id: str,
+    channel: Channel,
+    request_id: str,
+    template: str,
+    now: datetime,
+    context: Mapping[str, Any] | None = None,
+    in_reply_to: str | None = None,
+) -> str:
+    """Reply in a conversation, on its channel (module rules); the message's id. A free
+    text on WhatsApp outside the 24-hour window is refused (`window_closed`)."""
+    if channel is Channel.whatsapp and template == FREE_TEXT:
+        last = await last_guest_message_at(session=session, reservation_id=reservation_id, channel=channel)
+        if not whatsapp_window_open(last, now):
+            raise StaffMessageRefused(StaffMessageError(
+                "template", Problem.window_closed,
+                "WhatsApp takes free text only within 24 hours of the guest's last message; "
+                "send one of the catalogue's templates (they go as approved templates)"))
+    return await send_staff_message(
+        session=session, client=client, catalogue=catalogue, reservation_id=reservation_id, request_id=request_id,
+        template=template, channel=channel, context=context, in_reply_to=in_reply_to,
+    )

@@ -38,7 +38,7 @@ class Signals:
 
 
 def replies(channel: Channel) -> float:
-    value = REGISTRY.get_sample_value("guest_journey_response_time_seconds_count", {"channel": channel.value})
+    value = REGISTRY.get_sample_value("guest_journey_guest_reply_time_seconds_count", {"channel": channel.value})
     return value or 0.0
 
 

@@ -129,7 +129,10 @@ async def load(sessions: SessionFactory) -> None:
             await save_journey(session=session, view=view)
         session.add_all(
             MessageRecord(id=mid, hotel_id=hotel, direction=direction, channel="email", status=status,
-                          created_at=created_at, in_reply_to=reply_to)
+                          created_at=created_at, in_reply_to=reply_to,
+                          # the guest's message and the staff reply: one conversation, a staff (manual) step
+                          reservation_id="J1" if mid in ("i1", "m4") else None,
+                          step_key="manual:m4" if mid == "m4" else None)
             for mid, hotel, direction, status, created_at, reply_to in MESSAGES
         )
         await session.commit()

@@ -26,6 +26,7 @@ from api.staff.panel import PanelJourney, build_panel
 from api.staff.route import PANEL_PATH, OpsPageDep, StaffPage, StaffRoute, read_form
 from api.staff.session import CSRF_FIELD, check_csrf
 from communications.message_store import list_for_reservation
+from communications.response_times import reply_minutes
 from guest_journey.database import utcnow
 from guest_journey.reservations import RESERVATION_ID
 from services.errors import Conflict, DomainError, NotFound, Unavailable
@@ -174,7 +175,8 @@ async def _load_journey(
         view = await read_journey(client=client, session=session, reservation_id=reservation_id)
         principal.hide_unless_visible(view.hotel_id, f"journey for reservation {reservation_id!r}")
         messages = await list_for_reservation(session=session, reservation_id=reservation_id)
+        minutes = await reply_minutes(session=session, reservation_id=reservation_id)
     return build_panel(
         view=view, messages=messages, policy=services.policy.for_hotel(view.hotel_id),
-        settings=services.settings, templates=services.templates.describe(),
+        settings=services.settings, templates=services.templates.describe(), response_minutes=minutes,
     )

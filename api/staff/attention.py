@@ -14,11 +14,11 @@ same on SQLite and PostgreSQL, newest first and at most `LIMIT` rows:
   reservation (a fallback channel or a resend took care of it);
 - `checkin_pending`: a journey still `pre_arrival` whose arrival is within
   the next `CHECKIN_NOTICE` (24 h) and whose digital check-in is not done;
-- `unanswered`: a guest's message older than the hotel's response target
-  (10 min by default, `KpiTargets.response_time_max_minutes`) to which no
-  staff message replied (`in_reply_to`) and after which staff sent no
-  message of their own to that reservation; messages older than `RECENT`
-  are not listed;
+- `unanswered`: a conversation (a reservation on a channel) whose first guest
+  message no staff reply followed is older than the hotel's response target
+  (10 min by default, `KpiTargets.response_time_max_minutes`): the moment the
+  response time runs from (`communications.response_times`, as the inbox
+  counts it); messages older than `RECENT` are not listed;
 - `unmatched`: a guest's message no reservation was found for
   (`communications.inbound.list_unmatched`), in the last `RECENT`;
 - `detractor`: feedback 0-6 received in the last `DETRACTOR_RECENT` with no
@@ -38,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_
+from sqlalchemy import exists, func
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
@@ -47,6 +47,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.staff import labels
 from communications.inbound import list_unmatched
 from communications.message_store import MessageRecord
+from communications.response_times import waiting_since
 from guest_journey import read_model_queries
 from guest_journey.journeys import FINAL_STAGES, Stage
 from guest_journey.messages import SENT_STATUSES, MessageDirection, MessageStatus
@@ -209,18 +210,7 @@ async def unanswered_messages(
     *, session: AsyncSession, now: datetime, sla_of: SlaOf = _sla_default, hotel_id: str | None = None,
     hotels: Collection[str] | None = None,
 ) -> list[AttentionItem]:
-    reply = aliased(MessageRecord, name="reply")
-    answered = exists().where(
-        col(reply.direction) == MessageDirection.outbound.value,
-        or_(
-            col(reply.in_reply_to) == col(MessageRecord.id),
-            and_(
-                col(reply.reservation_id) == col(MessageRecord.reservation_id),
-                col(reply.step_key).like(MANUAL_STEP),
-                col(reply.created_at) >= col(MessageRecord.created_at),
-            ),
-        ),
-    )
+    first_unanswered = waiting_since(col(MessageRecord.reservation_id), col(MessageRecord.channel))
     query = (
         select(MessageRecord)
         .where(
@@ -228,7 +218,7 @@ async def unanswered_messages(
             col(MessageRecord.reservation_id).is_not(None),
             col(MessageRecord.created_at) >= now - RECENT,
             col(MessageRecord.created_at) <= now - min(DEFAULT_SLA, sla_of(hotel_id)),
-            ~answered,
+            col(MessageRecord.created_at) == first_unanswered,
             *_message_of_hotel(hotel_id, hotels),
         )
         .order_by(col(MessageRecord.created_at))

@@ -50,7 +50,7 @@ class TimelineEntry:
     reason: str | None = None
     in_reply_to: str | None = None
     in_reply_to_label: str | None = None
-    response_minutes: float | None = None
+    response_minutes: float | None = None  # a staff reply's response time (communications.response_times)
     step_key: str | None = None
     pending: bool = False
     handed_over: bool = True
@@ -154,11 +154,15 @@ def build_panel(
     policy: HotelPolicy,
     settings: Settings,
     templates: list[TemplateInfo],
+    response_minutes: dict[str, float] | None = None,
 ) -> PanelJourney:
+    """`response_minutes`: each staff reply's response time (`communications.response_times.reply_minutes`)."""
     zone = policy.timezone
     by_id = {record.id: record for record in messages}
     steps_by_key = {step.key: step for step in view.steps}
     timeline = [_entry(record, by_id, steps_by_key, zone) for record in messages]
+    for entry in timeline:
+        entry.response_minutes = (response_minutes or {}).get(entry.id)
     sent_steps = {record.step_key for record in messages if record.step_key}
     timeline += [
         TimelineEntry(
@@ -221,7 +225,6 @@ def _entry(
     if replied is not None:
         what = labels.label(labels.TEMPLATES, replied.template) if replied.template else f"“{_short(replied.body_text)}”"
         entry.in_reply_to_label = f"{what} de {labels.when(replied.created_at, zone)}"
-        entry.response_minutes = round((record.created_at - replied.created_at).total_seconds() / 60, 1)
     elif record.in_reply_to:
         entry.in_reply_to_label = record.in_reply_to
     return entry

@@ -55,7 +55,7 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
-NAV = (("panel", PANEL_PATH, "Painel"), ("analytics", "/analytics", "Analytics"))
+NAV = (("panel", PANEL_PATH, "Painel"), ("inbox", "/inbox", "Caixa de entrada"), ("analytics", "/analytics", "Analytics"))
 ADMIN_NAV = (("policy", "/policy", "Política"),)  # shown to the role admin
 
 

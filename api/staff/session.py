@@ -36,6 +36,7 @@ by its `Authorization` header sends no ambient credential and needs neither.
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import json
 import secrets
@@ -165,6 +166,7 @@ class StaffCaller:
     role: Role
     via: Literal["bearer", "session", "loopback"]
     hotels: frozenset[str] | None = None  # the key's hotels (`api.access`); None: every hotel
+    who: str = "local"  # who this is, as the inbox's "assign to me" keeps it: never the key itself
 
     @property
     def principal(self) -> Principal:
@@ -209,13 +211,19 @@ async def identify(request: Request, services: Services) -> StaffCaller:
     settings = services.settings
     if request.headers.get("authorization"):
         principal = caller_principal(request, settings)
-        return StaffCaller(role=principal.role, via="bearer", hotels=principal.hotels)
+        return StaffCaller(role=principal.role, via="bearer", hotels=principal.hotels,
+                           who=_who(request.headers["authorization"].removeprefix("Bearer ").strip()))
     session = await live_session(request, services)
     access = session_access(settings, session) if session is not None else None
-    if access is not None:
-        return StaffCaller(role=access.role, via="session", hotels=access.hotels)
+    if access is not None and session is not None:
+        return StaffCaller(role=access.role, via="session", hotels=access.hotels, who=_who(session.fingerprint))
     principal = caller_principal(request, settings)
     return StaffCaller(role=principal.role, via="loopback", hotels=principal.hotels)
+
+
+def _who(secret_part: str) -> str:
+    """A short id for one staff key or session, from which the key cannot be told."""
+    return "k" + hashlib.sha256(f"guest-journey staff:{secret_part}".encode()).hexdigest()[:11]
 
 
 async def staff_caller(request: Request, services: ServicesDep) -> StaffCaller:

@@ -77,6 +77,7 @@ ROLE_BY_PREFIX: tuple[tuple[str, Role], ...] = (
     ("/guest-experience", "ops"),
     ("/communications", "ops"),
     ("/analytics", "ops"),
+    ("/inbox", "ops"),
     ("/codec", "ops"),
     ("/policy", "admin"),
 )
@@ -378,6 +379,11 @@ SCOPE: dict[tuple[str, str], tuple[Probe, ...] | str] = {
                                                  "context": {"body": "Olá"}})),
     ),
     ("GET", "/communications/templates"): "the template catalogue: no hotel's data",
+    ("GET", "/inbox"): "lists only the key's hotels' conversations (tests/api/test_inbox.py)",
+    ("GET", "/inbox/events"): "says only that something changed; the list it leads to is scoped",
+    ("GET", "/inbox/{reservation_id}/{channel}"): "another hotel's conversation is 404 (tests/api/test_inbox.py)",
+    ("POST", "/inbox/{reservation_id}/{channel}"): "acts only on a conversation the GET shows: another hotel's is "
+                                                   "404 before anything is read (tests/api/test_inbox.py)",
     ("POST", "/codec/decode"): "a payload of another hotel's journey is 404 (tests/api/test_codec.py)",
     ("POST", "/codec/encode"): "encrypts nothing, reads no journey: payloads come back as given",
 }

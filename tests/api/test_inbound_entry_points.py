@@ -45,7 +45,7 @@ async def web(entry_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 def replies(channel: Channel) -> float:
     """How many replies the response-time metric has counted on `channel`."""
-    value = REGISTRY.get_sample_value("guest_journey_response_time_seconds_count", {"channel": channel.value})
+    value = REGISTRY.get_sample_value("guest_journey_guest_reply_time_seconds_count", {"channel": channel.value})
     return value or 0.0
 
 

@@ -45,13 +45,15 @@ MESSAGES = [
     ("i1", SP, "whatsapp", "inbound", "received", at(0, 0, 30), "o1"),
     ("i2", SP, "email", "inbound", "received", at(1, 1, 30), "o4"),
     ("i3", RJ, "email", "inbound", "received", at(2, 1), "o11"),
-    # Staff replies to guests: 8 and 20 minutes.
+    # Staff replies to guests, in their conversations: 8 and 20 minutes.
     ("h1", SP, "whatsapp", "outbound", "read", at(0, 0, 38), "i1"),
     ("h2", RJ, "email", "outbound", "sent", at(2, 1, 20), "i3"),
     # Guests' messages that answer nothing; the second one is unmatched.
     ("i4", SP, "whatsapp", "inbound", "received", at(0, 5), None),
     ("i5", None, "email", "inbound", "received", at(1, 3), None),
 ]
+# A conversation is a reservation on a channel: the replies and what they answer share one.
+CONVERSATIONS = {"i1": "R-o1", "h1": "R-o1", "i2": "R-o4", "i3": "R-o11", "h2": "R-o11"}
 
 
 async def load(sessions: SessionFactory) -> None:
@@ -59,7 +61,8 @@ async def load(sessions: SessionFactory) -> None:
         session.add_all(
             MessageRecord(
                 id=message_id,
-                reservation_id=f"R-{message_id}" if hotel else None,
+                reservation_id=CONVERSATIONS.get(message_id, f"R-{message_id}") if hotel else None,
+                step_key=f"manual:{message_id}" if message_id.startswith("h") else None,
                 hotel_id=hotel,
                 channel=channel,
                 direction=direction,
@@ -86,7 +89,7 @@ async def test_the_whole_data_set(db_sessions):
         delivered=8,
         failed=3,
         failure_rate=0.2,
-        avg_response_time_minutes=41.6,
+        avg_response_time_minutes=14.0,
         response_time_minutes=ResponseTimes(hotel_replies=14.0, guest_replies=60.0),
         by_channel={
             "email": ChannelSummary(total=6, failed=1, failure_rate=0.1667),
@@ -104,7 +107,7 @@ async def test_one_hotel(db_sessions):
         delivered=5,
         failed=1,
         failure_rate=0.1111,
-        avg_response_time_minutes=42.67,
+        avg_response_time_minutes=8.0,
         response_time_minutes=ResponseTimes(hotel_replies=8.0, guest_replies=60.0),
         by_channel={
             "email": ChannelSummary(total=3, failed=0, failure_rate=0.0),
@@ -122,7 +125,7 @@ async def test_a_period_includes_since_and_excludes_until(db_sessions):
         delivered=1,
         failed=2,
         failure_rate=0.4,
-        avg_response_time_minutes=90.0,
+        avg_response_time_minutes=None,
         response_time_minutes=ResponseTimes(hotel_replies=None, guest_replies=90.0),
         by_channel={
             "email": ChannelSummary(total=4, failed=1, failure_rate=0.25),
@@ -136,7 +139,7 @@ async def test_a_period_and_a_hotel_together(db_sessions):
     summary = await summary_of(db_sessions, since=at(2), hotel_id=RJ)
     assert (summary.total, summary.sent, summary.delivered, summary.failed) == (3, 3, 2, 0)
     assert summary.response_time_minutes == ResponseTimes(hotel_replies=20.0, guest_replies=60.0)
-    assert summary.avg_response_time_minutes == 40.0
+    assert summary.avg_response_time_minutes == 20.0  # the staff's, never the guest's
 
 
 async def test_periods_in_other_offsets_mean_the_same_instants(db_sessions):
