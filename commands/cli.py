@@ -7,6 +7,7 @@
 - `gdpr export|erase RESERVATION_ID`: a guest's personal data on request.
 - `db upgrade` / `db current`: bring the database schema to this release / print its revision.
 - `status`: health, workers, backlogs, failures and stuck journeys in one block.
+- `import FILE`: start the journeys of a file of reservations (CSV or JSON Lines), many at a time.
 - `policy check FILE` / `policy preview FILE`: a policy file's mistakes with their lines / the journey it plans.
 """
 
@@ -26,6 +27,7 @@ import uvicorn
 from pydantic import ValidationError
 from starlette.types import ASGIApp
 
+from commands import bulk_import as import_command
 from commands import db as db_command
 from commands import gdpr as gdpr_command
 from commands import policy as policy_command
@@ -295,13 +297,14 @@ def _parser() -> argparse.ArgumentParser:
         "Settings come from GUEST_JOURNEY_* environment variables.",
     )
     parser.add_argument("--version", action="version", version=f"guest-journey {package_version()}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{dev,api,worker,gdpr,db,status,policy}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{dev,api,worker,gdpr,db,status,policy,import}")
     for name, (_, help_text) in COMMANDS.items():
         commands.add_parser(name, help=help_text, description=help_text)
     gdpr_command.add_parser(commands)  # commands with arguments set `run_with_args`
     db_command.add_parser(commands)
     status_command.add_parser(commands)
     policy_command.add_parser(commands)
+    import_command.add_parser(commands)
     return parser
 
 
