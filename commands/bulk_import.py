@@ -24,6 +24,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from temporalio.client import Client
+
+from commands.progress import ProgressDisplay
 from guest_journey.database import SessionFactory, create_engine, session_factory
 from guest_journey.policy import load_policy
 from guest_journey.reservations import Guest, Reservation
@@ -36,8 +39,6 @@ from services.reservation_import import (
     ImportTally,
     import_reservations,
 )
-
-from commands.progress import ProgressDisplay
 
 UNREADABLE = 2
 SOME_FAILED = 1
@@ -105,13 +106,16 @@ async def import_lines(
 
 
 @asynccontextmanager
-async def _connected(settings: Settings) -> AsyncIterator[tuple[Any, SessionFactory]]:
+async def _connected(settings: Settings) -> AsyncIterator[tuple[Client, SessionFactory]]:
+    """A client with the payload codec (its data keys in a pool of their own, as the API's
+    and the worker's), and the database."""
     engine = create_engine(settings.resolved_database_url)
+    keys_engine = create_engine(settings.resolved_database_url)
     try:
         await prepare_database(engine, settings)
-        sessions = session_factory(engine)
-        yield await connect_temporal(settings, sessions=sessions), sessions
+        yield await connect_temporal(settings, sessions=session_factory(keys_engine)), session_factory(engine)
     finally:
+        await keys_engine.dispose()
         await engine.dispose()
 
 

@@ -27,6 +27,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from communications.message_store import MessageRecord
 from guest_journey import read_model, temporal
+from guest_journey.database import SessionFactory
 from guest_journey.journeys import JourneyView, Stage, workflow_id_for
 from guest_journey.messages import MessageDirection, MessageStatus
 from guest_journey.policy import JourneyPolicy
@@ -214,7 +215,7 @@ async def start_journey(
     *,
     client: Client,
     settings: Settings,
-    session: AsyncSession,
+    sessions: SessionFactory,
     policy: JourneyPolicy,
     reservation: Reservation,
     request_id: str,
@@ -223,9 +224,12 @@ async def start_journey(
     journey is only started (`start_workflow`, its search attributes given at start), not
     waited for; a journey that exists already takes the PUT's update, whose answer says
     whether it changed (a journey just started is created and changed; one this very request
-    started earlier, created and not changed). A finished journey takes nothing (409), as for the PUT."""
+    started earlier, created and not changed). A finished journey takes nothing (409), as
+    for the PUT. The database is read in sessions of its own, held by no Temporal call, so
+    that many starts at a time need few connections."""
     rid = reservation.reservation_id
-    finished = await read_model.finished_stage(session=session, reservation_id=rid)
+    async with sessions() as session:
+        finished = await read_model.finished_stage(session=session, reservation_id=rid)
     if finished is not None:
         raise Conflict(f"the journey of reservation {rid!r} is {finished.value}; it takes no more changes")
     hotel_policy = policy.for_hotel(reservation.hotel_id)
@@ -244,10 +248,11 @@ async def start_journey(
                           created=True, changed=True)
     except WorkflowAlreadyStartedError:
         pass
-    return await update_journey(
-        client=client, session=session, reservation_id=rid, update=GuestJourneyWorkflow.update_reservation,
-        argument=ReservationUpdate(reservation=reservation, policy=hotel_policy, request_id=request_id),
-    )
+    async with sessions() as session:
+        return await update_journey(
+            client=client, session=session, reservation_id=rid, update=GuestJourneyWorkflow.update_reservation,
+            argument=ReservationUpdate(reservation=reservation, policy=hotel_policy, request_id=request_id),
+        )
 
 
 def journey_search_attributes(reservation: Reservation) -> TypedSearchAttributes:

@@ -193,11 +193,11 @@ async def _start_line(
     check: LineCheck | None,
 ) -> Outcome:
     reservation = read_reservation(line, settings)
-    async with sessions() as session:
-        if check is not None:
+    if check is not None:
+        async with sessions() as session:
             await check(session, reservation)
-        ack = await start_journey(client=client, settings=settings, session=session, policy=policy,
-                                  reservation=reservation, request_id=request_id_of(reservation))
+    ack = await start_journey(client=client, settings=settings, sessions=sessions, policy=policy,
+                              reservation=reservation, request_id=request_id_of(reservation))
     if ack.created:
         # A journey just started is created and changed; the journey answers "created" (not
         # changed) to the very request that started it: a re-run of the same line.

@@ -14,7 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.access import check_reservation
-from api.deps import PolicyDep, PrincipalDep, ServicesDep, SettingsDep, TemporalClientDep, require_role
+from api.deps import (
+    PolicyDep,
+    PrincipalDep,
+    ServicesDep,
+    SettingsDep,
+    TemporalClientDep,
+    require_role,
+)
 from api.error_responses import ROLE_ERRORS, errors
 from api.limits import BATCH_MAX_BODY_BYTES, size_text
 from guest_journey.reservations import Reservation
