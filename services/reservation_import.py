@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
 
 from guest_journey.database import SessionFactory
 from guest_journey.journey_ids import JourneyIdTooLong, journey_id
@@ -37,6 +37,7 @@ from services.journey_service import start_journey
 logger = logging.getLogger(__name__)
 BATCH_LIMIT = 1_000  # reservations in one `POST /reservations/batch`
 DEFAULT_CONCURRENCY = 32
+NO_ANSWER = "its journey exists but did not answer in time (is a worker running?); run the import again"
 
 
 class Outcome(StrEnum):
@@ -157,6 +158,8 @@ async def import_reservations(
                                         policy=policy, check=check)
         except (LineError, DomainError, PolicyError) as error:
             tally.failures.append(LineFailure(line.number, line.reservation_id, _reason(error)))
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            tally.failures.append(LineFailure(line.number, line.reservation_id, NO_ANSWER))
         except Exception as error:  # one line's surprise is reported, the others go on
             logger.exception("reservation line %d failed", line.number)
             tally.failures.append(LineFailure(line.number, line.reservation_id, f"{type(error).__name__}: {error}"))

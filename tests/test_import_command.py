@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import io
 import json
 import os
 import subprocess
@@ -19,6 +20,7 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
+from commands.progress import ProgressDisplay, progress_text
 from guest_journey.database import SessionFactory
 from guest_journey.journeys import workflow_id_for
 from guest_journey.reservations import Channel
@@ -170,3 +172,14 @@ async def test_a_file_it_cannot_read_is_refused_in_one_line(dev_settings: Settin
     refused = await run_import(dev_settings, "127.0.0.1:1", str(file))
     assert refused.returncode == 2
     assert "unknown column(s) 'hotel'; the columns are reservation_id, hotel_id" in refused.stderr
+
+
+def test_the_progress_bar_shows_rate_and_eta_and_plain_lines_elsewhere() -> None:
+    assert progress_text(250, 1000, 5.0, bar=True) == "[########----------------------] 250/1,000 25% 50/s ETA 0:15"
+    assert progress_text(1000, 1000, 4.0, failed=3, bar=False) == "1,000/1,000 100% 250/s ETA 0:00, 3 failed"
+    log = io.StringIO()  # not a terminal: plain lines, the last one at the end
+    display = ProgressDisplay(log, 10, every=3600)
+    display.update(5)
+    display.finish(10, 1)
+    assert log.getvalue().count("\n") == 1 and "\r" not in log.getvalue()
+    assert log.getvalue().startswith("10/10 100% ") and log.getvalue().endswith(", 1 failed\n")
