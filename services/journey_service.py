@@ -31,7 +31,7 @@ from guest_journey.database import SessionFactory
 from guest_journey.journeys import JourneyView, Stage, workflow_id_for
 from guest_journey.messages import MessageDirection, MessageStatus
 from guest_journey.policy import JourneyPolicy
-from guest_journey.reservations import Channel, Reservation
+from guest_journey.reservations import Channel, Reservation, ReservationIn
 from guest_journey.settings import Settings
 from services.errors import Conflict, NotFound, Unavailable, temporal_errors
 from workflows.journey import GuestJourneyWorkflow
@@ -225,13 +225,17 @@ async def start_journey(
     waited for; a journey that exists already takes the PUT's update, whose answer says
     whether it changed (a journey just started is created and changed; one this very request
     started earlier, created and not changed). A finished journey takes nothing (409), as
-    for the PUT. The database is read in sessions of its own, held by no Temporal call, so
+    for the PUT; one whose read model already holds this very reservation is left alone
+    (answered unchanged, the journey not even woken: a re-run of an import). The database
+    is read in sessions of its own, held by no Temporal call, so
     that many starts at a time need few connections."""
     rid = reservation.reservation_id
     async with sessions() as session:
-        finished = await read_model.finished_stage(session=session, reservation_id=rid)
-    if finished is not None:
-        raise Conflict(f"the journey of reservation {rid!r} is {finished.value}; it takes no more changes")
+        stored = await read_model.get_journey(session=session, reservation_id=rid)
+    if stored is not None and stored.stage.is_final:
+        raise Conflict(f"the journey of reservation {rid!r} is {stored.stage.value}; it takes no more changes")
+    if stored is not None and recorded_as(stored, reservation):
+        return JourneyAck(reservation_id=rid, workflow_id=stored.workflow_id, stage=stored.stage)
     hotel_policy = policy.for_hotel(reservation.hotel_id)
     try:
         with temporal_errors(rid):
@@ -253,6 +257,12 @@ async def start_journey(
             client=client, session=session, reservation_id=rid, update=GuestJourneyWorkflow.update_reservation,
             argument=ReservationUpdate(reservation=reservation, policy=hotel_policy, request_id=request_id),
         )
+
+
+def recorded_as(stored: JourneyView, reservation: Reservation) -> bool:
+    """The read model's journey holds this reservation as it is."""
+    fields = set(ReservationIn.model_fields)  # what a PUT sends
+    return stored.model_dump(mode="json", include=fields) == reservation.model_dump(mode="json", include=fields)
 
 
 def journey_search_attributes(reservation: Reservation) -> TypedSearchAttributes:
