@@ -27,6 +27,7 @@ from api.routes import (
     journey_ops,
     metrics,
     reservations,
+    reservations_batch,
     staff_analytics,
     staff_login,
     staff_panel,
@@ -131,6 +132,7 @@ def create_app(
     app.add_middleware(RequestMetrics)
     app.add_middleware(RequestTracing)  # outermost: the span covers the whole request
     app.include_router(reservations.router)
+    app.include_router(reservations_batch.router)
     app.include_router(journey_ops.router)  # /guest-experience/journey before /{reservation_id}
     app.include_router(guest_experience.router)
     app.include_router(communications.router)

@@ -6,6 +6,7 @@ Every route takes at most `MAX_BODY_BYTES` (64 KiB), but for the routes of
 | path | limit | why |
 | --- | --- | --- |
 | `/webhooks/whatsapp` | 3 MiB | Meta batches many statuses and messages into one request |
+| `/reservations/batch` | 2 MiB | up to 1,000 reservations of about a kilobyte each (`services.reservation_import.BATCH_LIMIT`) |
 | `/codec/decode`, `/codec/encode` | 4 MiB | the Temporal UI sends a history page's payloads at once; 4 MiB is gRPC's default message limit, which no history event exceeds |
 
 `WHATSAPP_WEBHOOK_MAX_BODY_BYTES` comes from Meta's Webhooks reference for the
@@ -31,9 +32,11 @@ WHATSAPP_WEBHOOK_PATH = "/webhooks/whatsapp"
 MAX_BODY_BYTES = 64 * KIB
 WHATSAPP_WEBHOOK_MAX_BODY_BYTES = 3 * MIB  # Meta: "Webhooks payloads can be up to 3MB" (module docstring)
 CODEC_MAX_BODY_BYTES = 4 * MIB  # gRPC's default message limit (module docstring)
+BATCH_MAX_BODY_BYTES = 2 * MIB  # 1,000 reservations (module docstring)
 BODY_LIMITS_BY_PATH: Mapping[str, int] = {
     WHATSAPP_WEBHOOK_PATH: WHATSAPP_WEBHOOK_MAX_BODY_BYTES,
     "/codec/decode": CODEC_MAX_BODY_BYTES,
+    "/reservations/batch": BATCH_MAX_BODY_BYTES,
     "/codec/encode": CODEC_MAX_BODY_BYTES,
 }
 

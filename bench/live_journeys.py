@@ -13,8 +13,9 @@ in 10-30 days: each journey starts, writes its read model and sleeps on its
 timer); the bare workflows (waiting on a signal or a 30-day timer) are
 started with `client.start_workflow`. Memory per 1,000 cached workflows is
 the RSS growth over the growth of the cache, `min(count, cache) - min(warm,
-cache)`. The journeys' process also serves the API (that is the embedded
-default), so its growth bounds the worker's from above. At the end the
+cache)`. The journeys' worker is a process of its own in the embedded
+default (`guest-journey dev` runs the API beside it), so its growth is the
+worker's alone. At the end the
 running workflows of each kind are counted in Temporal's visibility, and the
 journeys in the read model (`GET /guest-experience/journey`).
 """
@@ -90,11 +91,11 @@ async def running(client: Client, workflow_type: str, expected: int) -> int:
 async def measure(stand: Stand, count: int, warm: int, concurrency: int) -> LiveJourneys:
     if not 0 < warm < count:
         raise ValueError("warm must be above 0 and below count")
-    service = stand.service.process
+    worker = stand.service.worker_pid  # the journeys' worker: a process of its own in `guest-journey dev`
     await start_bare(stand, new_ids("warm", warm), concurrency, with_update=False)
     await put_journeys(stand.http, new_ids("W", warm), concurrency)
     await stand.until_idle()
-    bare_before, journeys_before = rss_mib(stand.bare.pid), rss_mib(service.pid)
+    bare_before, journeys_before = rss_mib(stand.bare.pid), rss_mib(worker)
 
     rest = count - warm
     bare = await start_bare(stand, new_ids("bare", rest), concurrency, with_update=False,
@@ -103,8 +104,8 @@ async def measure(stand: Stand, count: int, warm: int, concurrency: int) -> Live
     bare_after = rss_mib(stand.bare.pid)
     journeys = await put_journeys(stand.http, new_ids("J", rest), concurrency,
                                   label="journeys: PUT /reservations/{id}")
-    await until_idle(service.pid)
-    journeys_after = rss_mib(service.pid)
+    await until_idle(worker)
+    journeys_after = rss_mib(worker)
 
     return LiveJourneys(
         count=count, warm=warm, bare=bare, journeys=journeys,
@@ -127,7 +128,7 @@ def report(figures: LiveJourneys, concurrency: int, seconds: float) -> None:
           f"read model: {figures.volume['active']:,} active {figures.volume['by_stage']}")
     print(f"{'RSS, MiB':<40}{'warm':>9}{'all':>9}{'per 1,000 cached':>18}")
     for name, rss in (("bare worker", figures.bare_rss),
-                      ("guest-journey dev (worker and API)", figures.journeys_rss)):
+                      ("guest-journey dev (its worker)", figures.journeys_rss)):
         print(f"{name:<40}{rss[0]:>9.0f}{rss[1]:>9.0f}{figures.per_1000_cached(rss):>18.1f}")
     print(f"Temporal dev server: RSS {figures.temporal_rss:.0f} MiB, "
           f"SQLite file {figures.temporal_file_mib:.0f} MiB")

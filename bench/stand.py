@@ -164,7 +164,22 @@ class Service:
 
     @property
     def temporal_pid(self) -> int:
-        return children(self.process.pid)[0]
+        return self._child("start-dev")
+
+    @property
+    def api_pid(self) -> int:
+        return self._child("commands.cli api")
+
+    @property
+    def worker_pid(self) -> int:
+        """`guest-journey dev` runs the API and the worker as processes of their own."""
+        return self._child("-m worker")
+
+    def _child(self, marker: str) -> int:
+        for pid in children(self.process.pid):
+            if marker in Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                return pid
+        raise RuntimeError(f"guest-journey dev has no child process running {marker!r}")
 
 
 @asynccontextmanager
@@ -252,7 +267,8 @@ class Stand:
             "load generator": os.getpid(),
             "Temporal dev server": self.service.temporal_pid,
             "bare worker": self.bare.pid,
-            "guest-journey dev (API, worker)": self.service.process.pid,
+            "API": self.service.api_pid,
+            "worker": self.service.worker_pid,
         })
 
     def new_http(self) -> httpx.AsyncClient:
@@ -263,7 +279,8 @@ class Stand:
     async def until_idle(self) -> None:
         """Both workers idle: every workflow task and activity done."""
         await until_idle(self.bare.pid)
-        await until_idle(self.service.process.pid)
+        await until_idle(self.service.worker_pid)
+        await until_idle(self.service.api_pid)
 
 
 @asynccontextmanager

@@ -1,12 +1,14 @@
 """`guest-journey`: run the service.
 
 - `dev`: the embedded default, one command: the Temporal dev server (SQLite in
-  the data dir), the worker and the HTTP API; Ctrl-C stops all three.
+  the data dir), the HTTP API and the worker, each its own process (`dev_processes`),
+  their logs merged; Ctrl-C stops all three.
 - `api`: only the HTTP API (production shape, against a Temporal cluster).
 - `worker`: only a worker, like `python worker.py`.
 - `gdpr export|erase RESERVATION_ID`: a guest's personal data on request.
 - `db upgrade` / `db current`: bring the database schema to this release / print its revision.
 - `status`: health, workers, backlogs, failures and stuck journeys in one block.
+- `import FILE`: start the journeys of a file of reservations (CSV or JSON Lines), many at a time.
 - `policy check FILE` / `policy preview FILE`: a policy file's mistakes with their lines / the journey it plans.
 """
 
@@ -26,10 +28,12 @@ import uvicorn
 from pydantic import ValidationError
 from starlette.types import ASGIApp
 
+from commands import bulk_import as import_command
 from commands import db as db_command
 from commands import gdpr as gdpr_command
 from commands import policy as policy_command
 from commands import status as status_command
+from commands.dev_processes import dev_children, run_children
 from commands.devserver import (
     DevServerError,
     PortClaim,
@@ -61,10 +65,11 @@ class _ApiServer(uvicorn.Server):
 
 
 class _Shutdown:
-    """SIGINT/SIGTERM once: stop cleanly; twice: make the API stop without waiting."""
+    """SIGINT/SIGTERM once: stop cleanly; twice: make the API (`dev`: every child) stop without waiting."""
 
     def __init__(self) -> None:
         self.requested = asyncio.Event()
+        self.forced = asyncio.Event()
         self.api: uvicorn.Server | None = None
 
     def install(self) -> None:
@@ -76,6 +81,7 @@ class _Shutdown:
         if self.requested.is_set():
             if self.api is not None:
                 self.api.force_exit = True
+            self.forced.set()
             return
         logger.info("stopping on %s", signal.Signals(sig).name)
         self.requested.set()
@@ -123,36 +129,27 @@ async def _run_api(server: uvicorn.Server, shutdown: _Shutdown) -> None:
         raise RuntimeError("the API did not start (see the log lines above)")
 
 
-async def _serve(settings: Settings, shutdown: _Shutdown, *, with_worker: bool) -> int:
-    """Run the API (and a worker) until a signal, or until one of them fails."""
+async def _serve(settings: Settings, shutdown: _Shutdown) -> int:
+    """Run the API until a signal, or until it fails."""
     from api.app import create_app
 
-    # With a worker in this process, the worker serves the process's metrics (one registry, one address).
-    server = _ApiServer(api_server_config(settings, create_app(settings, serve_metrics=not with_worker)))
+    server = _ApiServer(api_server_config(settings, create_app(settings)))
     shutdown.api = server
-    worker_stop = asyncio.Event()
-    tasks = {"API": asyncio.create_task(_run_api(server, shutdown))}
-    if with_worker:
-        from worker import run_worker
-
-        tasks["worker"] = asyncio.create_task(run_worker(settings, worker_stop))
+    api = asyncio.create_task(_run_api(server, shutdown))
     stop_requested = asyncio.create_task(shutdown.requested.wait())
-    await asyncio.wait([stop_requested, *tasks.values()], return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait([stop_requested, api], return_when=asyncio.FIRST_COMPLETED)
     unexpected = not stop_requested.done()
     stop_requested.cancel()
     server.should_exit = True
-    worker_stop.set()
-    status = 0
-    for name, task in tasks.items():
-        try:
-            await task
-        except Exception:
-            logger.exception("the %s failed", name)
-            status = 1
-    if unexpected and status == 0:
-        logger.error("the %s stopped on its own", " and ".join(n for n, t in tasks.items() if t.done()))
-        status = 1
-    return status
+    try:
+        await api
+    except Exception:
+        logger.exception("the API failed")
+        return 1
+    if unexpected:
+        logger.error("the API stopped on its own")
+        return 1
+    return 0
 
 
 async def _prepare_database(settings: Settings) -> None:
@@ -209,7 +206,7 @@ async def _dev(settings: Settings, binary: Path) -> int:
         if not await _until_ready(temporal, shutdown):
             return 0
         await _prepare_database(settings)
-        return await _serve(settings, shutdown, with_worker=True)
+        return await run_children(dev_children(settings), shutdown.requested, shutdown.forced)
     except DevServerError as error:
         logger.error("%s", error)
         return 1
@@ -248,7 +245,7 @@ async def _api(settings: Settings) -> int:
     shutdown = _Shutdown()
     shutdown.install()
     logger.info("guest-journey api: API %s, API docs %s/docs", _api_url(settings), _api_url(settings))
-    return await _serve(settings, shutdown, with_worker=False)
+    return await _serve(settings, shutdown)
 
 
 def _api_command(settings: Settings) -> int:
@@ -282,7 +279,7 @@ def _worker_command(settings: Settings) -> int:
 
 
 COMMANDS: dict[str, tuple[Callable[[Settings], int], str]] = {
-    "dev": (_dev_command, "Temporal dev server + worker + API in one process (embedded default)"),
+    "dev": (_dev_command, "Temporal dev server + API + worker in one command (embedded default)"),
     "api": (_api_command, "only the HTTP API"),
     "worker": (_worker_command, "only a worker (same as `python worker.py`)"),
 }
@@ -295,13 +292,14 @@ def _parser() -> argparse.ArgumentParser:
         "Settings come from GUEST_JOURNEY_* environment variables.",
     )
     parser.add_argument("--version", action="version", version=f"guest-journey {package_version()}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{dev,api,worker,gdpr,db,status,policy}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{dev,api,worker,gdpr,db,status,policy,import}")
     for name, (_, help_text) in COMMANDS.items():
         commands.add_parser(name, help=help_text, description=help_text)
     gdpr_command.add_parser(commands)  # commands with arguments set `run_with_args`
     db_command.add_parser(commands)
     status_command.add_parser(commands)
     policy_command.add_parser(commands)
+    import_command.add_parser(commands)
     return parser
 
 

@@ -96,7 +96,7 @@ def find_temporal_binary() -> Path | None:
     return find_installed_binary("temporal")
 
 
-def _parent_death_signal() -> Callable[[], None] | None:
+def parent_death_signal() -> Callable[[], None] | None:
     """On Linux, have the child receive SIGTERM if this process dies without stopping it."""
     if not sys.platform.startswith("linux"):
         return None
@@ -174,7 +174,7 @@ class TemporalDevServer:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             process_group=0,
-            preexec_fn=_parent_death_signal(),
+            preexec_fn=parent_death_signal(),
         )
 
     def output_tail(self, lines: int = 20) -> str:

@@ -9,7 +9,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import Any, TextIO
 
 from opentelemetry import trace
 
@@ -40,14 +40,20 @@ class ConsoleFormatter(JsonFormatter):
     """For a person at a terminal: `time level logger: message key=value ...`, masked the same way."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = json.loads(super().format(record))
-        moment = datetime.fromisoformat(entry.pop("time")).strftime("%H:%M:%S")
-        level, name, message = entry.pop("level"), entry.pop("logger"), entry.pop("message")
-        error = entry.pop("error", None)
-        entry.pop("color_message", None)
-        fields = " ".join(f"{key}={value}" for key, value in entry.items())
-        line = f"{moment} {level:<7} {name}: {message}" + (f"  {fields}" if fields else "")
-        return line + (f"\n{error}" if error else "")
+        return console_line(json.loads(super().format(record)))
+
+
+def console_line(entry: dict[str, Any]) -> str:
+    """A JSON log line's fields as `ConsoleFormatter` writes them (`guest-journey dev` shows
+    its processes' JSON lines this way at a terminal)."""
+    entry = dict(entry)
+    moment = datetime.fromisoformat(entry.pop("time")).strftime("%H:%M:%S")
+    level, name, message = entry.pop("level"), entry.pop("logger"), entry.pop("message")
+    error = entry.pop("error", None)
+    entry.pop("color_message", None)
+    fields = " ".join(f"{key}={value}" for key, value in entry.items())
+    line = f"{moment} {level:<7} {name}: {message}" + (f"  {fields}" if fields else "")
+    return line + (f"\n{error}" if error else "")
 
 
 def configure_logging(level: str | int = logging.INFO, stream: TextIO | None = None) -> None:

@@ -17,15 +17,21 @@ from temporalio.client import (
     WithStartWorkflowOperation,
     WorkflowHandle,
 )
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from communications.message_store import MessageRecord
-from guest_journey import read_model
-from guest_journey.journeys import JourneyView, workflow_id_for
+from guest_journey import read_model, temporal
+from guest_journey.database import SessionFactory
+from guest_journey.journeys import JourneyView, Stage, workflow_id_for
 from guest_journey.messages import MessageDirection, MessageStatus
 from guest_journey.policy import JourneyPolicy
-from guest_journey.reservations import Channel, Reservation
+from guest_journey.reservations import Channel, Reservation, ReservationIn
 from guest_journey.settings import Settings
 from services.errors import Conflict, NotFound, Unavailable, temporal_errors
 from workflows.journey import GuestJourneyWorkflow
@@ -203,3 +209,67 @@ async def notify_failed_later(
     except NotFound as error:
         logger.warning("late message failure not signalled to its journey: %s", error.detail,
                        extra={"reservation_id": message.reservation_id, "message_id": message.id})
+
+
+async def start_journey(
+    *,
+    client: Client,
+    settings: Settings,
+    sessions: SessionFactory,
+    policy: JourneyPolicy,
+    reservation: Reservation,
+    request_id: str,
+) -> JourneyAck:
+    """Bulk onboarding's start (`services.reservation_import`): the PUT's rules, but a new
+    journey is only started (`start_workflow`, its search attributes given at start), not
+    waited for; a journey that exists already takes the PUT's update, whose answer says
+    whether it changed (a journey just started is created and changed; one this very request
+    started earlier, created and not changed). A finished journey takes nothing (409), as
+    for the PUT; one whose read model already holds this very reservation is left alone
+    (answered unchanged, the journey not even woken: a re-run of an import). The database
+    is read in sessions of its own, held by no Temporal call, so
+    that many starts at a time need few connections."""
+    rid = reservation.reservation_id
+    async with sessions() as session:
+        stored = await read_model.get_journey(session=session, reservation_id=rid)
+    if stored is not None and stored.stage.is_final:
+        raise Conflict(f"the journey of reservation {rid!r} is {stored.stage.value}; it takes no more changes")
+    if stored is not None and recorded_as(stored, reservation):
+        return JourneyAck(reservation_id=rid, workflow_id=stored.workflow_id, stage=stored.stage)
+    hotel_policy = policy.for_hotel(reservation.hotel_id)
+    try:
+        with temporal_errors(rid):
+            await client.start_workflow(
+                GuestJourneyWorkflow.run,
+                JourneyInput(reservation=reservation, policy=hotel_policy, request_id=request_id),
+                id=workflow_id_for(rid),
+                task_queue=settings.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=journey_search_attributes(reservation),
+            )
+        return JourneyAck(reservation_id=rid, workflow_id=workflow_id_for(rid), stage=Stage.pre_arrival,
+                          created=True, changed=True)
+    except WorkflowAlreadyStartedError:
+        pass
+    async with sessions() as session:
+        return await update_journey(
+            client=client, session=session, reservation_id=rid, update=GuestJourneyWorkflow.update_reservation,
+            argument=ReservationUpdate(reservation=reservation, policy=hotel_policy, request_id=request_id),
+        )
+
+
+def recorded_as(stored: JourneyView, reservation: Reservation) -> bool:
+    """The read model's journey holds this reservation as it is."""
+    fields = set(ReservationIn.model_fields)  # what a PUT sends
+    return stored.model_dump(mode="json", include=fields) == reservation.model_dump(mode="json", include=fields)
+
+
+def journey_search_attributes(reservation: Reservation) -> TypedSearchAttributes:
+    """What a new journey publishes first (`GuestJourneyWorkflow._publish_search_attributes`)."""
+    return TypedSearchAttributes([
+        SearchAttributePair(temporal.RESERVATION_ID, reservation.reservation_id),
+        SearchAttributePair(temporal.HOTEL_ID, reservation.hotel_id),
+        SearchAttributePair(temporal.JOURNEY_STAGE, Stage.pre_arrival.value),
+        SearchAttributePair(temporal.ARRIVAL_DATE, reservation.arrival),
+    ])

@@ -1,5 +1,6 @@
-"""`guest-journey dev` end to end, as a user runs it: Temporal dev server,
-worker and API in one process; Ctrl-C stops them; a re-run resumes journeys."""
+"""`guest-journey dev` end to end, as a user runs it: the Temporal dev server, the API
+and the worker, each its own process under one command, their logs merged; Ctrl-C or
+SIGTERM stops them all, leaving no process behind; a re-run resumes journeys."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from guest_journey.settings import Settings
 
-START_TIMEOUT = 45.0
+START_TIMEOUT = 90.0  # three processes start on a shared machine
 STOP_TIMEOUT = 20.0
 
 
@@ -54,6 +55,59 @@ def _pids_using(marker: str) -> list[int]:
     return pids
 
 
+def _parent_of(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _descendants(pid: int) -> dict[int, str]:
+    """Every living process below `pid`, with its command line."""
+    parents = {int(entry.name): _parent_of(int(entry.name)) for entry in Path("/proc").iterdir() if entry.name.isdigit()}
+    found: dict[int, str] = {}
+    frontier = [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, its_parent in parents.items():
+            if its_parent == parent and child not in found:
+                found[child] = _cmdline(child)
+                frontier.append(child)
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return (Path(f"/proc/{pid}/cmdline")).read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _alive(pids: Iterator[int] | list[int]) -> list[int]:
+    alive = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            alive.append(pid)
+    return alive
+
+
+def _children_by_role(dev_pid: int) -> dict[str, int]:
+    """The processes of a running `dev`: the Temporal dev server, the API and the worker."""
+    roles = {}
+    for pid, cmdline in _descendants(dev_pid).items():
+        if "start-dev" in cmdline:
+            roles["temporal"] = pid
+        elif cmdline.endswith("commands.cli api "):
+            roles["api"] = pid
+        elif cmdline.endswith("-m worker "):
+            roles["worker"] = pid
+    return roles
+
+
 @dataclass
 class DevRun:
     tmp_path: Path
@@ -61,6 +115,13 @@ class DevRun:
     api_port: int
     temporal_port: int
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    seen_pids: set[int] = field(default_factory=set)
+
+    def roles(self, process: subprocess.Popen[bytes]) -> dict[str, int]:
+        """The running `dev`'s processes (remembered, so that none is left behind at the end)."""
+        found = _children_by_role(process.pid)
+        self.seen_pids.update(found.values())
+        return found
 
     @property
     def data_dir(self) -> Path:
@@ -85,9 +146,12 @@ class DevRun:
         self.processes.append(process)
         return process
 
+    def log(self, process: subprocess.Popen[bytes]) -> str:
+        """Everything `dev` wrote (its children's lines among them)."""
+        return (self.tmp_path / f"dev-{self.processes.index(process)}.log").read_text(errors="replace")
+
     def output(self, process: subprocess.Popen[bytes]) -> str:
-        index = self.processes.index(process)
-        text = (self.tmp_path / f"dev-{index}.log").read_text(errors="replace")
+        text = self.log(process)
         temporal_log = self.data_dir / "temporal.log"
         if temporal_log.exists():
             text += "\n--- temporal.log (tail) ---\n" + "\n".join(
@@ -112,12 +176,15 @@ class DevRun:
                 await asyncio.sleep(0.3)
         pytest.fail(f"the API did not become healthy in {START_TIMEOUT} s ({last}):\n{self.output(process)}")
 
-    async def interrupt(self, process: subprocess.Popen[bytes]) -> int:
-        process.send_signal(signal.SIGINT)
+    async def interrupt(self, process: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGINT) -> int:
+        process.send_signal(sig)
+        return await self.exited(process, f"of {sig.name}")
+
+    async def exited(self, process: subprocess.Popen[bytes], why: str = "") -> int:
         try:
             return await asyncio.to_thread(process.wait, STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
-            pytest.fail(f"dev did not stop within {STOP_TIMEOUT} s of SIGINT:\n{self.output(process)}")
+            pytest.fail(f"dev did not stop within {STOP_TIMEOUT} s {why}:\n{self.output(process)}")
 
     def kill_leftovers(self) -> None:
         for process in self.processes:
@@ -127,7 +194,7 @@ class DevRun:
                 except ProcessLookupError:
                     pass
                 process.wait(timeout=10)
-        for pid in _pids_using(str(self.data_dir)):
+        for pid in [*_pids_using(str(self.data_dir)), *_alive(self.seen_pids)]:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -201,11 +268,14 @@ async def _wait_listed(address: str, workflow_id: str) -> None:
     pytest.fail(f'{workflow_id} not listed by JourneyStage="pre_arrival" (found {found})')
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)
 async def test_dev_runs_everything_stops_on_sigint_and_resumes(dev_run: DevRun) -> None:
     reservation_id = "R-DEV-1"
     first = dev_run.start()
     await dev_run.wait_healthy(first)
+    processes = dev_run.roles(first)
+    assert set(processes) == {"temporal", "api", "worker"}, _descendants(first.pid)
+    assert len({first.pid, *processes.values()}) == 4  # the API and the worker: processes of their own
     async with httpx.AsyncClient(base_url=dev_run.api_url, timeout=10) as http:
         response = await http.put(f"/reservations/{reservation_id}", json=_reservation_body())
         assert response.status_code == 201, response.text
@@ -221,6 +291,9 @@ async def test_dev_runs_everything_stops_on_sigint_and_resumes(dev_run: DevRun) 
 
     assert await dev_run.interrupt(first) == 0, dev_run.output(first)
     assert not _pids_using(str(dev_run.data_dir)), "a process of the first run is still alive"
+    assert not _alive(list(processes.values())), f"left behind: {_alive(list(processes.values()))}"
+    log = dev_run.log(first)
+    assert "\napi    | " in log and "\nworker | " in log, log  # the children's logs, merged and prefixed
 
     second = dev_run.start()
     await dev_run.wait_healthy(second)
@@ -252,3 +325,47 @@ def test_dev_refuses_a_taken_api_port(dev_run: DevRun) -> None:
     assert str(dev_run.api_port) in output
     assert "GUEST_JOURNEY_API_PORT" in output
     assert not (dev_run.data_dir / "temporal.sqlite").exists()
+
+
+async def _started(dev_run: DevRun) -> tuple[subprocess.Popen[bytes], dict[str, int]]:
+    process = dev_run.start()
+    await dev_run.wait_healthy(process)
+    roles = dev_run.roles(process)
+    assert set(roles) == {"temporal", "api", "worker"}, _descendants(process.pid)
+    return process, roles
+
+
+@pytest.mark.timeout(240)
+async def test_sigterm_stops_every_process_with_status_0(dev_run: DevRun) -> None:
+    process, roles = await _started(dev_run)
+    assert await dev_run.interrupt(process, signal.SIGTERM) == 0, dev_run.output(process)
+    assert not _alive(list(roles.values())), dev_run.output(process)
+
+
+@pytest.mark.timeout(240)
+async def test_a_child_that_dies_stops_the_others_and_dev_exits_1(dev_run: DevRun) -> None:
+    process, roles = await _started(dev_run)
+    os.kill(roles["worker"], signal.SIGKILL)
+    assert await dev_run.exited(process, "after its worker died") == 1
+    output = dev_run.output(process)
+    assert "the worker stopped on its own" in dev_run.log(process), output
+    assert not _alive(list(roles.values())), output
+
+
+@pytest.mark.timeout(240)
+async def test_a_killed_dev_leaves_no_orphans(dev_run: DevRun) -> None:
+    process, roles = await _started(dev_run)
+    process.kill()
+    process.wait()
+    left = await _still_alive_after(list(roles.values()), STOP_TIMEOUT)
+    assert not left, f"orphans: {[_cmdline(pid) for pid in left]}"
+
+
+async def _still_alive_after(pids: list[int], timeout: float) -> list[int]:
+    """The processes still alive once `timeout` has passed (or none, as soon as all have ended)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pids):
+            return []
+        await asyncio.sleep(0.2)
+    return _alive(pids)

@@ -330,6 +330,8 @@ SCOPE: dict[tuple[str, str], tuple[Probe, ...] | str] = {
         Probe(Call(f"/reservations/{OTHER_ID}", json=_reservation(OWN_HOTEL)), 404,  # another hotel's id: 404
               Call(f"/reservations/{OWN_ID}", json=_reservation(OWN_HOTEL))),
     ),
+    ("POST", "/reservations/batch"): "names a hotel per reservation: one of another hotel is answered in "
+    "`failures` with the PUT's words, the others start (tests/api/test_reservations_batch.py)",
     ("DELETE", "/reservations/{reservation_id}"): (
         Probe(Call(f"/reservations/{OTHER_ID}"), 404, Call(f"/reservations/{OWN_ID}")),
     ),

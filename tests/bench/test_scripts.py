@@ -8,6 +8,7 @@ import pytest
 
 from bench import (
     analytics,
+    bulk_import,
     event_to_visible,
     intake,
     live_journeys,
@@ -53,3 +54,13 @@ async def test_the_analytics_bench_runs_on_a_few_messages(capsys: pytest.Capture
 async def test_the_whole_stays_bench_runs_on_one_stay(capsys: pytest.CaptureFixture[str]) -> None:
     await whole_stays.run(count=1)
     assert "whole stays / baseline =" in capsys.readouterr().out
+
+
+async def test_the_bulk_import_bench_runs_on_a_few_reservations(capsys: pytest.CaptureFixture[str]) -> None:
+    async with start_stand() as stand:
+        figures = await bulk_import.measure(stand, count=3, concurrency=2)
+    bulk_import.report(figures, count=3, concurrency=2)
+    assert figures.baseline.errors == [] and figures.first.failures == []
+    assert figures.first.summary() == "3 started, 0 updated, 0 unchanged, 0 failed"
+    assert figures.again.summary() == "0 started, 0 updated, 3 unchanged, 0 failed"
+    assert "import / baseline start_workflow =" in capsys.readouterr().out
