@@ -1,12 +1,14 @@
 """`guest-journey`: run the service.
 
 - `dev`: the embedded default, one command: the Temporal dev server (SQLite in
-  the data dir), the worker and the HTTP API; Ctrl-C stops all three.
+  the data dir), the worker and the HTTP API (and the SMTP receiver when
+  GUEST_JOURNEY_MAIL_IN_PORT is set); Ctrl-C stops them all.
 - `api`: only the HTTP API (production shape, against a Temporal cluster).
 - `worker`: only a worker, like `python worker.py`.
 - `gdpr export|erase RESERVATION_ID`: a guest's personal data on request.
 - `db upgrade` / `db current`: bring the database schema to this release / print its revision.
 - `status`: health, workers, backlogs, failures and stuck journeys in one block.
+- `mail-in` / `mail-in --imap`: guests' e-mail replies by SMTP / from a mailbox.
 - `policy check FILE` / `policy preview FILE`: a policy file's mistakes with their lines / the journey it plans.
 """
 
@@ -28,6 +30,7 @@ from starlette.types import ASGIApp
 
 from commands import db as db_command
 from commands import gdpr as gdpr_command
+from commands import mail_in as mail_in_command
 from commands import policy as policy_command
 from commands import status as status_command
 from commands.devserver import (
@@ -136,6 +139,8 @@ async def _serve(settings: Settings, shutdown: _Shutdown, *, with_worker: bool) 
         from worker import run_worker
 
         tasks["worker"] = asyncio.create_task(run_worker(settings, worker_stop))
+        if settings.mail_in_port is not None:  # `dev` with the SMTP receiver (commands.mail_in)
+            tasks["mail-in"] = asyncio.create_task(mail_in_command.run_mail_in(settings, worker_stop))
     stop_requested = asyncio.create_task(shutdown.requested.wait())
     await asyncio.wait([stop_requested, *tasks.values()], return_when=asyncio.FIRST_COMPLETED)
     unexpected = not stop_requested.done()
@@ -234,6 +239,8 @@ def _dev_command(settings: Settings) -> int:
         PortClaim(temporal_host, temporal_port, "the Temporal frontend", "GUEST_JOURNEY_TEMPORAL_ADDRESS"),
         PortClaim(temporal_host, settings.temporal_ui_port, "the Temporal UI", "GUEST_JOURNEY_TEMPORAL_UI_PORT"),
         _api_claim(settings),
+        *([PortClaim(settings.mail_in_host, settings.mail_in_port, "the SMTP receiver", "GUEST_JOURNEY_MAIL_IN_PORT")]
+          if settings.mail_in_port is not None else []),
     ])
     if conflict is not None:
         return _fail("dev", conflict)
@@ -295,9 +302,10 @@ def _parser() -> argparse.ArgumentParser:
         "Settings come from GUEST_JOURNEY_* environment variables.",
     )
     parser.add_argument("--version", action="version", version=f"guest-journey {package_version()}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{dev,api,worker,gdpr,db,status,policy}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{dev,api,worker,mail-in,gdpr,db,status,policy}")
     for name, (_, help_text) in COMMANDS.items():
         commands.add_parser(name, help=help_text, description=help_text)
+    mail_in_command.add_parser(commands)
     gdpr_command.add_parser(commands)  # commands with arguments set `run_with_args`
     db_command.add_parser(commands)
     status_command.add_parser(commands)
