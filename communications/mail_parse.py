@@ -50,7 +50,7 @@ def parse_mail(raw: bytes) -> ParsedMail:
     if not message_id or any(c.isspace() for c in message_id):
         message_id = f"<sha256:{hashlib.sha256(raw).hexdigest()}>"
     recipients = tuple(
-        address.lower()
+        address
         for name in RECIPIENT_HEADERS
         for _, address in getaddresses([_header(message, name)])
         if "@" in address
@@ -139,6 +139,8 @@ def _payload(part: Message) -> bytes:
 
 
 def _part_text(part: Message) -> str:
+    if part.get_content_charset() in (None, "us-ascii", "ascii"):  # undeclared 8-bit: UTF-8, else Latin-1
+        return _clean(_text(_payload(part).decode("utf-8", "surrogateescape")))
     if isinstance(part, EmailMessage):
         try:
             content = part.get_content()
