@@ -6,7 +6,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.access import journey_id_for
@@ -120,8 +120,10 @@ class UnmatchedMail(BaseModel):
     message_id: str | None = Field(description="the guest message it was stored as, when it was")
 
 
-@router.get("/mail-in/unmatched", response_model=list[UnmatchedMail])
-async def unmatched_mail(session: SessionDep, principal: PrincipalDep, limit: int = 100) -> list[UnmatchedMail]:
+@router.get("/mail-in/unmatched", response_model=list[UnmatchedMail], responses=errors(422))
+async def unmatched_mail(
+    session: SessionDep, principal: PrincipalDep, limit: int = Query(default=100, ge=1, le=500)
+) -> list[UnmatchedMail]:
     """Guests' e-mails (by SMTP or from the mailbox) no reservation was found for, newest
     first, with why ("Mensagens sem reserva" for staff to follow up). They belong to no
     hotel, so a key limited to some hotels sees none."""
@@ -133,7 +135,7 @@ async def unmatched_mail(session: SessionDep, principal: PrincipalDep, limit: in
             reason=row.reason, reason_text=_reason_text(row.reason),
             attachments=row.attachments, message_id=row.message_ref,
         )
-        for row in await list_unmatched_mail(session=session, limit=max(1, min(limit, 500)))
+        for row in await list_unmatched_mail(session=session, limit=limit)
     ]
 
 
