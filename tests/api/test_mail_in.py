@@ -22,10 +22,12 @@ import trustme
 from sqlmodel import select
 
 from commands.mail_in import smtp_receiver
+from communications.mail_in_store import InboundEmail
 from communications.message_store import MessageRecord
 from guest_journey.database import SessionFactory
 from guest_journey.guest_links import reply_token
 from guest_journey.settings import Settings
+from services.gdpr import erase_guest_data
 from tests.api.conftest import app_client
 from tests.api.test_reservations import reservation_body
 from tests.api.test_staff_pages import HTML, KEYS, OPS, RES, bearer
@@ -101,6 +103,14 @@ async def test_a_reply_by_smtp_shows_in_the_journeys_timeline_once(env, worker, 
         ("email", "Chego às 22h, obrigada!\n[anexo: passaporte.png, 2 kB]")]
     assert inbound[0]["in_reply_to"] == ours.message_id
     assert unmatched == []
+
+    counts = await erase_guest_data(sessions, rid, secret_key="k", actor="test")
+    await send(receiver, message, to)  # redelivered after the erasure: still the same e-mail
+    async with sessions() as session:
+        [row] = (await session.exec(select(InboundEmail))).all()
+        replies = (await session.exec(select(MessageRecord).where(MessageRecord.direction == "inbound"))).all()
+    assert counts["inbound_email"] == 1 and len(replies) == 1
+    assert (row.sender, row.subject, row.attachments) == (None, None, [{"name": "[erased]", "size": 2048}])
 
 
 async def test_an_html_only_reply_with_scripts_is_kept_as_text_and_no_script_reaches_the_page(
