@@ -30,6 +30,7 @@ from temporalio.client import Client
 
 from communications.mail_in_store import MailSource
 from guest_journey.database import SessionFactory, create_engine, session_factory
+from guest_journey.schema import prepare_database
 from guest_journey.settings import Settings
 from guest_journey.temporal import connect_temporal
 from services.inbound_email import receive_email, recipient_refusal
@@ -114,6 +115,7 @@ async def _service(settings: Settings) -> AsyncIterator[tuple[SessionFactory, Cl
     engine = create_engine(settings.resolved_database_url)
     keys_engine = create_engine(settings.resolved_database_url)
     try:
+        await prepare_database(engine, settings)  # as the API: production refuses a schema not at the head
         client = await connect_temporal(settings, sessions=session_factory(keys_engine), lazy=True)
         yield session_factory(engine), client
     finally:

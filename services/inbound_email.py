@@ -52,6 +52,7 @@ from services.inbound_messages import receive_inbound
 logger = logging.getLogger(__name__)
 
 REPLY_PREFIX = "reply+"
+BODY_LENGTH = 20_000  # as much as `POST /communications/messages/inbound` takes
 
 
 @dataclass(frozen=True)
@@ -168,8 +169,10 @@ def _reply_address(settings: Settings, addresses: Sequence[str]) -> tuple[bool, 
 
 
 def _body(mail: ParsedMail) -> str:
-    """The guest's words, then one line per attachment (its name and size), so the timeline shows them."""
-    lines = [mail.text] if mail.text else []
+    """The guest's words (at most `BODY_LENGTH` characters), then one line per attachment
+    (its name and size), so the timeline shows them."""
+    text = mail.text if len(mail.text) <= BODY_LENGTH else mail.text[:BODY_LENGTH] + " […]"
+    lines = [text] if text else []
     lines += [f"[anexo: {attachment.name}, {_size(attachment.size)}]" for attachment in mail.attachments]
     return "\n".join(lines) or mail.subject or "(e-mail vazio)"
 

@@ -1,0 +1,65 @@
+"""`guest-journey mail-in` as a process: it says which setting it needs, and once
+started it answers SMTP on its port, refuses what is not a reply of ours, and stops
+cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import smtplib
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.smtp_server import free_port
+
+TIMEOUT = 60
+
+
+def environment(tmp_path: Path, **settings: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("GUEST_JOURNEY_", "OTEL_"))}
+    env["GUEST_JOURNEY_DATA_DIR"] = str(tmp_path / "data")
+    env.update({f"GUEST_JOURNEY_{name.upper()}": value for name, value in settings.items()})
+    return env
+
+
+def test_it_names_the_setting_it_needs(tmp_path: Path) -> None:
+    smtp = subprocess.run([sys.executable, "-m", "commands.cli", "mail-in"], env=environment(tmp_path),
+                          capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    imap = subprocess.run([sys.executable, "-m", "commands.cli", "mail-in", "--imap"], env=environment(tmp_path),
+                          capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    assert (smtp.returncode, imap.returncode) == (2, 2)
+    assert "GUEST_JOURNEY_MAIL_IN_PORT" in smtp.stderr and "GUEST_JOURNEY_IMAP_HOST" in imap.stderr
+
+
+def test_the_receiver_answers_refuses_strangers_and_stops_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "commands.cli", "mail-in"],
+        env=environment(tmp_path, mail_in_port=str(port), email_from="Hotel <stay@hotel.example>"),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            try:
+                smtp = smtplib.SMTP("127.0.0.1", port, timeout=10)
+                break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, "the receiver did not start"
+                time.sleep(0.1)
+        with smtp:
+            smtp.ehlo()
+            smtp.mail("someone@example.com")
+            answers = [smtp.rcpt(to)[0] for to in ("reservas@hotel.example", "reply+x@guest-journey.localhost")]
+        process.send_signal(signal.SIGTERM)
+        status = process.wait(timeout=TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    output = process.stdout.read().decode() if process.stdout else ""
+    assert answers == [550, 550], output
+    assert status == 0, output
+    assert "reply+<token>@hotel.example" in output
