@@ -372,6 +372,8 @@ SCOPE: dict[tuple[str, str], tuple[Probe, ...] | str] = {
                                                  "context": {"body": "Olá"}})),
     ),
     ("GET", "/communications/templates"): "the template catalogue: no hotel's data",
+    ("GET", "/communications/mail-in/unmatched"): "e-mail no reservation was found for belongs to no hotel: "
+                                                   "a scoped key gets an empty list (test_mail_in.py)",
     ("POST", "/codec/decode"): "a payload of another hotel's journey is 404 (tests/api/test_codec.py)",
     ("POST", "/codec/encode"): "encrypts nothing, reads no journey: payloads come back as given",
 }

@@ -35,11 +35,12 @@ from tests.smtp_server import free_port
 from tests.workflows.journeys import end, now
 
 DOMAIN = "guest-journey.localhost"  # the worker's default sender's domain: our Reply-To's
+SCOPED = "scoped-ops-key-0123456789"  # an ops key limited to hotel-1
 
 
 @pytest.fixture
 def mail_settings(api_settings: Settings) -> Settings:
-    return api_settings.model_copy(update={"api_keys": KEYS, "mail_in_port": free_port(),
+    return api_settings.model_copy(update={"api_keys": f"{KEYS},{SCOPED}:ops:hotel-1", "mail_in_port": free_port(),
                                            "mail_in_max_bytes": 1_000_000})
 
 
@@ -174,7 +175,9 @@ async def test_bad_input_is_stored_safely_or_refused_and_the_receiver_stays_up(r
         await aiosmtplib.send(raw, hostname="127.0.0.1", port=receiver, sender="x@example.com",
                               recipients=[to], start_tls=False)
     unmatched = (await web.get("/communications/mail-in/unmatched", headers=bearer(OPS))).json()
+    scoped = await web.get("/communications/mail-in/unmatched", headers=bearer(SCOPED))
 
+    assert scoped.status_code == 200 and scoped.json() == []  # it belongs to no hotel of theirs
     subjects = {row["subject"] for row in unmatched}
     assert {"Reserva até sábado ção", "Habitación"} <= subjects
     assert len(unmatched) == 3 and {row["reason"] for row in unmatched} == {"message_gone"}
