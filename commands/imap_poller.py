@@ -47,7 +47,10 @@ async def poll_mailbox(settings: Settings, sessions: SessionFactory, client: Cli
         except (OSError, TimeoutError, aioimaplib.AioImapException, ImapError) as error:
             logger.warning("IMAP %s:%s: %s; trying again in %gs", settings.imap_host, settings.resolved_imap_port,
                            error or type(error).__name__, settings.imap_poll_seconds)
-            await _wait(stop, settings.imap_poll_seconds)
+        except Exception:  # the database, say: the message stays unseen and is taken in next time
+            logger.exception("mail-in: a message could not be taken in; trying again in %gs",
+                             settings.imap_poll_seconds)
+        await _wait(stop, settings.imap_poll_seconds)
 
 
 async def _connected(settings: Settings, sessions: SessionFactory, client: Client, stop: asyncio.Event) -> None:

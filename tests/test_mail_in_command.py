@@ -12,6 +12,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+from pydantic import ValidationError
+
+from guest_journey.settings import Settings
 from tests.smtp_server import free_port
 
 TIMEOUT = 60
@@ -63,3 +67,19 @@ def test_the_receiver_answers_refuses_strangers_and_stops_on_sigterm(tmp_path: P
     assert answers == [550, 550], output
     assert status == 0, output
     assert "reply+<token>@hotel.example" in output
+
+
+def test_the_reply_domain_is_our_senders_unless_set(tmp_path: Path) -> None:
+    assert Settings(email_from="Hotel Mar <Stay@Hotel.Example>").resolved_mail_in_domain == "hotel.example"
+    assert Settings(email_from="x@hotel.example", mail_in_domain=" Replies.Example ").resolved_mail_in_domain == (
+        "replies.example")
+    assert Settings().resolved_mail_in_domain == "guest-journey.localhost"  # the worker's default sender's
+
+
+def test_starttls_needs_both_the_certificate_and_its_key(tmp_path: Path) -> None:
+    cert = tmp_path / "cert.pem"
+    cert.write_text("-----BEGIN CERTIFICATE-----\n")
+    with pytest.raises(ValidationError, match="GUEST_JOURNEY_MAIL_IN_TLS_CERT and GUEST_JOURNEY_MAIL_IN_TLS_KEY"):
+        Settings(mail_in_tls_cert=cert)
+    with pytest.raises(ValidationError, match="no file at"):
+        Settings(mail_in_tls_cert=cert, mail_in_tls_key=tmp_path / "missing.pem")
