@@ -19,6 +19,7 @@ from guest_journey.settings import Settings
 from tests.smtp_server import free_port
 
 TIMEOUT = 60
+DEV_TIMEOUT = 120  # the Temporal dev server starts first
 
 
 def environment(tmp_path: Path, **settings: str) -> dict[str, str]:
@@ -83,3 +84,34 @@ def test_starttls_needs_both_the_certificate_and_its_key(tmp_path: Path) -> None
         Settings(mail_in_tls_cert=cert)
     with pytest.raises(ValidationError, match="no file at"):
         Settings(mail_in_tls_cert=cert, mail_in_tls_key=tmp_path / "missing.pem")
+
+
+def test_dev_runs_the_receiver_when_its_port_is_set(tmp_path: Path) -> None:
+    temporal, ui, api, mail_in = (free_port() for _ in range(4))
+    env = environment(tmp_path, temporal_address=f"127.0.0.1:{temporal}", temporal_ui_port=str(ui),
+                      api_port=str(api), mail_in_port=str(mail_in))
+    log = tmp_path / "dev.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen([sys.executable, "-m", "commands.cli", "dev"], cwd=tmp_path, env=env,
+                                   stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    try:
+        deadline = time.monotonic() + DEV_TIMEOUT
+        while True:
+            try:
+                smtp = smtplib.SMTP("127.0.0.1", mail_in, timeout=10)
+                break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
+                time.sleep(0.2)
+        with smtp:
+            smtp.ehlo()
+            smtp.mail("someone@example.com")
+            refused = smtp.rcpt("reservas@guest-journey.localhost")[0]
+        process.send_signal(signal.SIGINT)
+        status = process.wait(timeout=TIMEOUT)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert (refused, status) == (550, 0), log.read_text(errors="replace")
