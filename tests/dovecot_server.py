@@ -34,7 +34,8 @@ READY_SECONDS = 30.0
 
 
 class DovecotServer:
-    def __init__(self) -> None:
+    def __init__(self, *, idle: bool = True) -> None:
+        self.idle = idle  # False: a server that does not offer IDLE (the poller then polls)
         self.host = "127.0.0.1"
         self.port = free_port()
         self.tls_port = free_port()
@@ -76,7 +77,7 @@ class DovecotServer:
             internal="dovecot" if root else me,
             internal_group="dovecot" if root else grp.getgrgid(os.getgid()).gr_name, login="dovenull" if root else me,
             uid=mail_user.pw_uid, gid=mail_user.pw_gid,
-        ))
+        ) + ("" if self.idle else "imap_capability = IMAP4rev1 LITERAL+ UIDPLUS\n"))
         self.process = subprocess.Popen(
             [DOVECOT, "-F", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,

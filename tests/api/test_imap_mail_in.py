@@ -164,6 +164,28 @@ async def test_the_poller_reads_over_imaps_and_comes_back_after_a_refused_login(
     assert [row.message_id_header for row in await mails(sessions)] == ["<tls@mail.example.com>"]
 
 
+async def test_a_server_without_idle_is_polled(env, sessions, imap_settings, caplog):
+    caplog.set_level("INFO", logger="commands.imap_poller")
+    async with DovecotServer(idle=False) as plain:
+        settings = imap_settings.model_copy(update={"imap_port": plain.port, "imap_password": SecretStr(plain.password),
+                                                    "imap_poll_seconds": 0.3})
+        async with polling(settings, sessions, env.client):
+            assert not await _idle_offered(plain)
+            await deliver(plain, reply("someone@example.com", "Oi", Message_ID="<polled@mail.example.com>"))
+            await until(lambda: _unseen_is(plain, 0), "the message was polled in")
+    assert [row.message_id_header for row in await mails(sessions)] == ["<polled@mail.example.com>"]
+    assert any("(every 0.3s)" in record.getMessage() for record in caplog.records)
+
+
+async def _idle_offered(dovecot: DovecotServer) -> bool:
+    imap = aioimaplib.IMAP4(dovecot.host, dovecot.port)
+    await imap.wait_hello_from_server()
+    await imap.login(dovecot.user, dovecot.password)
+    offered = imap.has_capability("IDLE")
+    await imap.logout()
+    return offered
+
+
 async def _has_inbound(sessions: SessionFactory, rid: str) -> bool:
     async with sessions() as session:
         rows = await session.exec(select(MessageRecord).where(
