@@ -2,13 +2,15 @@
 
 - `dev`: the embedded default, one command: the Temporal dev server (SQLite in
   the data dir), the HTTP API and the worker, each its own process (`dev_processes`),
-  their logs merged; Ctrl-C stops all three.
+  and the SMTP receiver when GUEST_JOURNEY_MAIL_IN_PORT is set, their logs merged;
+  Ctrl-C stops them all.
 - `api`: only the HTTP API (production shape, against a Temporal cluster).
 - `worker`: only a worker, like `python worker.py`.
 - `gdpr export|erase RESERVATION_ID`: a guest's personal data on request.
 - `db upgrade` / `db current`: bring the database schema to this release / print its revision.
 - `status`: health, workers, backlogs, failures and stuck journeys in one block.
 - `import FILE`: start the journeys of a file of reservations (CSV or JSON Lines), many at a time.
+- `mail-in` / `mail-in --imap`: guests' e-mail replies by SMTP / from a mailbox.
 - `policy check FILE` / `policy preview FILE`: a policy file's mistakes with their lines / the journey it plans.
 """
 
@@ -31,6 +33,7 @@ from starlette.types import ASGIApp
 from commands import bulk_import as import_command
 from commands import db as db_command
 from commands import gdpr as gdpr_command
+from commands import mail_in as mail_in_command
 from commands import policy as policy_command
 from commands import status as status_command
 from commands.dev_processes import dev_children, run_children
@@ -231,6 +234,8 @@ def _dev_command(settings: Settings) -> int:
         PortClaim(temporal_host, temporal_port, "the Temporal frontend", "GUEST_JOURNEY_TEMPORAL_ADDRESS"),
         PortClaim(temporal_host, settings.temporal_ui_port, "the Temporal UI", "GUEST_JOURNEY_TEMPORAL_UI_PORT"),
         _api_claim(settings),
+        *([PortClaim(settings.mail_in_host, settings.mail_in_port, "the SMTP receiver", "GUEST_JOURNEY_MAIL_IN_PORT")]
+          if settings.mail_in_port is not None else []),
     ])
     if conflict is not None:
         return _fail("dev", conflict)
@@ -292,9 +297,10 @@ def _parser() -> argparse.ArgumentParser:
         "Settings come from GUEST_JOURNEY_* environment variables.",
     )
     parser.add_argument("--version", action="version", version=f"guest-journey {package_version()}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{dev,api,worker,gdpr,db,status,policy,import}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{dev,api,worker,gdpr,db,status,policy,import,mail-in}")
     for name, (_, help_text) in COMMANDS.items():
         commands.add_parser(name, help=help_text, description=help_text)
+    mail_in_command.add_parser(commands)
     gdpr_command.add_parser(commands)  # commands with arguments set `run_with_args`
     db_command.add_parser(commands)
     status_command.add_parser(commands)

@@ -45,10 +45,13 @@ def cli(command: str) -> tuple[str, ...]:
 
 def dev_children(settings: Settings) -> list[Child]:
     """What `dev` runs once Temporal answers and the schema is current; one more process is one more line."""
-    return [
+    children = [
         Child("api", cli("api")),
         Child("worker", (sys.executable, "-m", "worker")),  # what `guest-journey worker` runs
     ]
+    if settings.mail_in_port is not None:
+        children.append(Child("mail-in", cli("mail-in")))  # guests' e-mail replies by SMTP (commands.mail_in)
+    return children
 
 
 class ChildProcess:

@@ -10,6 +10,7 @@ import os
 import re
 import secrets
 from dataclasses import dataclass
+from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, cast
@@ -53,6 +54,7 @@ def parse_key_entry(entry: str) -> tuple[str, str, frozenset[str] | None]:
     return key, role, hotels
 SmtpTls = Literal["starttls", "tls", "none"]  # GUEST_JOURNEY_SMTP_TLS: see `resolved_smtp_tls`
 SMTPS_PORT = 465
+ImapTls = Literal["tls", "none"]  # GUEST_JOURNEY_IMAP_TLS
 
 
 WorkflowIdScope = Literal["reservation", "hotel"]
@@ -133,6 +135,29 @@ class Settings(BaseSettings):
         default=30.0, gt=0, le=300, description="the whole SMTP conversation of one message"
     )
     email_from: str | None = None
+
+    # Guests' e-mail replies without a relay: `guest-journey mail-in` (SMTP) and `mail-in --imap`.
+    mail_in_port: int | None = Field(
+        default=None, ge=1, le=65535, description="the SMTP receiver's port; set, `guest-journey dev` starts it too"
+    )
+    mail_in_host: str = Field(default="127.0.0.1", description="the address the SMTP receiver listens on")
+    mail_in_domain: str | None = Field(
+        default=None, description="the domain of the reply+<token>@ addresses accepted; unset: GUEST_JOURNEY_EMAIL_FROM's"
+    )
+    mail_in_max_bytes: int = Field(
+        default=25_000_000, ge=10_000, description="the largest e-mail taken (SMTP SIZE; larger: 552, or skipped by IMAP)"
+    )
+    mail_in_tls_cert: Path | None = Field(default=None, description="certificate (PEM) offered by STARTTLS")
+    mail_in_tls_key: Path | None = Field(default=None, description="the STARTTLS certificate's private key (PEM)")
+    imap_host: str | None = Field(default=None, description="a mailbox guests' replies land in; set: `mail-in --imap`")
+    imap_port: int | None = Field(default=None, ge=1, le=65535, description="unset: 993 with tls, else 143")
+    imap_user: str | None = None
+    imap_password: SecretStr | None = None
+    imap_mailbox: str = "INBOX"
+    imap_tls: ImapTls = Field(default="tls", description="tls (implicit, IMAPS) or none (a mailbox on loopback only)")
+    imap_poll_seconds: float = Field(
+        default=60.0, gt=0, le=3600, description="between polls, and the longest IDLE before it is renewed"
+    )
 
     whatsapp_phone_number_id: str | None = None
     whatsapp_access_token: SecretStr | None = None
@@ -278,6 +303,21 @@ class Settings(BaseSettings):
             )
         return self
 
+    @field_validator("mail_in_tls_cert", "mail_in_tls_key")
+    @classmethod
+    def _check_mail_in_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no file at {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _mail_in_tls_needs_cert_and_key(self) -> Settings:
+        if (self.mail_in_tls_cert is None) != (self.mail_in_tls_key is None):
+            raise ValueError(
+                "GUEST_JOURNEY_MAIL_IN_TLS_CERT and GUEST_JOURNEY_MAIL_IN_TLS_KEY go together: STARTTLS needs both"
+            )
+        return self
+
     @field_validator("smtp_tls", "smtp_starttls", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
@@ -392,6 +432,19 @@ class Settings(BaseSettings):
         if self.smtp_starttls is not None:
             return _smtp_tls_of_starttls(self.smtp_starttls, self.smtp_port)
         return "tls" if self.smtp_port == SMTPS_PORT else "starttls"
+
+    @property
+    def resolved_mail_in_domain(self) -> str:
+        """The domain of the reply addresses accepted: GUEST_JOURNEY_MAIL_IN_DOMAIN, else the
+        domain our e-mails' Reply-To carries (GUEST_JOURNEY_EMAIL_FROM's, or the worker's default sender's)."""
+        if self.mail_in_domain and self.mail_in_domain.strip():
+            return self.mail_in_domain.strip().lower()
+        domain = parseaddr(self.email_from or "")[1].rpartition("@")[2]
+        return (domain or "guest-journey.localhost").lower()
+
+    @property
+    def resolved_imap_port(self) -> int:
+        return self.imap_port or (993 if self.imap_tls == "tls" else 143)
 
     @property
     def whatsapp_configured(self) -> bool:

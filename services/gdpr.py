@@ -14,6 +14,9 @@ Where it is stored, per table:
 - `staff_text`: what staff wrote to the guest (a free text's body, before it was
   rendered into its message). Erasing deletes these rows: the message keeps its row.
 - `unsubscribe`: the address that asked for no more offers.
+- `inbound_email`: the guest's e-mails as they came in (`mail-in`): sender,
+  subject, Message-ID and attachments' names. Erasing keeps the row, and the
+  digest of its Message-ID, so a redelivery of the e-mail stores nothing again.
 - `snapshot_pending`: no personal data, exported for completeness.
 
 The KPI tables (`kpi_snapshot`, `kpi_alert`) hold aggregates per hotel only;
@@ -43,6 +46,7 @@ from sqlmodel import SQLModel, col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from communications.channels.email import remove_from_outbox
+from communications.mail_in_store import InboundEmail
 from communications.message_status import MessageStatusEvent
 from communications.message_store import MessageRecord, normalise_address
 from communications.staff_texts import StaffText, staff_texts_of
@@ -84,6 +88,7 @@ class _GuestRows:
         staff_texts: list[StaffText],
         unsubscribes: list[Unsubscribe],
         snapshots: list[SnapshotPending],
+        emails: list[InboundEmail],
     ) -> None:
         self.journey = journey
         self.messages = messages
@@ -91,10 +96,13 @@ class _GuestRows:
         self.staff_texts = staff_texts
         self.unsubscribes = unsubscribes
         self.snapshots = snapshots
+        self.emails = emails
 
     @property
     def empty(self) -> bool:
-        return self.journey is None and not (self.messages or self.staff_texts or self.unsubscribes or self.snapshots)
+        return self.journey is None and not (
+            self.messages or self.staff_texts or self.unsubscribes or self.snapshots or self.emails
+        )
 
     def by_table(self) -> dict[str, list[Any]]:
         return {
@@ -104,6 +112,7 @@ class _GuestRows:
             "staff_text": self.staff_texts,
             "unsubscribe": self.unsubscribes,
             "snapshot_pending": self.snapshots,
+            "inbound_email": self.emails,
         }
 
 
@@ -159,6 +168,7 @@ async def erase_guest_data(
             "staff_text": await _delete_staff_texts(session, rows.staff_texts),
             "unsubscribe": await _erase_unsubscribes(session, rows.unsubscribes, secret_key),
             "snapshot_pending": 0,
+            "inbound_email": sum(_erase_email(email, scrub) for email in rows.emails),
             "outbox_file": remove_from_outbox(outbox_dir, (m.id for m in rows.messages)) if outbox_dir else 0,
             "journey_data_key": await destroy_journey_keys(
                 session=session, workflow_id=workflow_id_for(reservation_id)
@@ -226,7 +236,21 @@ async def _guest_rows(session: AsyncSession, reservation_id: str) -> _GuestRows:
             )
         ).all()
     )
-    return _GuestRows(journey, messages, status_events, staff_texts, unsubscribes, snapshots)
+    message_ids = [message.id for message in messages]
+    emails = list(
+        (
+            await session.exec(
+                select(InboundEmail)
+                .where(or_(
+                    InboundEmail.reservation_id == reservation_id,
+                    col(InboundEmail.message_ref).in_(message_ids),
+                    col(InboundEmail.reservation_id).is_(None) & col(InboundEmail.sender).in_(addresses),
+                ))
+                .order_by(col(InboundEmail.received_at), col(InboundEmail.id))
+            )
+        ).all()
+    )
+    return _GuestRows(journey, messages, status_events, staff_texts, unsubscribes, snapshots, emails)
 
 
 def _addresses(journey: JourneyRecord | None) -> list[str]:
@@ -301,6 +325,15 @@ def _erase_message(record: MessageRecord, scrub: _Scrubber) -> int:
     if before == after:
         return 0
     record.updated_at = utcnow()
+    return 1
+
+
+def _erase_email(email: InboundEmail, scrub: _Scrubber) -> int:
+    if email.sender is None and email.subject is None and email.message_id_header == ERASED_TEXT:
+        return 0
+    email.sender, email.subject, email.message_id_header = None, None, ERASED_TEXT
+    email.attachments = [{"name": ERASED_TEXT, "size": item.get("size", 0)} for item in email.attachments]
+    email.reason = scrub(email.reason)
     return 1
 
 

@@ -262,7 +262,7 @@ async def test_the_export_holds_the_guests_data_from_every_table_and_nothing_of_
     assert (audit.action, audit.actor, audit.reason) == ("export", "dpo@hotel.example", "ticket 42")
     assert json.loads(audit.details) == {
         "journey": 1, "message": 4, "message_status_event": 1, "staff_text": 1, "unsubscribe": 1,
-        "snapshot_pending": 1,
+        "snapshot_pending": 1, "inbound_email": 0,
     }
     assert found(audit.details, ANA) == []
 
@@ -282,7 +282,7 @@ async def test_erasing_removes_the_guests_data_everywhere_and_keeps_the_figures(
 
     assert counts == {
         "journey": 1, "message": 4, "message_status_event": 1, "staff_text": 1, "unsubscribe": 1, "snapshot_pending": 0,
-        "outbox_file": 0, "journey_data_key": 1,
+        "inbound_email": 0, "outbox_file": 0, "journey_data_key": 1,
     }
     with pytest.raises(JourneyKeyErased, match=workflow_id_for(ANA.reservation_id)):
         await JourneyKeys(db_sessions).for_decoding(ana_key.key_id)

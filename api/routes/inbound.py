@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
+from typing import Any
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.access import journey_id_for
 from api.deps import PrincipalDep, SessionDep, SettingsDep, TemporalClientDep, require_role
 from api.error_responses import ROLE_ERRORS, errors
 from communications.inbound import InboundResult, MatchedBy
+from communications.mail_in_store import (
+    UNMATCHED_REASON_TEXTS,
+    UnmatchedReason,
+    list_unmatched_mail,
+)
 from guest_journey.database import utcnow
 from guest_journey.guest_links import message_replied_to
 from guest_journey.reservations import RESERVATION_ID, Channel, Moment
@@ -100,3 +107,39 @@ def answer_for(result: InboundResult) -> InboundAnswer:
         duplicate=result.duplicate,
     )
 
+
+
+class UnmatchedMail(BaseModel):
+    received_at: datetime
+    source: str = Field(description="smtp (`guest-journey mail-in`) or imap (`mail-in --imap`)")
+    sender: str | None
+    subject: str | None
+    reason: str | None
+    reason_text: str | None = Field(description="the reason, in staff's words (pt-BR)")
+    attachments: list[dict[str, Any]] = Field(description="each attachment's name and size (bytes); never its content")
+    message_id: str | None = Field(description="the guest message it was stored as, when it was")
+
+
+@router.get("/mail-in/unmatched", response_model=list[UnmatchedMail], responses=errors(422))
+async def unmatched_mail(
+    session: SessionDep, principal: PrincipalDep, limit: int = Query(default=100, ge=1, le=500)
+) -> list[UnmatchedMail]:
+    """Guests' e-mails (by SMTP or from the mailbox) no reservation was found for, newest
+    first, with why ("Mensagens sem reserva" for staff to follow up). They belong to no
+    hotel, so a key limited to some hotels sees none."""
+    if principal.hotel_filter() is not None:
+        return []
+    return [
+        UnmatchedMail(
+            received_at=row.received_at, source=row.source, sender=row.sender, subject=row.subject,
+            reason=row.reason, reason_text=_reason_text(row.reason),
+            attachments=row.attachments, message_id=row.message_ref,
+        )
+        for row in await list_unmatched_mail(session=session, limit=limit)
+    ]
+
+
+def _reason_text(reason: str | None) -> str | None:
+    if reason is None or reason not in UnmatchedReason.__members__:
+        return None
+    return UNMATCHED_REASON_TEXTS[UnmatchedReason(reason)]

@@ -386,6 +386,8 @@ SCOPE: dict[tuple[str, str], tuple[Probe, ...] | str] = {
     ("GET", "/inbox/{reservation_id}/{channel}"): "another hotel's conversation is 404 (tests/api/test_inbox.py)",
     ("POST", "/inbox/{reservation_id}/{channel}"): "acts only on a conversation the GET shows: another hotel's is "
                                                    "404 before anything is read (tests/api/test_inbox.py)",
+    ("GET", "/communications/mail-in/unmatched"): "e-mail no reservation was found for belongs to no hotel: "
+                                                   "a scoped key gets an empty list (test_mail_in.py)",
     ("POST", "/codec/decode"): "a payload of another hotel's journey is 404 (tests/api/test_codec.py)",
     ("POST", "/codec/encode"): "encrypts nothing, reads no journey: payloads come back as given",
 }

@@ -3,7 +3,7 @@ assignee, done), an index on the recent messages of conversations and one on
 when a message last changed (the inbox's live check).
 
 Revision ID: 0012
-Revises: 0009
+Revises: 0011
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from alembic import op
 from guest_journey.database import UTCDateTime
 
 revision = "0012"
-down_revision = "0009"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
