@@ -27,25 +27,23 @@ reply time ("tempo de resposta do hóspede"): for every guest message that
 carries `in_reply_to` one of ours, created in the period, `reply.created_at -
 replied_to.created_at` in minutes. Each is null when there are none.
 
-Everything is aggregated by the database (two queries, grouped by channel and
-by reply direction); nothing is loaded message by message.
+Everything is aggregated by the database and nothing is loaded message by
+message: a period's whole UTC days come from the daily totals the database
+keeps beside the messages (`communications.message_days`), its partial days at
+either edge from the messages themselves, so that all time costs about what a
+day costs. Response times are summed in whole microseconds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections import Counter
+from collections.abc import Collection
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import case, extract, func
-from sqlalchemy.orm import aliased
-from sqlalchemy.sql.elements import ColumnElement
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from sqlmodel.sql.expression import Select
 
-from communications.message_store import MessageRecord
+from communications.message_days import MICROSECONDS_PER_MINUTE, Figures
 from communications.response_times import response_time
 from guest_journey.messages import SENT_STATUSES, MessageDirection, MessageStatus
 
@@ -95,72 +93,40 @@ async def delivery_summary(
     for name, moment in (("since", since), ("until", until)):
         if moment is not None and moment.tzinfo is None:
             raise ValueError(f"{name} must carry its offset")
-    summary = DeliverySummary()
-    for channel, total, sent, delivered, failed, in_doubt in await _delivery_counts(
-        session, since, until, scope
-    ):
-        summary.total += total
-        summary.sent += int(sent)
-        summary.delivered += int(delivered)
-        summary.failed += int(failed)
-        summary.in_doubt += int(in_doubt)
-        summary.by_channel[channel] = ChannelSummary(
-            total=total, failed=int(failed), in_doubt=int(in_doubt), failure_rate=_rate(failed, total)
-        )
-    summary.failure_rate = _rate(summary.failed, summary.total)
-
+    summary = summary_of(await Figures.read(session, since, until, scope))
     staff = await response_time(session=session, since=since, until=until, hotels=scope)
     summary.avg_response_time_minutes = staff.average_minutes
     summary.response_time_minutes.hotel_replies = staff.average_minutes
-    for reply_direction, replied_direction, count, minutes in await _response_times(
-        session, since, until, scope
-    ):
-        if (
-            reply_direction == MessageDirection.inbound
-            and replied_direction == MessageDirection.outbound
-        ):
-            summary.response_time_minutes.guest_replies = round(float(minutes) / count, MINUTES_DIGITS)
     return summary
 
 
-async def _delivery_counts(
-    session: AsyncSession, since: datetime | None, until: datetime | None, scope: frozenset[str] | None
-) -> Sequence[tuple[str, int, int, int, int, int]]:
-    status = col(MessageRecord.status)
-    channel = col(MessageRecord.channel)
-    query = (
-        Select[str, int, int, int, int, int](
-            channel,
-            func.count(),
-            func.sum(_one_if(status.in_([value.value for value in SENT_STATUSES]))),
-            func.sum(_one_if(status.in_([value.value for value in DELIVERED_STATUSES]))),
-            func.sum(_one_if(status == MessageStatus.failed.value)),
-            func.sum(_one_if(status == MessageStatus.in_doubt.value)),
+def summary_of(figures: Figures) -> DeliverySummary:
+    """The summary's counts and the guest's reply time (module rules) from a period's
+    daily totals; the response time is `communications.response_times`'."""
+    summary = DeliverySummary()
+    channels: dict[str, Counter[str]] = {}
+    for (channel, status), count in sorted(figures.messages.items()):
+        if count:
+            channels.setdefault(channel, Counter())[status] += count
+    for channel, statuses in channels.items():
+        total = sum(statuses.values())
+        sent = sum(statuses[value.value] for value in SENT_STATUSES)
+        delivered = sum(statuses[value.value] for value in DELIVERED_STATUSES)
+        failed, in_doubt = statuses[MessageStatus.failed.value], statuses[MessageStatus.in_doubt.value]
+        summary.total += total
+        summary.sent += sent
+        summary.delivered += delivered
+        summary.failed += failed
+        summary.in_doubt += in_doubt
+        summary.by_channel[channel] = ChannelSummary(
+            total=total, failed=failed, in_doubt=in_doubt, failure_rate=_rate(failed, total)
         )
-        .where(
-            col(MessageRecord.direction) == MessageDirection.outbound.value,
-            *_within(MessageRecord, since, until, scope),
-        )
-        .group_by(channel)
-        .order_by(channel)
-    )
-    return (await session.exec(query)).all()
+    summary.failure_rate = _rate(summary.failed, summary.total)
 
-
-async def _response_times(
-    session: AsyncSession, since: datetime | None, until: datetime | None, scope: frozenset[str] | None
-) -> Sequence[tuple[str, str, int, Any]]:
-    reply = aliased(MessageRecord, name="reply")
-    replied_to = aliased(MessageRecord, name="replied_to")
-    minutes = _minutes_between(session, col(replied_to.created_at), col(reply.created_at))
-    directions = (col(reply.direction), col(replied_to.direction))
-    query = (
-        select(*directions, func.count(), func.sum(minutes))
-        .join(replied_to, col(reply.in_reply_to) == col(replied_to.id))
-        .where(col(reply.in_reply_to).is_not(None), *_within(reply, since, until, scope))
-        .group_by(*directions)
-    )
-    return (await session.exec(query)).all()
+    guest = figures.replies.get((MessageDirection.inbound.value, MessageDirection.outbound.value))
+    if guest is not None and guest[0]:
+        summary.response_time_minutes.guest_replies = _minutes(guest[1], guest[0])
+    return summary
 
 
 def _scope(hotel_id: str | None, hotels: Collection[str] | None) -> frozenset[str] | None:
@@ -171,30 +137,8 @@ def _scope(hotel_id: str | None, hotels: Collection[str] | None) -> frozenset[st
     return scope
 
 
-def _within(
-    message: Any, since: datetime | None, until: datetime | None, scope: frozenset[str] | None
-) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = []
-    if since is not None:
-        conditions.append(col(message.created_at) >= since)
-    if until is not None:
-        conditions.append(col(message.created_at) < until)
-    if scope is not None:
-        conditions.append(col(message.hotel_id).in_(sorted(scope)))
-    return conditions
-
-
-def _one_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
-    return case((condition, 1), else_=0)
-
-
-def _minutes_between(session: AsyncSession, start: Any, end: Any) -> ColumnElement[Any]:
-    """`end - start` in minutes, in the database's own date arithmetic."""
-    bind = session.bind
-    dialect = bind.dialect.name if bind is not None else "sqlite"
-    if dialect == "sqlite":
-        return (func.julianday(end) - func.julianday(start)) * 1440.0
-    return extract("epoch", end - start) / 60.0
+def _minutes(microseconds: int, count: int) -> float:
+    return round(microseconds / MICROSECONDS_PER_MINUTE / count, MINUTES_DIGITS)
 
 
 def _rate(part: int, whole: int) -> float:

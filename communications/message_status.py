@@ -34,7 +34,7 @@ from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel
 from sqlalchemy import Column, ForeignKey, String, UniqueConstraint, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -165,17 +165,26 @@ async def apply_status_updates(
     commit per `BATCH_SIZE`: the messages are found and locked together and the
     reports seen before are looked up together. Answers each report's message
     (None when unknown). A batch that meets a concurrent writer of the same
-    report is applied again one report at a time."""
+    report, or that PostgreSQL chose to undo to break a deadlock with another
+    writer (the daily totals' rows, `communications.message_days`, are locked in
+    the order the batch's messages are written), is applied again one report at
+    a time."""
     found: list[MessageRecord | None] = []
     for start in range(0, len(reports), BATCH_SIZE):
         chunk = reports[start:start + BATCH_SIZE]
         try:
             found += await _apply_batch(session, chunk)
-        except IntegrityError:
+        except (IntegrityError, OperationalError) as error:
+            if isinstance(error, OperationalError) and not _deadlock(error):
+                raise
             await session.rollback()
             for report in chunk:
                 found.append(await apply_status_update(session=session, **report.model_dump()))
     return found
+
+
+def _deadlock(error: OperationalError) -> bool:
+    return getattr(error.orig, "sqlstate", None) == "40P01"
 
 
 async def _apply_batch(session: AsyncSession, reports: list[StatusReport]) -> list[MessageRecord | None]:

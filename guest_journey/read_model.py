@@ -9,11 +9,11 @@ own page reads back by id; no query digs into it."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import JSON, Column, Index, delete
+from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -76,6 +76,9 @@ class JourneyUpsellRecord(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), index=True))
 
 
+_Row = TypeVar("_Row", JourneyStepRecord, JourneyUpsellRecord)
+
+
 def columns_of(view: JourneyView) -> dict[str, Any]:
     """The journey row's columns, from the view."""
     return {
@@ -111,10 +114,15 @@ def upsells_of(view: JourneyView) -> list[JourneyUpsellRecord]:
 
 
 async def save_journey(*, session: AsyncSession, view: JourneyView) -> bool:
-    """Store the view unless a newer revision is already stored; True when stored."""
+    """Store the view unless a newer revision is already stored; True when stored.
+
+    The journey row is written every time; of its step and offer rows only those
+    that changed are written (inserted, updated or deleted): a step that moves
+    writes one row, not the journey's dozen."""
     record = await session.get(JourneyRecord, view.reservation_id)
     if record is not None and record.revision > view.revision:
         return False
+    stored_before = record is not None
     if record is None:
         record = JourneyRecord(reservation_id=view.reservation_id, view=view.model_dump(mode="json"),
                                **columns_of(view))
@@ -124,11 +132,33 @@ async def save_journey(*, session: AsyncSession, view: JourneyView) -> bool:
         record.view = view.model_dump(mode="json")
         record.updated_at = utcnow()
     session.add(record)
-    for table in (JourneyStepRecord, JourneyUpsellRecord):
-        await session.exec(delete(table).where(col(table.reservation_id) == view.reservation_id))
-    session.add_all([*steps_of(view), *upsells_of(view)])
+    if stored_before:
+        await _save_changed(session, JourneyStepRecord, "key", steps_of(view), view.reservation_id)
+        await _save_changed(session, JourneyUpsellRecord, "offer", upsells_of(view), view.reservation_id)
+    else:
+        session.add_all([*steps_of(view), *upsells_of(view)])
     await session.commit()
     return True
+
+
+async def _save_changed(
+    session: AsyncSession, table: type[_Row], key: str, wanted: Sequence[_Row], reservation_id: str
+) -> None:
+    """Make a journey's rows of `table` the `wanted` ones, writing only those that
+    differ: a row whose values are all the same is left alone (no UPDATE)."""
+    rows = await session.exec(select(table).where(col(table.reservation_id) == reservation_id))
+    stored = {getattr(row, key): row for row in rows.all()}
+    columns = [name for name in table.model_fields if name not in ("reservation_id", key)]
+    for row in wanted:
+        known = stored.pop(getattr(row, key), None)
+        if known is None:
+            session.add(row)
+            continue
+        for name in columns:
+            if getattr(known, name) != getattr(row, name):
+                setattr(known, name, getattr(row, name))
+    for gone in stored.values():
+        await session.delete(gone)
 
 
 async def journey_of_guest(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlmodel import SQLModel
 
 import communications.mail_in_store  # noqa: F401  (each import registers its tables)
+import communications.message_days  # noqa: F401
 import communications.message_status  # noqa: F401
 import communications.message_store  # noqa: F401
 import communications.staff_texts  # noqa: F401
