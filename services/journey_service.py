@@ -17,16 +17,17 @@ from temporalio.client import (
     WithStartWorkflowOperation,
     WorkflowHandle,
 )
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from communications.message_store import MessageRecord
 from guest_journey import read_model
-from guest_journey.journeys import JourneyView, workflow_id_for
+from guest_journey.journeys import JourneyView, Stage, workflow_id_for
 from guest_journey.messages import MessageDirection, MessageStatus
 from guest_journey.policy import JourneyPolicy
 from guest_journey.reservations import Channel, Reservation
 from guest_journey.settings import Settings
+from guest_journey.temporal import journey_search_attributes
 from services.errors import Conflict, NotFound, Unavailable, temporal_errors
 from workflows.journey import GuestJourneyWorkflow
 from workflows.journey_inputs import (
@@ -37,6 +38,7 @@ from workflows.journey_inputs import (
     ReservationUpdate,
     SendAgainRequest,
 )
+from workflows.patches import CURRENT_SHAPE
 
 logger = logging.getLogger(__name__)
 QUERY_TIMEOUT = timedelta(seconds=5)
@@ -71,11 +73,12 @@ async def put_reservation(
     hotel_policy = policy.for_hotel(reservation.hotel_id)
     start = WithStartWorkflowOperation(
         GuestJourneyWorkflow.run,
-        JourneyInput(reservation=reservation, policy=hotel_policy, request_id=request_id),
+        JourneyInput(reservation=reservation, policy=hotel_policy, request_id=request_id, shape=CURRENT_SHAPE),
         id=workflow_id_for(rid),
         task_queue=settings.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        search_attributes=start_search_attributes(reservation),
     )
     update = ReservationUpdate(reservation=reservation, policy=hotel_policy, request_id=request_id)
     with temporal_errors(rid):
@@ -87,11 +90,30 @@ async def put_reservation(
             raise Conflict(f"the journey of reservation {rid!r} has finished; it takes no more changes") from error
 
 
-async def read_journey(*, client: Client, session: AsyncSession, reservation_id: str) -> JourneyView:
+def start_search_attributes(reservation: Reservation) -> TypedSearchAttributes:
+    """The search attributes a new journey starts with: its first workflow task then
+    upserts none (the journey checks they match its state)."""
+    return journey_search_attributes(
+        reservation_id=reservation.reservation_id,
+        hotel_id=reservation.hotel_id,
+        stage=Stage.pre_arrival.value,
+        arrival=reservation.arrival,
+    )
+
+
+async def read_journey(
+    *, client: Client, session: AsyncSession, reservation_id: str, consistent: bool = True
+) -> JourneyView:
     """The journey as it is now: the workflow's own state while it runs, the read
-    model once it has finished (or when Temporal cannot answer in time)."""
+    model once it has finished (or when Temporal cannot answer in time).
+
+    With `consistent=False` the read model answers whenever it holds the journey:
+    a journey answers an update only once the read model holds its change
+    (`GuestJourneyWorkflow._answered`), so the row is current for every change
+    acknowledged to a caller; what the journey does on its own (a step sent, a
+    signal) shows there once it is recorded, in the same workflow task."""
     stored = await read_model.get_journey(session=session, reservation_id=reservation_id)
-    if stored is not None and stored.stage.is_final:
+    if stored is not None and (stored.stage.is_final or not consistent):
         return stored
     try:
         with temporal_errors(reservation_id):
