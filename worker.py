@@ -19,7 +19,7 @@ from typing import NoReturn
 
 from pydantic import ValidationError
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 
 from activities.journey_record import JourneyRecorder
 from activities.messaging import MessagingActivities
@@ -133,7 +133,18 @@ def build_worker(
             kpis.record_kpi_windows,
         ],
         graceful_shutdown_timeout=graceful_shutdown(channels),
+        workflow_runner=workflow_runner(),
     )
+
+
+def workflow_runner() -> WorkflowRunner:
+    """Workflows run without the SDK's sandbox: in it every cached journey kept its own
+    copy of `workflows/journey.py` (about 2.9 times a bare workflow's memory, and a
+    fifth of the service's CPU per start). Passing the `workflows` modules through the
+    sandbox saved about as much memory, but still builds a sandbox per journey
+    (docs/performance.md). Determinism is guarded by the replay tests, which run
+    every recorded history of the journey in the sandbox (tests/workflows/test_replay.py)."""
+    return UnsandboxedWorkflowRunner()
 
 
 def graceful_shutdown(channels: dict[Channel, ChannelSender]) -> timedelta:

@@ -42,7 +42,7 @@ from bench.stand import (
     until_idle,
 )
 
-TARGET_MEMORY_RATIO = 2.0
+TARGET_MEMORY_RATIO = 1.7
 COUNT_TIMEOUT = 120.0
 
 

@@ -2,14 +2,15 @@
 
     python -m bench.read                         # 100 requests/s for 60 s, 1,000 live journeys
     python -m bench.read --rate 50 --seconds 20 --live 200
+    python -m bench.read --consistent            # GET …?consistent=true: a workflow query each
 
 On the test stand (`bench.stand`: `guest-journey dev` and a bare worker, each
 a process of its own, with the same workflow cache size), `--live` journeys
 (PUT through HTTP) and as many bare workflows are started and settle. The
 baseline queries bare workflows chosen at random (`BareJourney.current_stage`)
 at `--rate` per second for `--seconds`; then the journeys are read the same
-way through the API (a workflow query for a running journey, plus its
-messages from the database). Both are open loop: request `i` leaves at `i / rate` seconds
+way through the API (the journey from the read model, or with `--consistent`
+a workflow query, plus its messages from the database). Both are open loop: request `i` leaves at `i / rate` seconds
 whether or not the earlier ones have answered, and its latency runs from that
 moment. Anything but 200 is an error. The CPU time each process used per
 request says how many requests a second the machine can serve when they
@@ -47,7 +48,7 @@ class Reads:
         return self.ratio <= TARGET_RATIO and not self.reads.errors
 
 
-async def measure(stand: Stand, rate: float, seconds: float, live: int) -> Reads:
+async def measure(stand: Stand, rate: float, seconds: float, live: int, consistent: bool = False) -> Reads:
     rng = random.Random(13)
     population = await populate(stand, live)
     count = int(rate * seconds)
@@ -61,10 +62,11 @@ async def measure(stand: Stand, rate: float, seconds: float, live: int) -> Reads
     meter = stand.cpu_meter()
     baseline = await paced("baseline: workflow query", rate, seconds, query)
     cpu = {"baseline": meter.used()}
+    params = {"consistent": "true"} if consistent else {}
     async with stand.new_http() as http:
 
         async def get(index: int) -> None:
-            response = await http.get(f"/guest-experience/{journey_ids[index]}")
+            response = await http.get(f"/guest-experience/{journey_ids[index]}", params=params)
             if response.status_code != 200:
                 raise RuntimeError(f"HTTP {response.status_code}: {response.text[:200]}")
 
@@ -89,10 +91,10 @@ def report(figures: Reads, rate: float, seconds: float, live: int) -> None:
     print(f"median / baseline median = {figures.reads.median_ms / figures.baseline.median_ms:.2f}")
 
 
-async def run(rate: float, seconds: float, live: int) -> None:
+async def run(rate: float, seconds: float, live: int, consistent: bool) -> None:
     print(machine())
     async with start_stand() as stand:
-        figures = await measure(stand, rate, seconds, live)
+        figures = await measure(stand, rate, seconds, live, consistent)
     report(figures, rate, seconds, live)
 
 
@@ -101,8 +103,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="requests per second (default 100)")
     parser.add_argument("--seconds", type=float, default=60.0, help="how long (default 60)")
     parser.add_argument("--live", type=int, default=1_000, help="live workflows of each kind (default 1,000)")
+    parser.add_argument("--consistent", action="store_true", help="read with ?consistent=true (a workflow query)")
     arguments = parser.parse_args()
-    asyncio.run(run(arguments.rate, arguments.seconds, arguments.live))
+    asyncio.run(run(arguments.rate, arguments.seconds, arguments.live, arguments.consistent))
 
 
 if __name__ == "__main__":

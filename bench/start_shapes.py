@@ -9,7 +9,8 @@ update, upserts the search attributes and schedules the read-model activity
 process) makes those moves one by one, on the test stand's Temporal dev
 server, and each shape is started `--count` times: `client.start_workflow`,
 update-with-start, then with an upsert, an activity, both, and both with a
-local activity instead. Printed: starts per second, latency, and the CPU time
+local activity instead; last the journey's shape since issue 15: search
+attributes given with the start, alone and with a local activity. Printed: starts per second, latency, and the CPU time
 the dev server used per workflow until it was idle again, which says what each
 move costs the server whatever the worker does.
 """
@@ -23,7 +24,7 @@ from datetime import timedelta
 
 from temporalio import activity, workflow
 from temporalio.client import WithStartWorkflowOperation
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from bench.common import Timing, machine, timed
@@ -37,6 +38,8 @@ SHAPES = (
     "update-with-start, activity",
     "update-with-start, upsert, activity",
     "update-with-start, upsert, local activity",
+    "update-with-start, attributes at start",
+    "update-with-start, attributes at start, local activity",
 )
 
 
@@ -82,9 +85,13 @@ async def measure(stand: Stand, count: int, concurrency: int) -> list[tuple[Timi
                 if shape == "start_workflow":
                     await stand.client.start_workflow(Shape.run, shape, id=ids[index], task_queue=queue)
                     return
+                attributes = TypedSearchAttributes([
+                    SearchAttributePair(JOURNEY_STAGE, "pre_arrival"), SearchAttributePair(RESERVATION_ID, ids[index]),
+                ]) if "attributes at start" in shape else None
                 operation = WithStartWorkflowOperation(
                     Shape.run, shape, id=ids[index], task_queue=queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    search_attributes=attributes,
                 )
                 await stand.client.execute_update_with_start_workflow(
                     Shape.touch, shape, start_workflow_operation=operation

@@ -12,7 +12,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
@@ -36,6 +36,19 @@ SEARCH_ATTRIBUTES: dict[str, str] = {
     JOURNEY_STAGE.name: "Keyword",
     ARRIVAL_DATE.name: "Datetime",
 }
+
+
+
+def journey_search_attributes(*, reservation_id: str, hotel_id: str, stage: str, arrival: datetime) -> TypedSearchAttributes:
+    """A new journey's search attributes, given with its start so that its first
+    workflow task has none to upsert."""
+    return TypedSearchAttributes([
+        SearchAttributePair(RESERVATION_ID, reservation_id),
+        SearchAttributePair(HOTEL_ID, hotel_id),
+        SearchAttributePair(JOURNEY_STAGE, stage),
+        SearchAttributePair(ARRIVAL_DATE, arrival),
+    ])
+
 
 _INDEXED_TYPES = {
     "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,

@@ -17,22 +17,18 @@ from temporalio.client import (
     WithStartWorkflowOperation,
     WorkflowHandle,
 )
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
+from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from communications.message_store import MessageRecord
-from guest_journey import read_model, temporal
+from guest_journey import read_model
 from guest_journey.database import SessionFactory
 from guest_journey.journeys import JourneyView, Stage, workflow_id_for
 from guest_journey.messages import MessageDirection, MessageStatus
 from guest_journey.policy import JourneyPolicy
 from guest_journey.reservations import Channel, Reservation, ReservationIn
 from guest_journey.settings import Settings
+from guest_journey.temporal import journey_search_attributes
 from services.errors import Conflict, NotFound, Unavailable, temporal_errors
 from workflows.journey import GuestJourneyWorkflow
 from workflows.journey_inputs import (
@@ -43,6 +39,7 @@ from workflows.journey_inputs import (
     ReservationUpdate,
     SendAgainRequest,
 )
+from workflows.patches import CURRENT_SHAPE
 
 logger = logging.getLogger(__name__)
 QUERY_TIMEOUT = timedelta(seconds=5)
@@ -77,11 +74,12 @@ async def put_reservation(
     hotel_policy = policy.for_hotel(reservation.hotel_id)
     start = WithStartWorkflowOperation(
         GuestJourneyWorkflow.run,
-        JourneyInput(reservation=reservation, policy=hotel_policy, request_id=request_id),
+        JourneyInput(reservation=reservation, policy=hotel_policy, request_id=request_id, shape=CURRENT_SHAPE),
         id=workflow_id_for(rid),
         task_queue=settings.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        search_attributes=start_search_attributes(reservation),
     )
     update = ReservationUpdate(reservation=reservation, policy=hotel_policy, request_id=request_id)
     with temporal_errors(rid):
@@ -93,11 +91,30 @@ async def put_reservation(
             raise Conflict(f"the journey of reservation {rid!r} has finished; it takes no more changes") from error
 
 
-async def read_journey(*, client: Client, session: AsyncSession, reservation_id: str) -> JourneyView:
+def start_search_attributes(reservation: Reservation) -> TypedSearchAttributes:
+    """The search attributes a new journey starts with: its first workflow task then
+    upserts none (the journey checks they match its state)."""
+    return journey_search_attributes(
+        reservation_id=reservation.reservation_id,
+        hotel_id=reservation.hotel_id,
+        stage=Stage.pre_arrival.value,
+        arrival=reservation.arrival,
+    )
+
+
+async def read_journey(
+    *, client: Client, session: AsyncSession, reservation_id: str, consistent: bool = True
+) -> JourneyView:
     """The journey as it is now: the workflow's own state while it runs, the read
-    model once it has finished (or when Temporal cannot answer in time)."""
+    model once it has finished (or when Temporal cannot answer in time).
+
+    With `consistent=False` the read model answers whenever it holds the journey:
+    a journey answers an update only once the read model holds its change
+    (`GuestJourneyWorkflow._answered`), so the row is current for every change
+    acknowledged to a caller; what the journey does on its own (a step sent, a
+    signal) shows there once it is recorded, in the same workflow task."""
     stored = await read_model.get_journey(session=session, reservation_id=reservation_id)
-    if stored is not None and stored.stage.is_final:
+    if stored is not None and (stored.stage.is_final or not consistent):
         return stored
     try:
         with temporal_errors(reservation_id):
@@ -241,12 +258,12 @@ async def start_journey(
         with temporal_errors(rid):
             await client.start_workflow(
                 GuestJourneyWorkflow.run,
-                JourneyInput(reservation=reservation, policy=hotel_policy, request_id=request_id),
+                JourneyInput(reservation=reservation, policy=hotel_policy, request_id=request_id, shape=CURRENT_SHAPE),
                 id=workflow_id_for(rid),
                 task_queue=settings.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                search_attributes=journey_search_attributes(reservation),
+                search_attributes=start_search_attributes(reservation),
             )
         return JourneyAck(reservation_id=rid, workflow_id=workflow_id_for(rid), stage=Stage.pre_arrival,
                           created=True, changed=True)
@@ -263,13 +280,3 @@ def recorded_as(stored: JourneyView, reservation: Reservation) -> bool:
     """The read model's journey holds this reservation as it is."""
     fields = set(ReservationIn.model_fields)  # what a PUT sends
     return stored.model_dump(mode="json", include=fields) == reservation.model_dump(mode="json", include=fields)
-
-
-def journey_search_attributes(reservation: Reservation) -> TypedSearchAttributes:
-    """What a new journey publishes first (`GuestJourneyWorkflow._publish_search_attributes`)."""
-    return TypedSearchAttributes([
-        SearchAttributePair(temporal.RESERVATION_ID, reservation.reservation_id),
-        SearchAttributePair(temporal.HOTEL_ID, reservation.hotel_id),
-        SearchAttributePair(temporal.JOURNEY_STAGE, Stage.pre_arrival.value),
-        SearchAttributePair(temporal.ARRIVAL_DATE, reservation.arrival),
-    ])

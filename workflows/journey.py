@@ -15,10 +15,8 @@ another guest on the reservation (`guest_changes`), what each update refuses
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeUpdate
 
 from workflows import update_checks
 from workflows.guest_changes import another_guest, forget_the_earlier_guest
@@ -29,14 +27,19 @@ from workflows.journey_state import (
     seen,
     view,
 )
-from workflows.patches import CONTINUE_WHILE_BUSY, GUEST_REPLACED, RECORD_BEFORE_SLEEPING
+from workflows.patches import (
+    CONTINUE_WHILE_BUSY,
+    CURRENT_SHAPE,
+    GUEST_REPLACED,
+    RECORD_BEFORE_SLEEPING,
+    patched,
+)
+from workflows.publishing import Publication
 from workflows.replanning import next_wake, replan
-from workflows.step_sending import RECORD_RETRY, carry_out, carry_out_resend, carry_out_send_again
+from workflows.step_sending import carry_out, carry_out_resend, carry_out_send_again
 
 with workflow.unsafe.imports_passed_through():
-    from activities.journey_record import JourneyRecorder
     from communications.channels.whatsapp import RE_ENGAGEMENT_REQUIRED
-    from guest_journey import temporal
     from guest_journey.journeys import (
         Checkin,
         CheckinStatus,
@@ -80,12 +83,12 @@ class GuestJourneyWorkflow:
     @workflow.init
     def __init__(self, input: JourneyInput) -> None:
         self._s = input.state or JourneyState(
-            reservation=input.reservation, policy=input.policy, created_request_id=input.request_id
+            reservation=input.reservation, policy=input.policy, created_request_id=input.request_id,
+            shape=input.shape,
         )
         self._continue_after = input.continue_as_new_after_events
         self._woken = False
-        self._recorded_revision = -1
-        self._published: tuple[Stage, datetime] | None = None
+        self._out = Publication()
 
     # -- main loop --------------------------------------------------------------
 
@@ -94,8 +97,8 @@ class GuestJourneyWorkflow:
         while True:
             replan(self._s)
             forget_old_manual_steps(self._s)
-            self._publish_search_attributes()
-            await self._record()
+            self._out.search_attributes(self._s)
+            await self._out.record(self._s)
             if self._s.stage.is_final:
                 break
             if self._s.resends_due:
@@ -109,8 +112,11 @@ class GuestJourneyWorkflow:
                 await carry_out(self._s, due[0])
                 continue
             if self._history_is_long():
-                await workflow.wait_condition(workflow.all_handlers_finished)
+                await workflow.wait_condition(self._handlers_finished_or_unrecorded)
+                if self._unrecorded():
+                    continue  # an update waits for its change to be recorded
                 self._s.runs += 1
+                self._s.shape = CURRENT_SHAPE  # a new run starts on the current shape
                 workflow.continue_as_new(
                     JourneyInput(
                         reservation=self._s.reservation,
@@ -121,19 +127,23 @@ class GuestJourneyWorkflow:
                     )
                 )
             await self._sleep_until(next_wake(self._s))
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        await self._record()
+        while True:
+            await workflow.wait_condition(self._handlers_finished_or_unrecorded)
+            if workflow.all_handlers_finished():
+                break
+            await self._out.record(self._s)
+        await self._out.record(self._s)
         return view(self._s)
 
     async def _sleep_until(self, moment: datetime) -> None:
         self._woken = False
         timeout = max(moment - workflow.now(), timedelta(seconds=1))
-        if workflow.patched(RECORD_BEFORE_SLEEPING):
+        if patched(RECORD_BEFORE_SLEEPING, self._s.shape):
             # A handler that ran while the read model was being written changed the
             # journey after that write: wake at once so the change is recorded too.
             def woken() -> bool:
                 return (
-                    self._woken or self._recorded_revision != self._s.revision
+                    self._woken or self._out.recorded_revision != self._s.revision
                     or bool(self._s.resends_due) or bool(self._s.sends_again_due)
                 )
         else:
@@ -148,7 +158,7 @@ class GuestJourneyWorkflow:
         """A long history continues as new before the next step is sent, not only when
         nothing is due: a stream of staff messages keeps steps due, and would keep the
         run growing past Temporal's suggestion. The new run sends what is due."""
-        return self._history_is_long() and workflow.patched(CONTINUE_WHILE_BUSY)
+        return self._history_is_long() and patched(CONTINUE_WHILE_BUSY, self._s.shape)
 
     def _history_is_long(self) -> bool:
         info = workflow.info()
@@ -164,35 +174,16 @@ class GuestJourneyWorkflow:
 
     # -- what the journey publishes ---------------------------------------------
 
-    async def _record(self) -> None:
-        """Write the read model when the journey changed since it was last written."""
-        if self._recorded_revision == self._s.revision:
-            return
-        journey = view(self._s)
-        await workflow.execute_activity_method(
-            JourneyRecorder.record_journey,
-            journey,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=RECORD_RETRY,
-        )
-        self._recorded_revision = journey.revision
+    def _unrecorded(self) -> bool:
+        return self._out.unrecorded(self._s)
 
-    def _publish_search_attributes(self) -> None:
-        s = self._s
-        current = (s.stage, s.reservation.arrival)
-        if current == self._published:
-            return
-        updates: list[SearchAttributeUpdate[Any]] = [
-            temporal.JOURNEY_STAGE.value_set(s.stage.value),
-            temporal.ARRIVAL_DATE.value_set(s.reservation.arrival),
-        ]
-        if self._published is None:
-            updates += [
-                temporal.RESERVATION_ID.value_set(s.reservation.reservation_id),
-                temporal.HOTEL_ID.value_set(s.reservation.hotel_id),
-            ]
-        workflow.upsert_search_attributes(updates)
-        self._published = current
+    def _handlers_finished_or_unrecorded(self) -> bool:
+        return workflow.all_handlers_finished() or self._out.unrecorded(self._s)
+
+    async def _answered(self, answer: JourneyAck) -> JourneyAck:
+        """An update's answer, once the read model holds its change (`publishing`)."""
+        await self._out.until_recorded(self._s)
+        return answer
 
     # -- queries ----------------------------------------------------------------
 
@@ -203,40 +194,40 @@ class GuestJourneyWorkflow:
     # -- updates and signals ----------------------------------------------------
 
     @workflow.update
-    def update_reservation(self, update: ReservationUpdate) -> JourneyAck:
+    async def update_reservation(self, update: ReservationUpdate) -> JourneyAck:
         if update.request_id == self._s.created_request_id:
-            return ack(self._s, created=True)
+            return await self._answered(ack(self._s, created=True))
         if seen(self._s, update.request_id):
-            return ack(self._s)
+            return await self._answered(ack(self._s))
         if update.reservation == self._s.reservation and update.policy == self._s.policy:
-            return ack(self._s)
-        if another_guest(self._s.reservation.guest, update.reservation.guest) and workflow.patched(GUEST_REPLACED):
+            return await self._answered(ack(self._s))
+        if another_guest(self._s.reservation.guest, update.reservation.guest) and patched(GUEST_REPLACED, self._s.shape):
             forget_the_earlier_guest(self._s)
         self._s.reservation = update.reservation
         self._s.policy = update.policy
         self._changed()
-        return ack(self._s, changed=True)
+        return await self._answered(ack(self._s, changed=True))
 
     @update_reservation.validator
     def _validate_reservation(self, update: ReservationUpdate) -> None:
         update_checks.update_reservation(self._s, update)
 
     @workflow.update
-    def cancel(self, request: CancelRequest) -> JourneyAck:
+    async def cancel(self, request: CancelRequest) -> JourneyAck:
         if self._s.stage is Stage.cancelled or seen(self._s, request.request_id):
-            return ack(self._s)
+            return await self._answered(ack(self._s))
         self._s.stage = Stage.cancelled
         self._changed()
-        return ack(self._s, changed=True)
+        return await self._answered(ack(self._s, changed=True))
 
     @cancel.validator
     def _validate_cancel(self, request: CancelRequest) -> None:
         update_checks.cancel(self._s, request)
 
     @workflow.update
-    def record_event(self, event: PmsEvent) -> JourneyAck:
+    async def record_event(self, event: PmsEvent) -> JourneyAck:
         if seen(self._s, event.request_id):
-            return ack(self._s)
+            return await self._answered(ack(self._s))
         s = self._s
         at = event.at or workflow.now()
         before = s.stage
@@ -247,18 +238,18 @@ class GuestJourneyWorkflow:
         elif event.type is PmsEventType.no_show and s.stage in (Stage.pre_arrival, Stage.in_stay):
             s.stage = Stage.no_show
         else:
-            return ack(self._s, detail=f"{event.type} ignored: stage is already {s.stage}")
+            return await self._answered(ack(self._s, detail=f"{event.type} ignored: stage is already {s.stage}"))
         self._changed()
-        return ack(self._s, changed=s.stage is not before or event.type is PmsEventType.checked_out)
+        return await self._answered(ack(self._s, changed=s.stage is not before or event.type is PmsEventType.checked_out))
 
     @record_event.validator
     def _validate_event(self, event: PmsEvent) -> None:
         update_checks.record_event(self._s, event)
 
     @workflow.update
-    def complete_checkin(self, submission: CheckinSubmission) -> JourneyAck:
+    async def complete_checkin(self, submission: CheckinSubmission) -> JourneyAck:
         if seen(self._s, submission.request_id):
-            return ack(self._s)
+            return await self._answered(ack(self._s))
         self._s.checkin = Checkin(
             status=CheckinStatus.completed,
             completed_at=self._s.checkin.completed_at or workflow.now(),
@@ -267,29 +258,29 @@ class GuestJourneyWorkflow:
         self._s.preferences = {**self._s.preferences, **submission.preferences}
         self._s.form_preferences = sorted({*self._s.form_preferences, *submission.preferences})
         self._changed()
-        return ack(self._s, changed=True)
+        return await self._answered(ack(self._s, changed=True))
 
     @complete_checkin.validator
     def _validate_checkin(self, submission: CheckinSubmission) -> None:
         update_checks.complete_checkin(self._s, submission)
 
     @workflow.update
-    def answer_offer(self, answer: OfferAnswer) -> JourneyAck:
+    async def answer_offer(self, answer: OfferAnswer) -> JourneyAck:
         if seen(self._s, answer.request_id) or answer.offer in self._s.answers:
-            return ack(self._s, detail=f"offer {answer.offer} was already answered")
+            return await self._answered(ack(self._s, detail=f"offer {answer.offer} was already answered"))
         self._s.answers[answer.offer] = answer.accepted
         self._s.answered_at[answer.offer] = workflow.now()
         self._changed()
-        return ack(self._s, changed=True)
+        return await self._answered(ack(self._s, changed=True))
 
     @answer_offer.validator
     def _validate_answer(self, answer: OfferAnswer) -> None:
         update_checks.answer_offer(self._s, answer)
 
     @workflow.update
-    def submit_feedback(self, submission: FeedbackSubmission) -> JourneyAck:
+    async def submit_feedback(self, submission: FeedbackSubmission) -> JourneyAck:
         if seen(self._s, submission.request_id) or self._s.feedback.status is FeedbackStatus.received:
-            return ack(self._s, detail="feedback was already received")
+            return await self._answered(ack(self._s, detail="feedback was already received"))
         self._s.feedback = Feedback(
             status=FeedbackStatus.received,
             score=submission.score,
@@ -298,19 +289,19 @@ class GuestJourneyWorkflow:
             received_at=workflow.now(),
         )
         self._changed()
-        return ack(self._s, changed=True)
+        return await self._answered(ack(self._s, changed=True))
 
     @submit_feedback.validator
     def _validate_feedback(self, submission: FeedbackSubmission) -> None:
         update_checks.submit_feedback(self._s, submission)
 
     @workflow.update
-    def send_message(self, message: ManualMessage) -> JourneyAck:
+    async def send_message(self, message: ManualMessage) -> JourneyAck:
         key = f"{StepKind.manual.value}:{message.request_id}"
         channels = channels_for(self._s.reservation.guest, message.channel)
         first = message_id_for(message_key(self._s.reservation.reservation_id, key, channels[0]))
         if seen(self._s, message.request_id):
-            return ack(self._s, message_id=first)
+            return await self._answered(ack(self._s, message_id=first))
         self._s.manual_messages[key] = message
         self._s.steps = [
             *self._s.steps,
@@ -318,29 +309,29 @@ class GuestJourneyWorkflow:
                  template=message.template),
         ]
         self._changed()
-        return ack(self._s, changed=True, message_id=first)
+        return await self._answered(ack(self._s, changed=True, message_id=first))
 
     @send_message.validator
     def _validate_message(self, message: ManualMessage) -> None:
         update_checks.send_message(self._s, message)
 
     @workflow.update
-    def send_again(self, request: SendAgainRequest) -> JourneyAck:
+    async def send_again(self, request: SendAgainRequest) -> JourneyAck:
         """Staff send a step in doubt again: once, on its channel, with the same message id."""
         step = next(step for step in self._s.steps if step.key == request.step_key)
         if seen(self._s, request.request_id):
-            return ack(self._s, message_id=step.message_id)
+            return await self._answered(ack(self._s, message_id=step.message_id))
         self._s.sends_again_due[step.key] = request.request_id
         self._changed()
-        return ack(self._s, changed=True, message_id=step.message_id)
+        return await self._answered(ack(self._s, changed=True, message_id=step.message_id))
 
     @send_again.validator
     def _validate_send_again(self, request: SendAgainRequest) -> None:
         update_checks.send_again(self._s, request)
 
     @workflow.update
-    def apply_snapshot(self, snapshot: JourneySnapshot) -> JourneyAck:
-        return self._apply_snapshot(snapshot)
+    async def apply_snapshot(self, snapshot: JourneySnapshot) -> JourneyAck:
+        return await self._answered(self._apply_snapshot(snapshot))
 
     @apply_snapshot.validator
     def _validate_snapshot(self, snapshot: JourneySnapshot) -> None:

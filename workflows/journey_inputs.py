@@ -55,6 +55,7 @@ class JourneyState(BaseModel):
     applied_requests: list[str] = Field(default_factory=list)
     revision: int = 0
     runs: int = 1
+    shape: int = Field(default=0, description="the run's shape (`workflows.patches`); 0 for runs started before shapes")
 
 
 class JourneyInput(BaseModel):
@@ -63,6 +64,7 @@ class JourneyInput(BaseModel):
     request_id: str
     state: JourneyState | None = None
     continue_as_new_after_events: int = Field(default=10_000, ge=50)
+    shape: int = Field(default=0, description="a new journey's shape (`workflows.patches.CURRENT_SHAPE`)")
 
 
 class ReservationUpdate(BaseModel):

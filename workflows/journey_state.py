@@ -12,7 +12,7 @@ from typing import Any
 
 from temporalio import workflow
 
-from workflows.patches import BOUNDED_MANUAL_STEPS
+from workflows.patches import BOUNDED_MANUAL_STEPS, patched
 
 with workflow.unsafe.imports_passed_through():
     from guest_journey.journeys import (
@@ -60,7 +60,7 @@ def forget_old_manual_steps(s: JourneyState) -> None:
     KEPT_MANUAL_STEPS settled manual steps stay, with the message each was asked
     for; older ones are dropped (the message table keeps every message). A step
     in doubt stays (staff may send it again), as does one due to be re-sent."""
-    if not workflow.patched(BOUNDED_MANUAL_STEPS):
+    if not patched(BOUNDED_MANUAL_STEPS, s.shape):
         return  # a history recorded before replays as it ran
     settled = [
         step.key for step in s.steps

@@ -12,7 +12,7 @@ from datetime import datetime
 from temporalio import workflow
 
 from workflows.journey_state import step_done
-from workflows.patches import CHECKIN_MARKETING_CONSENT, QUIET_HOURS_BY_KIND
+from workflows.patches import CHECKIN_MARKETING_CONSENT, QUIET_HOURS_BY_KIND, patched
 
 with workflow.unsafe.imports_passed_through():
     from guest_journey.journeys import CheckinStatus, FeedbackStatus, Stage
@@ -55,7 +55,7 @@ def checkin_marketing_consent(s: JourneyState) -> bool | None:
     if checkin.status is not CheckinStatus.completed or not isinstance(answer, bool):
         return None
     # Journeys that were checked in before the planner heeded the answer replay as they ran.
-    return answer if workflow.patched(CHECKIN_MARKETING_CONSENT) else None
+    return answer if patched(CHECKIN_MARKETING_CONSENT, s.shape) else None
 
 
 def next_wake(s: JourneyState) -> datetime:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
 
 from api.deps import PrincipalDep, SessionDep, TemporalClientDep, require_role
 from api.error_responses import ROLE_ERRORS, errors
@@ -30,8 +32,14 @@ async def get_journey(
     client: TemporalClientDep,
     session: SessionDep,
     principal: PrincipalDep,
+    consistent: Annotated[bool, Query(
+        description="true: ask the running journey itself (a workflow query) instead of the read model",
+    )] = False,
 ) -> JourneyOut:
-    view = await read_journey(client=client, session=session, reservation_id=reservation_id)
+    """The journey from the read model, which holds every change a journey has
+    acknowledged; `?consistent=true` asks the running workflow instead."""
+    view = await read_journey(client=client, session=session, reservation_id=reservation_id,
+                              consistent=consistent)
     principal.hide_unless_visible(view.hotel_id, f"journey for reservation {reservation_id!r}")
     messages = await list_for_reservation(session=session, reservation_id=reservation_id)
     return JourneyOut(**view.model_dump(), messages=[MessageView.of(record) for record in messages])

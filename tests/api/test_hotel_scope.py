@@ -92,6 +92,8 @@ async def test_a_scoped_reservations_key_creates_and_changes_only_its_hotels(env
         cancelled = await web.delete(f"/reservations/{other}", headers=key(RES_A))
         event = await web.post(f"/reservations/{other}/events", json={"type": "checked_in"}, headers=key(RES_A))
         looked_up = await web.get(f"/guest-experience/{other}", headers=key(OPS_A))
+        asked_the_journey = await web.get(f"/guest-experience/{other}", params={"consistent": "true"},
+                                          headers=key(OPS_A))
         own_looked_up = await web.get(f"/guest-experience/{own}", headers=key(OPS_A))
         after = await web.get(f"/guest-experience/{other}", headers=key(OPS_B))
         never_started = await web.get(f"/guest-experience/{refused}", headers=key(ADMIN))
@@ -102,7 +104,7 @@ async def test_a_scoped_reservations_key_creates_and_changes_only_its_hotels(env
     assert "hotel-b" in elsewhere.json()["detail"] and "limited to hotel-a" in elsewhere.json()["detail"]
     assert never_started.status_code == 404  # the refused PUT started nothing
     assert started.status_code == 201, started.text
-    for answer in (taken, cancelled, event, looked_up):
+    for answer in (taken, cancelled, event, looked_up, asked_the_journey):
         assert answer.status_code == 404, answer.text
         assert answer.json() == {"detail": f"no journey for reservation {other!r}"}  # as if it did not exist
     assert own_looked_up.status_code == 200 and own_looked_up.json()["hotel_id"] == HOTEL_A

@@ -16,8 +16,10 @@ from guest_journey.journeys import workflow_id_for
 from guest_journey.policy import HotelPolicy
 from guest_journey.read_model import get_journey
 from guest_journey.reservations import Guest, Reservation
+from services.journey_service import start_search_attributes
 from workflows.journey import GuestJourneyWorkflow
 from workflows.journey_inputs import CancelRequest, JourneyAck, JourneyInput, ReservationUpdate
+from workflows.patches import CURRENT_SHAPE
 
 SAO_PAULO = "America/Sao_Paulo"
 
@@ -52,6 +54,7 @@ async def put(
     *,
     continue_as_new_after_events: int = 10_000,
     request_id: str | None = None,
+    shape: int = CURRENT_SHAPE,
 ) -> tuple[WorkflowHandle[Any, Any], JourneyAck]:
     """Start or update a journey the way the API does (update-with-start)."""
     request_id = request_id or str(uuid.uuid4())
@@ -62,10 +65,12 @@ async def put(
             policy=policy,
             request_id=request_id,
             continue_as_new_after_events=continue_as_new_after_events,
+            shape=shape,
         ),
         id=workflow_id_for(reservation.reservation_id),
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=start_search_attributes(reservation),
     )
     ack = await client.execute_update_with_start_workflow(
         GuestJourneyWorkflow.update_reservation,

@@ -47,7 +47,7 @@ from workflows.journey_inputs import (
 HISTORIES = Path(__file__).parent / "histories"
 # Bump with every workflow change guarded by `workflow.patched`: new files are
 # added beside the old ones, which must keep replaying.
-SHAPE = "quiet-hours-by-kind"
+SHAPE = "quiet-hours-with-answer-when-recorded"
 Scenario = Callable[[WorkflowEnvironment, str], Awaitable[WorkflowHandle[Any, Any]]]
 
 
