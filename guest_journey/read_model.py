@@ -119,7 +119,9 @@ async def save_journey(*, session: AsyncSession, view: JourneyView) -> bool:
     The journey row is written every time; of its step and offer rows only those
     that changed are written (inserted, updated or deleted): a step that moves
     writes one row, not the journey's dozen."""
-    record = await session.get(JourneyRecord, view.reservation_id)
+    # Locked (PostgreSQL) so that two writes of one journey at once (an update's and the
+    # main loop's) keep the newer revision whichever commits last.
+    record = await session.get(JourneyRecord, view.reservation_id, with_for_update=True)
     if record is not None and record.revision > view.revision:
         return False
     stored_before = record is not None

@@ -14,7 +14,9 @@ another guest on the reservation (`guest_changes`), what each update refuses
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
 
@@ -88,6 +90,7 @@ class GuestJourneyWorkflow:
         )
         self._continue_after = input.continue_as_new_after_events
         self._woken = False
+        self._sending = False  # the loop is carrying out a step (a send may take minutes)
         self._out = Publication()
 
     # -- main loop --------------------------------------------------------------
@@ -102,14 +105,14 @@ class GuestJourneyWorkflow:
             if self._s.stage.is_final:
                 break
             if self._s.resends_due:
-                await carry_out_resend(self._s, self._s.resends_due[0])
+                await self._while_sending(carry_out_resend(self._s, self._s.resends_due[0]))
                 continue
             if self._s.sends_again_due:
-                await carry_out_send_again(self._s, next(iter(self._s.sends_again_due)))
+                await self._while_sending(carry_out_send_again(self._s, next(iter(self._s.sends_again_due))))
                 continue
             due = due_steps(self._s.steps, workflow.now())
             if due and not self._continue_before_sending():
-                await carry_out(self._s, due[0])
+                await self._while_sending(carry_out(self._s, due[0]))
                 continue
             if self._history_is_long():
                 await workflow.wait_condition(self._handlers_finished_or_unrecorded)
@@ -180,9 +183,18 @@ class GuestJourneyWorkflow:
     def _handlers_finished_or_unrecorded(self) -> bool:
         return workflow.all_handlers_finished() or self._out.unrecorded(self._s)
 
+    async def _while_sending(self, sending: Coroutine[Any, Any, None]) -> None:
+        self._sending = True
+        try:
+            await sending
+        finally:
+            self._sending = False
+
     async def _answered(self, answer: JourneyAck) -> JourneyAck:
-        """An update's answer, once the read model holds its change (`publishing`)."""
-        await self._out.until_recorded(self._s)
+        """An update's answer, once the read model holds its change (`publishing`). While
+        the loop is sending (a send with its retries may take minutes) the update records
+        its change itself rather than wait for the loop: a PUT never waits on a send."""
+        await self._out.until_recorded(self._s, record=self._sending)
         return answer
 
     # -- queries ----------------------------------------------------------------

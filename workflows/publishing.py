@@ -41,10 +41,13 @@ class Publication:
         """A change an update waits for is not in the read model yet."""
         return answers_when_recorded(s) and self.recorded_revision != s.revision
 
-    async def until_recorded(self, s: JourneyState) -> None:
-        """Return once the read model holds the journey as it is now (earlier shapes: at once)."""
+    async def until_recorded(self, s: JourneyState, *, record: bool = False) -> None:
+        """Return once the read model holds the journey as it is now (earlier shapes: at
+        once); with `record`, write it from here rather than wait for the main loop."""
         if answers_when_recorded(s):
             revision = s.revision
+            if record:
+                await self.record(s)
             await workflow.wait_condition(lambda: self.recorded_revision >= revision)
 
     async def record(self, s: JourneyState) -> None:

@@ -4,10 +4,14 @@ its change, so a read right after an update sees it."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
+from communications.channels.base import Delivery, Outgoing
 from guest_journey.read_model import get_journey, save_journey
+from guest_journey.reservations import Channel
 from tests.api.test_reservations import reservation_body
+from tests.recording_sender import RecordingSender
 from tests.workflows.journeys import end, now
 
 
@@ -57,3 +61,42 @@ async def test_an_unknown_reservation_is_404_either_way(api):
     consistent = await api.get("/guest-experience/NOPE", params={"consistent": "true"})
     assert plain.status_code == consistent.status_code == 404
     assert plain.json() == consistent.json() == {"detail": "no journey for reservation 'NOPE'"}
+
+
+class HeldSender(RecordingSender):
+    """An e-mail provider that takes its time: each send waits until the test lets it go."""
+
+    def __init__(self) -> None:
+        super().__init__(Channel.email)
+        self.sending = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def send(self, outgoing: Outgoing) -> Delivery:
+        self.sending.set()
+        await self.release.wait()
+        return await super().send(outgoing)
+
+
+async def test_an_update_answers_while_a_message_is_still_being_sent(env, worker, api):
+    """A slow provider holds the journey's loop in a send; the reservation system's PUT
+    is answered (and readable) without waiting for that send."""
+    held = HeldSender()
+    arrival = await now(env) + timedelta(days=20)
+    async with worker(channels={Channel.email: held}):
+        await api.put("/reservations/R702", json=reservation_body(arrival))
+        sent = await api.post("/communications/send", json={
+            "reservation_id": "R702", "template": "free_text",
+            "context": {"journey_stage": "pre_arrival", "body": "Seu quarto estará pronto às 12h."},
+        })
+        assert sent.status_code == 202, sent.text
+        await asyncio.wait_for(held.sending.wait(), timeout=30)
+        async with asyncio.timeout(20):  # far less than a send's retries could take
+            moved = await api.put("/reservations/R702", json=reservation_body(arrival + timedelta(days=1)))
+            read = await api.get("/guest-experience/R702")
+        still_sending = not held.sent
+        held.release.set()
+        await held.wait_for(1)
+        await end(env, "R702")
+    assert moved.status_code == 200, moved.text
+    assert still_sending
+    assert datetime.fromisoformat(read.json()["arrival"]) == arrival + timedelta(days=1)
