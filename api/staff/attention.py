@@ -46,6 +46,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.staff import labels
 from communications.inbound import list_unmatched
+from communications.mail_in_store import (
+    UNMATCHED_REASON_TEXTS,
+    UnmatchedReason,
+    list_unmatched_mail,
+)
 from communications.message_store import MessageRecord
 from communications.response_times import waiting_since
 from guest_journey import read_model_queries
@@ -69,6 +74,7 @@ class AttentionKind(StrEnum):
     checkin_pending = "checkin_pending"
     unanswered = "unanswered"
     unmatched = "unmatched"
+    unmatched_mail = "unmatched_mail"
     detractor = "detractor"
     stuck = "stuck"
 
@@ -79,6 +85,7 @@ TITLES = {
     AttentionKind.checkin_pending: "Check-in não feito a 24 h da chegada",
     AttentionKind.unanswered: "Mensagens de hóspedes sem resposta (SLA)",
     AttentionKind.unmatched: "Mensagens sem reserva",
+    AttentionKind.unmatched_mail: "E-mails sem reserva (mail-in)",
     AttentionKind.detractor: "Detratores sem follow-up",
     AttentionKind.stuck: "Jornadas sem progresso",
 }
@@ -129,6 +136,8 @@ async def needs_attention(
         # messages matched to no reservation belong to no hotel: only a caller of every hotel sees them
         AttentionGroup(AttentionKind.unmatched,
                        await unmatched_messages(session=session, now=now) if hotels is None else []),
+        AttentionGroup(AttentionKind.unmatched_mail,
+                       await unmatched_mail(session=session, now=now) if hotels is None else []),
     ]
 
 
@@ -247,6 +256,20 @@ async def unmatched_messages(*, session: AsyncSession, now: datetime) -> list[At
     ]
 
 
+async def unmatched_mail(*, session: AsyncSession, now: datetime) -> list[AttentionItem]:
+    """Guests' e-mails (`guest-journey mail-in`) no reservation was found for and that were
+    kept as no guest message (those kept as one are in `unmatched_messages`), with why."""
+    return [
+        AttentionItem(
+            AttentionKind.unmatched_mail, None, None, _aware(row.received_at),
+            f"e-mail de {row.sender or 'remetente desconhecido'}: “{_excerpt(row.subject or '(sem assunto)')}” — "
+            f"{_mail_reason(row.reason)}",
+        )
+        for row in await list_unmatched_mail(session=session, limit=LIMIT)
+        if row.message_ref is None and _aware(row.received_at) >= now - RECENT
+    ]
+
+
 async def detractors_without_follow_up(
     *, session: AsyncSession, now: datetime, hotel_id: str | None = None,
     hotels: Collection[str] | None = None,
@@ -330,6 +353,12 @@ def _of_hotels(column: Any, hotel_id: str | None, hotels: Collection[str] | None
 
 def _message_of_hotel(hotel_id: str | None, hotels: Collection[str] | None = None) -> list[ColumnElement[bool]]:
     return _of_hotels(col(MessageRecord.hotel_id), hotel_id, hotels)
+
+
+def _mail_reason(reason: str | None) -> str:
+    if reason is not None and reason in UnmatchedReason.__members__:
+        return UNMATCHED_REASON_TEXTS[UnmatchedReason(reason)]
+    return "sem motivo registrado"
 
 
 def _aware(moment: datetime) -> datetime:

@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
@@ -19,6 +19,8 @@ import pytest
 from pydantic import SecretStr
 from sqlmodel import col, select
 
+from api.staff import attention
+from api.staff.attention import AttentionKind
 from commands.imap_poller import poll_mailbox
 from communications.mail_in_store import InboundEmail
 from communications.message_store import MessageRecord
@@ -148,6 +150,13 @@ async def test_forged_tokens_and_oversized_mail_in_the_mailbox_are_listed_for_st
     async with sessions() as session:
         stored = (await session.exec(select(MessageRecord).where(MessageRecord.direction == "inbound"))).all()
     assert [m.body_text for m in stored] == ["olá"]  # the malformed one, as text; nothing of the forged one
+    async with sessions() as session:  # the panel's "needs attention": the two kept as no guest message
+        groups = {group.kind: group for group in await attention.needs_attention(
+            session=session, now=datetime.now(UTC))}
+    staff_list = groups[AttentionKind.unmatched_mail]
+    assert staff_list.title == "E-mails sem reserva (mail-in)"
+    assert sorted(item.detail.split("“")[1].split("”")[0] for item in staff_list.items) == ["Forjado", "Fotos"]
+    assert all("—" in item.detail for item in staff_list.items)  # with why, in staff's words
 
 
 async def test_the_poller_reads_over_imaps_and_comes_back_after_a_refused_login(

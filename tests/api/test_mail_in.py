@@ -9,7 +9,7 @@ import smtplib
 import ssl
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
@@ -21,6 +21,8 @@ import pytest
 import trustme
 from sqlmodel import select
 
+from api.staff import attention
+from api.staff.attention import AttentionKind
 from commands.mail_in import smtp_receiver
 from communications.mail_in_store import InboundEmail
 from communications.message_store import MessageRecord
@@ -154,7 +156,7 @@ async def test_recipients_not_ours_and_forged_tokens_are_refused_at_rcpt(receive
     assert await asyncio.to_thread(talk) == [550, 550, 550, 250]
 
 
-async def test_bad_input_is_stored_safely_or_refused_and_the_receiver_stays_up(receiver, mail_settings, web):
+async def test_bad_input_is_stored_safely_or_refused_and_the_receiver_stays_up(receiver, mail_settings, web, sessions):
     secret = mail_settings.resolved_secret_key()
     to = f"reply+{reply_token(secret, str(uuid.uuid4()))}@{DOMAIN}"  # ours, for a message no longer kept
     big = reply(to, "x" * 100, Message_ID="<big@mail.example.com>")
@@ -182,6 +184,11 @@ async def test_bad_input_is_stored_safely_or_refused_and_the_receiver_stays_up(r
     assert {"Reserva até sábado ção", "Habitación"} <= subjects
     assert len(unmatched) == 3 and {row["reason"] for row in unmatched} == {"message_gone"}
     assert all(row["reason_text"] for row in unmatched)
+    async with sessions() as session:  # the panel's "needs attention" lists them for staff, once
+        groups = {group.kind: group.items for group in await attention.needs_attention(
+            session=session, now=datetime.now(UTC))}
+    assert any(item.detail.startswith("email de jose@example.com") for item in groups[AttentionKind.unmatched])
+    assert groups[AttentionKind.unmatched_mail] == []  # each was kept as a guest message: listed there
 
 
 async def test_starttls_is_offered_when_a_certificate_is_configured(
