@@ -4,6 +4,7 @@ the database's failures, into HTTP answers (`{"detail": ...}`)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -11,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Match
 from temporalio.service import RPCError
 
 from api.limits import BodyTooLarge
@@ -34,15 +35,33 @@ CANDIDATE_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
 def allowed_methods(request: Request) -> str:
-    """Every method some route of this path takes (Starlette names only the first route's)."""
-    methods = {
-        method for method in CANDIDATE_METHODS
-        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL
-               for route in request.app.router.routes)
-    }
+    """Every method some route of this path takes (Starlette names only the first route's);
+    a path a route names literally (`/reservations/batch`) is that route's alone, not also
+    a value of another's parameter (`/reservations/{reservation_id}`)."""
+    literal = [route for route in _leaf_routes(request.app.router.routes)
+               if "{" not in getattr(route, "path", "{")
+               and route.matches({**request.scope, "method": "GET"})[0] is not Match.NONE]
+    if literal:
+        methods = {method for route in literal for method in (getattr(route, "methods", None) or ())}
+    else:
+        methods = {
+            method for method in CANDIDATE_METHODS
+            if any(route.matches({**request.scope, "method": method})[0] is Match.FULL
+                   for route in request.app.router.routes)
+        }
     if "GET" in methods:
         methods.add("HEAD")
     return ", ".join(sorted(methods))
+
+
+def _leaf_routes(routes: Sequence[BaseRoute]) -> Iterator[BaseRoute]:
+    """The app's routes, those of included routers among them."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _leaf_routes(inner.routes)
+        else:
+            yield route
 
 
 def install_error_handlers(app: FastAPI) -> None:

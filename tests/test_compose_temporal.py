@@ -60,6 +60,8 @@ CLIENT_CALLS: dict[str, tuple[str, ...]] = {
     "create_schedule": (SCHEDULES,),
     "get_schedule_handle": (SCHEDULES,),
     "execute_workflow": (),
+    # Bulk onboarding (`guest-journey import`, POST /reservations/batch): a plain start.
+    "start_workflow": (),
     # Signals, queries, handles, cancellation, describing: always on.
     "get_workflow_handle_for": (),
     "signal": (),
