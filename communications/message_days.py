@@ -166,26 +166,26 @@ def _midnight(day: date) -> datetime:
 def _days(
     table: Any, first: date | None, end: date | None, scope: Collection[str] | None
 ) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = []
-    if first is not None:
-        conditions.append(col(table.day) >= first)
-    if end is not None:
-        conditions.append(col(table.day) < end)
-    if scope is not None:
-        conditions.append(col(table.hotel_id).in_(sorted(scope)))
-    return conditions
+    return _between(col(table.day), first, end, col(table.hotel_id), scope)
 
 
 def _within(
     message: Any, since: datetime | None, until: datetime | None, scope: Collection[str] | None
 ) -> list[ColumnElement[bool]]:
+    return _between(col(message.created_at), since, until, col(message.hotel_id), scope)
+
+
+def _between(
+    column: Any, low: Any, high: Any, hotel: Any, scope: Collection[str] | None
+) -> list[ColumnElement[bool]]:
+    """`low <= column < high` (each bound when given), of the hotels in `scope` (when given)."""
     conditions: list[ColumnElement[bool]] = []
-    if since is not None:
-        conditions.append(col(message.created_at) >= since)
-    if until is not None:
-        conditions.append(col(message.created_at) < until)
+    if low is not None:
+        conditions.append(column >= low)
+    if high is not None:
+        conditions.append(column < high)
     if scope is not None:
-        conditions.append(col(message.hotel_id).in_(sorted(scope)))
+        conditions.append(hotel.in_(sorted(scope)))
     return conditions
 
 
