@@ -15,12 +15,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlmodel import SQLModel, col, select
+from sqlmodel import col, select
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-import guest_journey.tables  # noqa: F401  (every table, for the dump)
 from activities.messaging import UNSUBSCRIBED, MessagingActivities
 from api.guest.checkin_form import CheckinForm, blank_values, submission
 from api.i18n import Translator
@@ -58,6 +57,7 @@ from guest_journey.settings import Settings
 from services.gdpr import UnknownReservation, erase_guest_data, export_guest_data
 from services.snapshot_pending import SnapshotPending
 from tests.communications import database_fixtures
+from tests.every_table import every_table
 from tests.factories import make_reservation
 from tests.recording_sender import RecordingSender
 from tests.workflows.journeys import booking, end, put, quiet_policy, recorded
@@ -226,7 +226,7 @@ async def database_dump(sessions: SessionFactory) -> str:
     lines = []
     async with sessions() as session:
         connection = await session.connection()
-        for table in SQLModel.metadata.sorted_tables:
+        for table in every_table().sorted_tables:
             rows = (await connection.execute(table.select())).all()
             lines += [f"{table.name}: {tuple(row)}" for row in rows]
     return "\n".join(lines)

@@ -30,8 +30,8 @@ from guest_journey.schema import (
     upgrade_database,
 )
 from guest_journey.settings import Settings
-from guest_journey.tables import metadata
 from tests.databases import postgres_schema
+from tests.every_table import every_table
 from worker import run_worker
 
 BEFORE_MIGRATIONS = Path(__file__).with_name("schema_before_migrations")
@@ -50,7 +50,7 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
 async def differences_from_the_models(engine: AsyncEngine) -> list[Any]:
     def compare(connection: Connection) -> list[Any]:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
-        return list(compare_metadata(context, metadata))
+        return list(compare_metadata(context, every_table()))
 
     async with engine.connect() as connection:
         return await connection.run_sync(compare)
@@ -68,7 +68,7 @@ async def index_names(engine: AsyncEngine) -> set[str]:
 
 
 def declared_index_names() -> set[str]:
-    return {str(index.name) for table in metadata.tables.values() for index in table.indexes}
+    return {str(index.name) for table in every_table().tables.values() for index in table.indexes}
 
 
 async def run_sql_file(engine: AsyncEngine, path: Path) -> None:

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from alembic import context
 
-from guest_journey.tables import metadata
-
 connection = context.config.attributes.get("connection")
 if connection is None:
     raise RuntimeError("migrations run through `guest-journey db upgrade` (guest_journey.schema), not `alembic`")
 
 context.configure(
     connection=connection,
-    target_metadata=metadata,
     render_as_batch=connection.dialect.name == "sqlite",  # SQLite alters a table by copying it
-    compare_type=True,
 )
 with context.begin_transaction():
     context.run_migrations()
