@@ -22,6 +22,7 @@ the rules guest pages follow too (`guest_journey.languages`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from dataclasses import dataclass
@@ -106,8 +107,16 @@ class TemplateCatalogue:
 
     @classmethod
     def load(cls, directory: Path | None = None) -> TemplateCatalogue:
-        """Read and check every template; raise `TemplateError` naming the file, variable and line."""
+        """Read and check every template; raise `TemplateError` naming the file, variable and line.
+
+        A catalogue is read once per process while its files stay as they are (each
+        file's name, size and modification time): an API process builds its app once,
+        but tests and tools build many, and compiling every template takes a second."""
         directory = Path(directory) if directory is not None else DEFAULT_DIRECTORY
+        return _load_once(directory.resolve(), _files_as_they_are(directory))
+
+    @classmethod
+    def _read(cls, directory: Path) -> TemplateCatalogue:
         spec = read_catalogue(directory / CATALOGUE_FILE)
         if spec.fallback_language not in spec.required_languages:
             raise TemplateError(
@@ -268,3 +277,18 @@ def _load_variants(
             raise TemplateError(f"template {name!r} is missing {expected}")
     return variants
 
+
+@functools.lru_cache(maxsize=8)
+def _load_once(directory: Path, files: tuple[tuple[str, int, int], ...]) -> TemplateCatalogue:
+    """The catalogue of `directory` as its `files` are (the cache's key): a catalogue is
+    never changed once loaded, so one is shared."""
+    return TemplateCatalogue._read(directory)
+
+
+def _files_as_they_are(directory: Path) -> tuple[tuple[str, int, int], ...]:
+    """(path, size, modification time) of every file under the directory."""
+    return tuple(
+        (str(path.relative_to(directory)), stat.st_size, stat.st_mtime_ns)
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and (stat := path.stat())
+    )
