@@ -49,6 +49,7 @@ from communications.channels.base import (
 )
 from communications.message_status import MessageStatusEvent, declare_in_doubt, record_hand_over
 from communications.message_store import MessageRecord, get_or_create_outbound, save_message
+from communications.response_times import guest_waiting_since, is_staff_step
 from communications.staff_texts import resolve_staff_text
 from communications.templates import TemplateCatalogue, TemplateError
 from communications.unsubscribes import is_unsubscribed
@@ -139,7 +140,9 @@ class MessagingActivities:
                 session=session, address=_recipient(message), secret_key=self._secret_key
             ):
                 raise ApplicationError("the guest unsubscribed from offers", type=UNSUBSCRIBED, non_retryable=True)
-            record = await get_or_create_outbound(session=session, message=message)
+            record = await get_or_create_outbound(
+                session=session, message=message, answers_guest_since=await _answers_guest_since(session, message)
+            )
             sender = self._channels.get(message.channel)
             known = await self._outcome_so_far(session, record, message, sender)
             if known is not None:
@@ -331,6 +334,14 @@ def _recipient(message: SendMessageInput) -> str:
     if message.channel is Channel.webchat:
         return message.reservation_id
     raise ApplicationError(f"the guest has no address for {message.channel}", type=CHANNEL_UNAVAILABLE, non_retryable=True)
+
+
+async def _answers_guest_since(session: AsyncSession, message: SendMessageInput) -> datetime | None:
+    """For a staff reply, the first guest message it answers (its response time runs from there)."""
+    if not is_staff_step(message.step_key):
+        return None
+    return await guest_waiting_since(session=session, reservation_id=message.reservation_id,
+                                     channel=message.channel.value)
 
 
 async def _declare_in_doubt(session: AsyncSession, record: MessageRecord, reason: str) -> None:

@@ -6,8 +6,8 @@
 
 The messages: 3 hotels (50/30/20 %), 3 channels (WhatsApp 50 %, e-mail 40 %,
 web chat 10 %), outbound statuses with 3 % failed, 20 % of the messages
-replies (guests to us, and staff to guests), spread over the 180 days before
-now. The journeys (read model), one per 10 messages: arrivals over the same
+replies (guests to us, and staff to guests: each staff reply stamped with its
+response time, as the service stamps it), spread over the 180 days before now. The journeys (read model), one per 10 messages: arrivals over the same
 days and the next 30, stays of 1-7 nights, 5 % cancelled, 45 % of the arrived
 with the digital check-in done, 35 % of the departed with feedback (both scores),
 two upsell offers each (20 % of those sent accepted). After the load the
@@ -18,7 +18,7 @@ the rows by `COPY`, into a schema of its own, dropped at the end.
 Timed, each in a session of its own as a request would: the delivery summary
 (`GET /communications/delivery/summary`) in three shapes, each also counted
 from every message of its period (`scan`: as before the daily totals of
-`communications.message_days`), and the data of the
+`communications.message_days`; its response time from every stamped reply), and the data of the
 dashboard (`GET /analytics`: the hotels, then `build_dashboard` and the card's
 figures; the HTML around it is not timed) in two. The dashboard only reads the
 snapshots the KPI schedule stores; the schedule's first run over the loaded
@@ -46,13 +46,15 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, insert, text
+from sqlalchemy import Table, func, insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.staff.dashboard_card import headline
 from bench.common import machine, percentile
 from communications.delivery_summary import delivery_summary, summary_of
-from communications.message_days import Figures
+from communications.message_days import Figures, within
 from communications.message_store import MessageRecord
 from guest_journey.database import SessionFactory, create_engine, session_factory
 from guest_journey.journeys import JourneyView, Stage, Step, StepKind, StepStatus
@@ -118,7 +120,23 @@ def message_rows(count: int, journeys: int, end: datetime, seed: int = 7) -> lis
         recent.append(row)
         if len(recent) > 1_000:
             recent.pop(0)
+    stamp_staff_replies(rows)
     return rows
+
+
+def stamp_staff_replies(rows: list[dict[str, Any]]) -> None:
+    """Each staff reply's response time, as `send_message` stamps it when it creates the
+    reply (`communications.response_times`): from the first guest message of the
+    conversation (reservation and channel) that no staff reply has followed."""
+    waiting: dict[tuple[str, str], datetime] = {}
+    for row in sorted(rows, key=lambda row: row["created_at"]):
+        conversation = (row["reservation_id"], row["channel"])
+        if row["direction"] == "inbound":
+            waiting.setdefault(conversation, row["created_at"])
+        elif row["step_key"] is not None:
+            since = waiting.pop(conversation, None)
+            if since is not None:
+                row["response_microseconds"] = (row["created_at"] - since) // timedelta(microseconds=1)
 
 
 def _opening(rng: random.Random, index: int, created_at: datetime, journeys: int) -> dict[str, Any]:
@@ -148,12 +166,15 @@ def _reply(rng: random.Random, parent: dict[str, Any], index: int) -> dict[str, 
         status="received" if by_guest else _pick(rng, OUTBOUND_STATUSES),
         created_at=parent["created_at"] + timedelta(minutes=minutes),
         in_reply_to=parent["id"],
+        step_key=None if by_guest else f"manual:{index}",  # a staff reply, from the inbox or the panel
     )
 
 
 def _message(index: int, **values: Any) -> dict[str, Any]:
     values.setdefault("in_reply_to", None)
     values.setdefault("recipient", None)
+    values.setdefault("step_key", None)
+    values.setdefault("response_microseconds", None)
     return {"id": f"m-{index:09d}", "attempts": 0, "updated_at": values["created_at"], **values}
 
 
@@ -276,6 +297,7 @@ async def fill(engine: AsyncEngine, journeys: list[dict[str, Any]], messages: li
         await connection.execution_options(isolation_level="AUTOCOMMIT")
         for statement in ("ANALYZE",) if engine.dialect.name == "sqlite" else (
             "VACUUM ANALYZE message", "VACUUM ANALYZE message_day", "VACUUM ANALYZE message_reply_day",
+            "VACUUM ANALYZE message_response_day",
             "VACUUM ANALYZE journey", "VACUUM ANALYZE journey_step",
             "VACUUM ANALYZE journey_upsell"
         ):
@@ -351,13 +373,26 @@ def _summary(sessions: SessionFactory, filters: dict[str, Any], *, scan: bool = 
         async with sessions() as session:
             if scan:
                 hotel = filters.get("hotel_id")
-                answer = summary_of(await Figures.scanned(session, filters.get("since"), filters.get("until"),
-                                                          None if hotel is None else frozenset({hotel})))
+                scope = None if hotel is None else frozenset({hotel})
+                since, until = filters.get("since"), filters.get("until")
+                answer = summary_of(await Figures.scanned(session, since, until, scope))
+                answer.avg_response_time_minutes = await _scanned_response_minutes(session, since, until, scope)
             else:
                 answer = await delivery_summary(session=session, **filters)
         return f"total={answer.total} failed={answer.failed} avg_response={answer.avg_response_time_minutes} min"
 
     return query
+
+
+async def _scanned_response_minutes(
+    session: AsyncSession, since: datetime | None, until: datetime | None, scope: frozenset[str] | None
+) -> float | None:
+    """The staff replies' mean response time, from every stamped reply of the period."""
+    stamped = col(MessageRecord.response_microseconds)
+    query = select(func.count(stamped), func.sum(stamped)).where(stamped.is_not(None),
+                                                                  *within(MessageRecord, since, until, scope))
+    count, total = (await session.exec(query)).one()
+    return round(int(total) / count / 60_000_000, 2) if count else None
 
 
 def _dashboard(sessions: SessionFactory, hotel_id: str | None, kind: WindowKind) -> Callable[[], Awaitable[str]]:

@@ -1,14 +1,16 @@
 """Daily totals of the message table, which the delivery summary reads instead of
 every message (`communications.delivery_summary`).
 
-Two tables, one row per UTC day and hotel (`''` for messages of no hotel):
+Three tables, one row per UTC day and hotel (`''` for messages of no hotel):
 
 - `message_day`: outbound messages by channel and current status;
 - `message_reply_day`: messages that reply to another (`in_reply_to`), by the
   reply's direction and the direction of the message replied to, with the sum
-  of the time between the two in microseconds.
+  of the time between the two in microseconds;
+- `message_response_day`: staff replies that answered a guest, with the sum of
+  their response times (`communications.response_times`, migration 0013).
 
-The database keeps them, not the code: triggers on `message` (migration 0010)
+The database keeps them, not the code: triggers on `message` (migrations 0010 and 0013)
 add and subtract in the same statement that inserts, updates or deletes a
 message, whichever code or tool writes it, so the totals are exact at every
 commit. The one assumption: the message replied to keeps its direction and its
@@ -50,6 +52,18 @@ class MessageDayRecord(SQLModel, table=True):
     channel: str = Field(primary_key=True, max_length=16)
     status: str = Field(primary_key=True, max_length=16)
     messages: int = Field(default=0, sa_column=Column(Integer(), nullable=False))
+
+
+class ResponseDayRecord(SQLModel, table=True):
+    """Staff replies that answered a guest, by the reply's UTC day and hotel, with the
+    sum of their response times (`message.response_microseconds`, migration 0013)."""
+
+    __tablename__ = "message_response_day"
+
+    day: date = Field(sa_column=Column(Date(), primary_key=True))
+    hotel_id: str = Field(primary_key=True, max_length=64)
+    replies: int = Field(default=0, sa_column=Column(Integer(), nullable=False))
+    response_microseconds: int = Field(default=0, sa_column=Column(BigInteger(), nullable=False))
 
 
 class ReplyDayRecord(SQLModel, table=True):
@@ -102,14 +116,14 @@ class Figures:
     ) -> None:
         channel, status = col(MessageDayRecord.channel), col(MessageDayRecord.status)
         query = select(channel, status, func.sum(col(MessageDayRecord.messages))).where(
-            *_days(MessageDayRecord, first, end, scope)
+            *in_days(MessageDayRecord, first, end, scope)
         ).group_by(channel, status)
         for channel_value, status_value, count in (await session.exec(query)).all():
             self.messages[(channel_value, status_value)] += int(count)
         directions = (col(ReplyDayRecord.direction), col(ReplyDayRecord.replied_direction))
         replies = select(
             *directions, func.sum(col(ReplyDayRecord.replies)), func.sum(col(ReplyDayRecord.reply_microseconds))
-        ).where(*_days(ReplyDayRecord, first, end, scope)).group_by(*directions)
+        ).where(*in_days(ReplyDayRecord, first, end, scope)).group_by(*directions)
         for direction, replied_direction, count, microseconds in (await session.exec(replies)).all():
             self._add_reply((direction, replied_direction), int(count), int(microseconds))
 
@@ -119,7 +133,7 @@ class Figures:
         channel, status = col(MessageRecord.channel), col(MessageRecord.status)
         query = select(channel, status, func.count()).where(
             col(MessageRecord.direction) == MessageDirection.outbound.value,
-            *_within(MessageRecord, since, until, scope),
+            *within(MessageRecord, since, until, scope),
         ).group_by(channel, status)
         for channel_value, status_value, count in (await session.exec(query)).all():
             self.messages[(channel_value, status_value)] += int(count)
@@ -130,7 +144,7 @@ class Figures:
         replies = (
             select(*directions, func.count(), func.sum(microseconds))
             .join(replied_to, col(reply.in_reply_to) == col(replied_to.id))
-            .where(col(reply.in_reply_to).is_not(None), *_within(reply, since, until, scope))
+            .where(col(reply.in_reply_to).is_not(None), *within(reply, since, until, scope))
             .group_by(*directions)
         )
         for direction, replied_direction, count, total in (await session.exec(replies)).all():
@@ -163,13 +177,13 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=UTC)
 
 
-def _days(
+def in_days(
     table: Any, first: date | None, end: date | None, scope: Collection[str] | None
 ) -> list[ColumnElement[bool]]:
     return _between(col(table.day), first, end, col(table.hotel_id), scope)
 
 
-def _within(
+def within(
     message: Any, since: datetime | None, until: datetime | None, scope: Collection[str] | None
 ) -> list[ColumnElement[bool]]:
     return _between(col(message.created_at), since, until, col(message.hotel_id), scope)

@@ -14,11 +14,11 @@ and `read_at` here.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import parseaddr
 
 from pydantic import AwareDatetime, BaseModel
-from sqlalchemy import Column, Index, text
+from sqlalchemy import BigInteger, Column, Index, text
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -93,6 +93,9 @@ class MessageRecord(SQLModel, table=True):
     recipient: str | None = Field(default=None, index=True, max_length=320)
     sender: str | None = Field(default=None, max_length=320)
     matched_by: str | None = Field(default=None, max_length=16)
+    # A staff reply that answered a guest: its response time, stamped when it is
+    # created (`communications.response_times`); the daily totals sum it.
+    response_microseconds: int | None = Field(default=None, sa_column=Column(BigInteger()))
 
 
 class MessageView(BaseModel):
@@ -117,11 +120,14 @@ class MessageView(BaseModel):
 
 
 async def get_or_create_outbound(
-    *, session: AsyncSession, message: SendMessageInput
+    *, session: AsyncSession, message: SendMessageInput, answers_guest_since: datetime | None = None
 ) -> MessageRecord:
+    """The message's row, created (queued) unless it exists. A staff reply is given
+    `answers_guest_since`, the first guest message it answers (`response_times`)."""
     record = await session.get(MessageRecord, message.message_id)
     if record is not None:
         return record
+    created_at = utcnow()
     record = MessageRecord(
         id=message.message_id,
         idempotency_key=message.message_key,
@@ -135,10 +141,18 @@ async def get_or_create_outbound(
         status=MessageStatus.queued.value,
         in_reply_to=message.in_reply_to,
         recipient=recipient_address(message),
+        created_at=created_at,
+        updated_at=created_at,
+        response_microseconds=microseconds_between(answers_guest_since, created_at),
     )
     session.add(record)
     await session.commit()
     return record
+
+
+def microseconds_between(start: datetime | None, end: datetime) -> int | None:
+    """Whole microseconds from `start` to `end` (None without a start)."""
+    return None if start is None else (end - start) // timedelta(microseconds=1)
 
 
 async def save_message(*, session: AsyncSession, record: MessageRecord) -> MessageRecord:

@@ -13,7 +13,11 @@ The inbox's timer (how long a conversation has waited), the panel's and the
 inbox's threads (each reply's minutes), the delivery summary's
 `avg_response_time_minutes` and so the KPI snapshots, the dashboard and the
 `guest_journey_kpi_response_time_seconds` gauges all read this module.
-Everything is computed by the database, on the reservation's timeline index.
+A staff reply's response time is stamped on it when it is created
+(`message.response_microseconds`, from `guest_waiting_since`: the conversation
+as staff saw it then), and the database sums the stamps by UTC day and hotel
+(`message_response_day`, kept by triggers: `communications.message_days`), so a
+period reads its whole days from the totals and only its edges from the replies.
 How long a guest takes to answer one of our messages is another figure: the
 guest's reply time ("tempo de resposta do hóspede").
 """
@@ -25,12 +29,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, extract, func, or_
+from sqlalchemy import and_, exists, func, or_
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from communications.message_days import (
+    MICROSECONDS_PER_MINUTE,
+    ResponseDayRecord,
+    in_days,
+    split,
+    within,
+)
 from communications.message_store import MessageRecord
 from guest_journey.messages import MessageDirection
 
@@ -64,10 +75,9 @@ def in_conversation(message: Any) -> ColumnElement[bool]:
                 or_(col(message.direction) == MessageDirection.inbound.value, is_staff_reply(message)))
 
 
-def waiting_since(reservation_id: Any, channel: Any, *, before: Any = None) -> Any:
-    """The first guest message of the conversation that no staff reply followed (the
-    replies considered: those created before `before`, when given); a scalar subquery,
-    NULL when every guest message was answered."""
+def waiting_since(reservation_id: Any, channel: Any) -> Any:
+    """The first guest message of the conversation that no staff reply followed; a
+    scalar subquery, NULL when every guest message was answered."""
     guest = aliased(MessageRecord, name="guest")
     staff = aliased(MessageRecord, name="staff")
     answered = [
@@ -76,21 +86,28 @@ def waiting_since(reservation_id: Any, channel: Any, *, before: Any = None) -> A
         is_staff_reply(staff),
         col(staff.created_at) >= col(guest.created_at),
     ]
-    limits = []
-    if before is not None:
-        answered.append(col(staff.created_at) < before)
-        limits.append(col(guest.created_at) <= before)
     return (
         select(func.min(guest.created_at))
         .where(
             col(guest.reservation_id) == reservation_id,
             col(guest.channel) == channel,
             col(guest.direction) == MessageDirection.inbound.value,
-            *limits,
             ~exists().where(*answered).correlate_except(staff),
         )
         .scalar_subquery()
     )
+
+
+async def guest_waiting_since(*, session: AsyncSession, reservation_id: str, channel: str) -> datetime | None:
+    """The first guest message of the conversation that no staff reply has followed
+    yet: what a staff reply created now answers (`message_store.get_or_create_outbound`
+    stamps its response time from it)."""
+    return (await session.exec(select(waiting_since(reservation_id, channel)))).first()
+
+
+def is_staff_step(step_key: str | None) -> bool:
+    """A step that is a message staff sent (`is_staff_reply`, in Python)."""
+    return step_key is not None and step_key.startswith(STAFF_STEP.rstrip("%"))
 
 
 async def response_time_by_hotel(
@@ -101,23 +118,42 @@ async def response_time_by_hotel(
     hotels: Collection[str] | None = None,
 ) -> dict[str | None, ResponseTime]:
     """Staff replies created in `[since, until)` that answered a guest, by hotel (of
-    `hotels` only, when given)."""
-    reply = aliased(MessageRecord, name="reply")
-    minutes = _minutes_between(session, waiting_since(col(reply.reservation_id), col(reply.channel),
-                                                      before=col(reply.created_at)), col(reply.created_at))
-    conditions = [is_staff_reply(reply), col(reply.reservation_id).is_not(None)]
-    if since is not None:
-        conditions.append(col(reply.created_at) >= since)
-    if until is not None:
-        conditions.append(col(reply.created_at) < until)
-    if hotels is not None:
-        conditions.append(col(reply.hotel_id).in_(sorted(hotels)))
-    query = select(reply.hotel_id, func.count(minutes), func.sum(minutes)).where(*conditions).group_by(reply.hotel_id)
+    `hotels` only, when given): each reply's response time was stamped when it was
+    created; whole UTC days are read from their daily totals, the edges from the replies."""
+    scope = None if hotels is None else frozenset(hotels)
+    sums: dict[str | None, tuple[int, int]] = {}
+
+    def add(hotel: str | None, count: int, microseconds: int) -> None:
+        known = sums.get(hotel, (0, 0))
+        sums[hotel] = (known[0] + count, known[1] + microseconds)
+
+    days, edges = split(since, until)
+    if days is not None:
+        day_hotel = col(ResponseDayRecord.hotel_id)
+        totals = select(day_hotel, func.sum(col(ResponseDayRecord.replies)),
+                        func.sum(col(ResponseDayRecord.response_microseconds))
+                        ).where(*in_days(ResponseDayRecord, *days, scope)).group_by(day_hotel)
+        for day_hotel_id, day_count, day_microseconds in (await session.exec(totals)).all():
+            add(day_hotel_id or None, int(day_count), int(day_microseconds))  # '' is no hotel in the totals
+    for start, end in edges:
+        for edge in await _stamped(session, start, end, scope):
+            add(*edge)
     return {
-        hotel: ResponseTime(int(count), round(float(total or 0.0), 3))  # julianday is exact to ms
-        for hotel, count, total in (await session.exec(query)).all()
+        hotel: ResponseTime(count, round(microseconds / MICROSECONDS_PER_MINUTE, 3))
+        for hotel, (count, microseconds) in sums.items()
         if count
     }
+
+
+async def _stamped(
+    session: AsyncSession, since: datetime | None, until: datetime | None, scope: frozenset[str] | None
+) -> list[tuple[str | None, int, int]]:
+    """(hotel, replies, microseconds) of the stamped staff replies of a period."""
+    stamped = col(MessageRecord.response_microseconds)
+    query = select(MessageRecord.hotel_id, func.count(stamped), func.sum(stamped)).where(
+        stamped.is_not(None), *within(MessageRecord, since, until, scope)
+    ).group_by(col(MessageRecord.hotel_id))
+    return [(hotel, int(count), int(total or 0)) for hotel, count, total in (await session.exec(query)).all()]
 
 
 async def response_time(
@@ -136,19 +172,11 @@ async def response_time(
 
 async def reply_minutes(*, session: AsyncSession, reservation_id: str) -> dict[str, float]:
     """The response time of each staff reply of a reservation that answered a guest, by message id."""
-    reply = aliased(MessageRecord, name="reply")
-    minutes = _minutes_between(session, waiting_since(col(reply.reservation_id), col(reply.channel),
-                                                      before=col(reply.created_at)), col(reply.created_at))
+    stamped = col(MessageRecord.response_microseconds)
     rows = await session.exec(
-        select(reply.id, minutes).where(col(reply.reservation_id) == reservation_id, is_staff_reply(reply))
+        select(MessageRecord.id, stamped).where(col(MessageRecord.reservation_id) == reservation_id,
+                                                 stamped.is_not(None))
     )
-    return {message_id: round(float(value), 1) for message_id, value in rows.all() if value is not None}
-
-
-def _minutes_between(session: AsyncSession, start: Any, end: Any) -> ColumnElement[Any]:
-    """`end - start` in minutes, in the database's own date arithmetic."""
-    bind = session.bind
-    dialect = bind.dialect.name if bind is not None else "sqlite"
-    if dialect == "sqlite":
-        return (func.julianday(end) - func.julianday(start)) * 1440.0
-    return extract("epoch", end - start) / 60.0
+    return {
+        message_id: round(value / MICROSECONDS_PER_MINUTE, 1) for message_id, value in rows.all() if value is not None
+    }

@@ -21,6 +21,7 @@ from services.conversations import (
 )
 from tests.api.test_staff_pages import view
 from tests.communications import database_fixtures
+from tests.communications.staff_replies import add_in_order
 
 db_sessions = database_fixtures.db_sessions
 
@@ -45,7 +46,7 @@ async def load(sessions: SessionFactory) -> None:
         await save_journey(session=session, view=view("R1", hotel_id="sp", arrival=NOW + timedelta(days=2)))
         await save_journey(session=session, view=view("R2", hotel_id="rj", arrival=NOW + timedelta(days=2),
                                                       stage=Stage.in_stay))
-        session.add_all([
+        await add_in_order(session, [
             # R1 on WhatsApp: answered, then the guest wrote again 3 min ago.
             msg("a1", "R1", "sp", "whatsapp", "inbound", 60, body="Tem berço?"),
             msg("a2", "R1", "sp", "whatsapp", "outbound", 55, step="manual:1", body="Temos sim."),
@@ -61,7 +62,6 @@ async def load(sessions: SessionFactory) -> None:
             # Too old for the inbox.
             msg("e1", "R3", "rj", "email", "inbound", 60 * 24 * 40, body="Antigo"),
         ])
-        await session.commit()
 
 
 async def listed(sessions: SessionFactory, **kwargs: object) -> list[tuple[str, str]]:

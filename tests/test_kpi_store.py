@@ -36,6 +36,7 @@ from services.kpi_snapshots import list_snapshots
 from services.kpi_store import record_dashboard_guest_experience, telemetry_status
 from services.kpi_tables import KpiAlert, KpiSnapshot, WindowKind, window_kind_of
 from tests.communications import database_fixtures
+from tests.communications.staff_replies import add_in_order
 
 db_sessions = database_fixtures.db_sessions
 
@@ -127,15 +128,14 @@ async def load(sessions: SessionFactory) -> None:
     async with sessions() as session:
         for view in JOURNEYS:
             await save_journey(session=session, view=view)
-        session.add_all(
+        await add_in_order(session, [
             MessageRecord(id=mid, hotel_id=hotel, direction=direction, channel="email", status=status,
                           created_at=created_at, in_reply_to=reply_to,
                           # the guest's message and the staff reply: one conversation, a staff (manual) step
                           reservation_id="J1" if mid in ("i1", "m4") else None,
                           step_key="manual:m4" if mid == "m4" else None)
             for mid, hotel, direction, status, created_at, reply_to in MESSAGES
-        )
-        await session.commit()
+        ])
 
 
 @pytest.fixture(autouse=True)

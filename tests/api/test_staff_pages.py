@@ -45,6 +45,7 @@ from services.kpi_alerts import list_alerts
 from services.kpi_tables import KpiSnapshot
 from services.kpi_windows import measure_kpi_windows
 from tests.api.test_reservations import reservation_body
+from tests.communications.staff_replies import add_in_order
 from tests.workflows.journeys import end, now
 
 KEYS = "ops-key-0123456789:ops,res-key-0123456789:reservations,admin-key-0123456789:admin"
@@ -368,8 +369,7 @@ async def seed(sessions: SessionFactory, views: list[JourneyView], messages: lis
     async with sessions() as session:
         for item in views:
             await save_journey(session=session, view=item)
-        session.add_all(messages)
-        await session.commit()
+        await add_in_order(session, messages)
 
 
 async def test_needs_attention_lists_each_kind_and_leaves_out_what_is_handled(app_sessions, staff_settings, web):

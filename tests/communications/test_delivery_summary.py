@@ -15,6 +15,7 @@ from communications.delivery_summary import (
 from communications.message_store import MessageRecord
 from guest_journey.database import SessionFactory
 from tests.communications import database_fixtures
+from tests.communications.staff_replies import add_in_order
 
 db_sessions = database_fixtures.db_sessions
 
@@ -58,7 +59,7 @@ CONVERSATIONS = {"i1": "R-o1", "h1": "R-o1", "i2": "R-o4", "i3": "R-o11", "h2": 
 
 async def load(sessions: SessionFactory) -> None:
     async with sessions() as session:
-        session.add_all(
+        await add_in_order(session, [
             MessageRecord(
                 id=message_id,
                 reservation_id=CONVERSATIONS.get(message_id, f"R-{message_id}") if hotel else None,
@@ -72,8 +73,7 @@ async def load(sessions: SessionFactory) -> None:
                 in_reply_to=in_reply_to,
             )
             for message_id, hotel, channel, direction, status, created_at, in_reply_to in MESSAGES
-        )
-        await session.commit()
+        ])
 
 
 async def summary_of(sessions: SessionFactory, **filters: object) -> DeliverySummary:

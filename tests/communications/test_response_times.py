@@ -14,6 +14,7 @@ from communications.response_times import (
 )
 from guest_journey.database import SessionFactory
 from tests.communications import database_fixtures
+from tests.communications.staff_replies import add_in_order
 
 db_sessions = database_fixtures.db_sessions
 
@@ -48,13 +49,12 @@ MESSAGES = [
 
 async def load(sessions: SessionFactory) -> None:
     async with sessions() as session:
-        session.add_all(
+        await add_in_order(session, [
             MessageRecord(id=message_id, reservation_id=rid, hotel_id=hotel, channel=channel, direction=direction,
                           status="received" if direction == "inbound" else "sent", step_key=step,
                           created_at=at(minute), updated_at=at(minute))
             for message_id, rid, hotel, channel, direction, step, minute in MESSAGES
-        )
-        await session.commit()
+        ])
 
 
 async def test_from_the_first_unanswered_guest_message_to_the_first_staff_reply(db_sessions):
