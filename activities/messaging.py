@@ -34,7 +34,6 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import exc as sa_exc
-from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -47,7 +46,7 @@ from communications.channels.base import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
-from communications.message_status import MessageStatusEvent, declare_in_doubt, record_hand_over
+from communications.message_status import claim_send_again, declare_in_doubt, record_hand_over
 from communications.message_store import MessageRecord, get_or_create_outbound, save_message
 from communications.response_times import guest_waiting_since, is_staff_step
 from communications.staff_texts import resolve_staff_text
@@ -200,7 +199,9 @@ class MessagingActivities:
             )
             status = MessageStatus.in_doubt
         if status is MessageStatus.in_doubt:
-            if message.send_again_request and await _claim_send_again(session, record, message.send_again_request):
+            if message.send_again_request and await claim_send_again(
+                session=session, record=record, request_id=message.send_again_request
+            ):
                 return None
             return await self._settle_doubt(record.id, message, sender)
         return None
@@ -346,35 +347,6 @@ async def _answers_guest_since(session: AsyncSession, message: SendMessageInput)
 
 async def _declare_in_doubt(session: AsyncSession, record: MessageRecord, reason: str) -> None:
     await declare_in_doubt(session=session, message_id=record.id, reason=reason, at=utcnow())
-
-
-async def _claim_send_again(session: AsyncSession, record: MessageRecord, request_id: str) -> bool:
-    """Staff asked to send a message in doubt again: True the first time this request
-    is used (the message is queued again, and the request kept in its status
-    history), False when an attempt already used it."""
-    event_id = f"send-again:{request_id}"
-    used = await session.exec(select(MessageStatusEvent.id).where(MessageStatusEvent.event_id == event_id).limit(1))
-    if used.first() is not None:
-        return False
-    now = utcnow()
-    session.add(
-        MessageStatusEvent(
-            message_id=record.id,
-            status=MessageStatus.queued.value,
-            at=now,
-            reason="sent again at staff's request",
-            event_id=event_id,
-        )
-    )
-    record.status = MessageStatus.queued.value
-    record.status_at = now
-    record.reason = f"sent again at staff's request (it was in doubt: {record.reason})"
-    try:
-        await save_message(session=session, record=record)
-    except sa_exc.IntegrityError:  # the same request, claimed at the same moment
-        await session.rollback()
-        return False
-    return True
 
 
 @contextlib.asynccontextmanager

@@ -1,7 +1,7 @@
 """Hotel-scoped access: the one rule of which hotels a caller may see and change.
 
 An API key is `key:role` (every hotel) or `key:role:hotel-a|hotel-b` (only
-those; `guest_journey.settings.KeyAccess`). The caller — a Bearer key, a staff
+those; `guest_journey.api_keys.KeyAccess`). The caller — a Bearer key, a staff
 session signed in with a key, or a loopback caller in development without
 keys — is a `Principal`: its role and its hotels (`None`: every hotel).
 
@@ -24,8 +24,9 @@ from temporalio.client import Client
 
 from communications.message_store import MessageRecord
 from guest_journey import read_model
+from guest_journey.api_keys import KeyAccess, Role
 from guest_journey.journey_ids import AmbiguousReservation, JourneyIdTooLong, find_journey_id
-from guest_journey.settings import KeyAccess, Role, WorkflowIdScope
+from guest_journey.settings import WorkflowIdScope
 from services.errors import Conflict, DomainError, InvalidRequest, NotFound, Unavailable
 from services.journey_service import read_journey
 

@@ -42,7 +42,8 @@ from guest_journey.database import create_engine, session_factory
 from guest_journey.metrics_server import MetricsServer
 from guest_journey.policy import load_policy, refuse_retired_targets_file
 from guest_journey.schema import prepare_database
-from guest_journey.settings import MIN_SECRET_BITS, Settings, get_settings
+from guest_journey.secret_keys import MIN_SECRET_BITS
+from guest_journey.settings import Settings, get_settings
 from guest_journey.temporal import connect_temporal
 from guest_journey.version import package_version
 from services.automation import automation_queue, guest_journey_bridge

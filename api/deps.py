@@ -17,9 +17,10 @@ from temporalio.client import Client
 
 from api.access import EVERY_HOTEL_ADMIN, Principal
 from communications.templates import TemplateCatalogue
+from guest_journey.api_keys import Role
 from guest_journey.database import SessionFactory
 from guest_journey.policy import JourneyPolicy
-from guest_journey.settings import Role, Settings
+from guest_journey.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,7 @@ from fastapi import Depends, Path, Query
 
 from api.access import journey_id_for
 from api.deps import PrincipalDep, SessionDep, SettingsDep
-from guest_journey.reservations import RESERVATION_ID
-from guest_journey.settings import HOTEL_ID_PATTERN
+from guest_journey.reservations import HOTEL_ID_PATTERN, RESERVATION_ID
 
 ReservationIdPath = Annotated[str, Path(pattern=RESERVATION_ID, description="the PMS reservation id")]
 HotelOfReservation = Annotated[str | None, Query(

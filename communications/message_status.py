@@ -6,26 +6,8 @@ of order and more than once. Every report is kept once in
 `message_status_event`: a report is the same when it carries the same provider
 event id, or names the same message, status and time.
 
-The message's current status then moves by these rules:
-
-- Before the channel's answer is known (`queued`, `sending`, `in_doubt`), any
-  report takes over: it is the provider's word on what became of the message.
-- Along the ladder `queued < sent < delivered < read` (`MessageStatus.rank`) a
-  status only moves up: a `sent` or `delivered` that arrives after `read` is
-  kept in the history and changes nothing.
-- `failed` replaces only `queued` or `sent`, and `sent` only when the failure
-  happened at or after the time the message was sent. A delivered or read
-  message never becomes failed: the guest has it.
-- From `failed`, `delivered` and `read` always win (proof of delivery);
-  `sent` wins only when it happened after the failure (a later attempt that
-  went through); `queued` never does.
-- Providers give times to the second, ours carry microseconds: `sent` and
-  `failed` are compared to the second, and within the same second `failed`
-  wins (a failure is never hidden by our own record of the hand-over).
-
-`status_at` is the time of the event that set the current status.
-`delivered_at` and `read_at` are the earliest times reported for them; a read
-message was delivered, so `read` also sets `delivered_at` when none is known.
+The message's current status then moves by the rules of
+`communications.message_status_rules`.
 """
 
 from __future__ import annotations
@@ -38,14 +20,10 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from communications.message_store import MessageRecord
+from communications.message_status_rules import apply_report
+from communications.message_store import MessageRecord, save_message
 from guest_journey.database import UTCDateTime, utcnow
 from guest_journey.messages import NOT_HANDED_OVER, MessageDirection, MessageStatus
-
-_LADDER = frozenset(
-    {MessageStatus.queued, MessageStatus.sent, MessageStatus.delivered, MessageStatus.read}
-)
-_PROOF_OF_DELIVERY = frozenset({MessageStatus.delivered, MessageStatus.read})
 
 
 class MessageStatusEvent(SQLModel, table=True):
@@ -80,29 +58,6 @@ class MessageStatusEventView(BaseModel):
         return cls.model_validate(event, from_attributes=True)
 
 
-def takes_over(
-    current: MessageStatus, current_at: datetime | None, new: MessageStatus, new_at: datetime
-) -> bool:
-    """Whether a report of `new` at `new_at` replaces the current status (module rules)."""
-    if current == new:
-        return False
-    if current in NOT_HANDED_OVER:
-        return new not in NOT_HANDED_OVER
-    if new is MessageStatus.failed:
-        if current is MessageStatus.queued:
-            return True
-        return current is MessageStatus.sent and (
-            current_at is None or _second(new_at) >= _second(current_at)
-        )
-    if current is MessageStatus.failed:
-        if new in _PROOF_OF_DELIVERY:
-            return True
-        return new is MessageStatus.sent and current_at is not None and _second(new_at) > _second(current_at)
-    if new in _LADDER and current in _LADDER:
-        return new.rank > current.rank
-    return False
-
-
 async def apply_status_update(
     *,
     session: AsyncSession,
@@ -115,7 +70,8 @@ async def apply_status_update(
     callback_message_id: str | None = None,
 ) -> MessageRecord | None:
     """Record a status report for a message (ours by `message_id`, or the channel's
-    `provider_message_id`) and move its current status by the module's rules.
+    `provider_message_id`) and move its current status by the rules
+    (`communications.message_status_rules`).
 
     `callback_message_id` is our message id as the provider echoes it (WhatsApp's
     `biz_opaque_callback_data`): when no message has the provider's id yet — the
@@ -232,7 +188,7 @@ async def _apply_batch(session: AsyncSession, reports: list[StatusReport]) -> li
         seen_reports.add(same)
         if report.event_id is not None:
             seen_events.add(report.event_id)
-        _apply(record, report.status, report.at, report.reason)
+        apply_report(record, report.status, report.at, report.reason)
         session.add(record)
         answers.append(record)
     await session.commit()
@@ -307,6 +263,34 @@ async def declare_in_doubt(*, session: AsyncSession, message_id: str, reason: st
     return record
 
 
+async def claim_send_again(*, session: AsyncSession, record: MessageRecord, request_id: str) -> bool:
+    """Staff asked to send a message in doubt again: True the first time this request
+    is used (the message is queued again, and the request kept in its status
+    history), False when an attempt already used it."""
+    event_id = f"send-again:{request_id}"
+    used = await session.exec(select(MessageStatusEvent.id).where(MessageStatusEvent.event_id == event_id).limit(1))
+    if used.first() is not None:
+        return False
+    now = utcnow()
+    session.add(
+        MessageStatusEvent(
+            message_id=record.id,
+            status=MessageStatus.queued.value,
+            at=now,
+            reason="sent again at staff's request",
+            event_id=event_id,
+        )
+    )
+    record.status = MessageStatus.queued.value
+    record.status_at = now
+    record.reason = f"sent again at staff's request (it was in doubt: {record.reason})"
+    try:
+        await save_message(session=session, record=record)
+    except IntegrityError:  # the same request, claimed at the same moment
+        await session.rollback()
+        return False
+    return True
+
 async def _record_report(
     session: AsyncSession,
     record: MessageRecord,
@@ -328,7 +312,7 @@ async def _record_report(
             message_id=record.id, status=status.value, at=at, reason=reason, event_id=event_id
         )
     )
-    _apply(record, status, at, reason)
+    apply_report(record, status, at, reason)
     session.add(record)
     try:
         await session.commit()
@@ -348,33 +332,6 @@ async def status_history(*, session: AsyncSession, message_id: str) -> list[Mess
         .order_by(col(MessageStatusEvent.at), col(MessageStatusEvent.id))
     )
     return list(rows.all())
-
-
-def _apply(record: MessageRecord, status: MessageStatus, at: datetime, reason: str | None) -> None:
-    if status is MessageStatus.delivered:
-        record.delivered_at = _earliest(record.delivered_at, at)
-    elif status is MessageStatus.read:
-        record.read_at = _earliest(record.read_at, at)
-        record.delivered_at = record.delivered_at or at
-    current_at = record.status_at or record.sent_at
-    current = MessageStatus(record.status)
-    if takes_over(current, current_at, status, at):
-        if status is MessageStatus.failed:
-            record.reason = reason
-        elif current is MessageStatus.failed:
-            record.reason = None
-        record.status = status.value
-        record.status_at = at
-    record.updated_at = utcnow()
-
-
-def _second(at: datetime) -> datetime:
-    """Providers report times to the second (WhatsApp's `timestamp`): compare at that grain."""
-    return at.replace(microsecond=0)
-
-
-def _earliest(known: datetime | None, at: datetime) -> datetime:
-    return at if known is None or at < known else known
 
 
 async def _message_for_update(

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 
-from guest_journey.settings import split_host_port
+from guest_journey.addresses import split_host_port
 from guest_journey.telemetry import METRICS_CONTENT_TYPE, metrics_text
 
 logger = logging.getLogger(__name__)

@@ -20,6 +20,8 @@ from pydantic import (
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 RESERVATION_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+# A hotel id, wherever one is given: a reservation, a key's hotels (`api_keys`), a route.
+HOTEL_ID_PATTERN = r"^[A-Za-z0-9._-]+$"
 DEFAULT_LANGUAGE = "en"
 FIRST_YEAR, LAST_YEAR = 2000, 2199
 # What `_check_moment` takes, as the JSON Schema of a moment says it (a subset: the server also reads
@@ -112,7 +114,7 @@ class ReservationIn(BaseModel):
         "rate_plan": "BAR",
     }]})
 
-    hotel_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$",
+    hotel_id: str = Field(min_length=1, max_length=64, pattern=HOTEL_ID_PATTERN,
                           description="the hotel's id: the policy's `hotels` key, and what keys are limited to")
     guest: Guest
     arrival: Moment = Field(description="check-in moment with its UTC offset; years 2000 to 2199")

@@ -5,57 +5,23 @@ This is the only module that reads the environment (CONTRACT §1).
 
 from __future__ import annotations
 
-import ipaddress
-import os
-import re
-import secrets
-from dataclasses import dataclass
 from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, cast
-from urllib.parse import urlsplit
+from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ROLES = ("reservations", "ops", "admin")
-MIN_SECRET_BITS = 128
-_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
-
-
-def secret_bits(key: str) -> int:
-    """The strength we credit a key with: 4 bits a character when it is all hex digits,
-    6 bits a character otherwise (url-safe base64 and anything else). 128 bits are
-    32 hex digits or 22 other characters. This measures keys made at random
-    (`secrets.token_urlsafe(32)`, `openssl rand -hex 32`); a chosen phrase is
-    weaker than its length says, whatever this counts."""
-    per_character = 4 if key and set(key) <= _HEX_DIGITS else 6
-    return len(key) * per_character
-Role = Literal["reservations", "ops", "admin"]
-HOTEL_ID_PATTERN = r"^[A-Za-z0-9._-]+$"  # as `guest_journey.reservations.ReservationIn.hotel_id`
-_HOTEL_ID = re.compile(HOTEL_ID_PATTERN)
-
-
-@dataclass(frozen=True)
-class KeyAccess:
-    """What one API key may do: its role, and the hotels it is limited to (None: every hotel).
-    `key:role` names every hotel; `key:role:hotel-a|hotel-b` only those."""
-
-    role: Role
-    hotels: frozenset[str] | None = None
-
-
-def parse_key_entry(entry: str) -> tuple[str, str, frozenset[str] | None]:
-    """`key:role` or `key:role:hotel-a|hotel-b` → (key, role, hotels); the caller validates."""
-    key, _, rest = entry.strip().partition(":")
-    role, sep, hotel_list = rest.partition(":")
-    hotels = frozenset(hotel.strip() for hotel in hotel_list.split("|")) if sep else None
-    return key, role, hotels
-SmtpTls = Literal["starttls", "tls", "none"]  # GUEST_JOURNEY_SMTP_TLS: see `resolved_smtp_tls`
-SMTPS_PORT = 465
-ImapTls = Literal["tls", "none"]  # GUEST_JOURNEY_IMAP_TLS
-
+from guest_journey.addresses import IPNetwork, http_base_url, ip_networks, split_host_port
+from guest_journey.api_keys import KeyAccess, Role, check_api_keys, key_access
+from guest_journey.mail_tls import ImapTls, SmtpTls, imap_port, smtp_tls, smtp_tls_of_starttls
+from guest_journey.secret_keys import (
+    MIN_SECRET_BITS,
+    development_secret_key,
+    fallback_keys,
+    weak_secrets,
+)
 
 WorkflowIdScope = Literal["reservation", "hotel"]
 LogLevel = Literal["debug", "info", "warning", "error"]
@@ -218,18 +184,7 @@ class Settings(BaseSettings):
     def _check_temporal_ui_url(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
-        url = value.strip()
-        problem = f"{url!r} is not an http:// or https:// address such as https://temporal.example.com"
-        try:
-            parts = urlsplit(url)
-            parts.port  # noqa: B018  (raises on a port that is not a number)
-        except ValueError:
-            raise ValueError(problem) from None
-        if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
-            raise ValueError(problem)
-        if parts.query or parts.fragment:
-            raise ValueError(f"{url!r} has a query or fragment; give the UI's base address only")
-        return url.rstrip("/")
+        return http_base_url(value.strip())
 
     @field_validator("metrics_address")
     @classmethod
@@ -254,24 +209,7 @@ class Settings(BaseSettings):
     def _check_api_keys(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
-        seen: set[str] = set()
-        for number, entry in enumerate(value.split(","), start=1):
-            key, role, hotels = parse_key_entry(entry)
-            if ":" not in entry or not key:
-                raise ValueError(
-                    f"API key entry {number} is not 'key:role' or 'key:role:hotel-a|hotel-b' (the key is not shown)"
-                )
-            if role not in ROLES:
-                raise ValueError(f"API key entry {number}: role {role!r} is not one of {', '.join(ROLES)}")
-            for hotel in sorted(hotels or ()):
-                if not _HOTEL_ID.match(hotel) or len(hotel) > 64:
-                    raise ValueError(
-                        f"API key entry {number}: hotel {hotel!r} is not a hotel id "
-                        "(letters, digits, '.', '_', '-'; hotels separated by '|')"
-                    )
-            if key in seen:
-                raise ValueError(f"API key entry {number} repeats a key given before")
-            seen.add(key)
+        check_api_keys(value)
         return value
 
     @field_validator("trusted_proxies")
@@ -279,14 +217,10 @@ class Settings(BaseSettings):
     def _check_trusted_proxies(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
-        for number, entry in enumerate(value.split(","), start=1):
-            try:
-                ipaddress.ip_network(entry.strip(), strict=False)
-            except ValueError:
-                raise ValueError(f"entry {number}, {entry.strip()!r}, is not an IP address or CIDR network") from None
+        ip_networks(value)
         return value
 
-    @field_validator("temporal_tls_cert", "temporal_tls_key", "temporal_tls_ca")
+    @field_validator("temporal_tls_cert", "temporal_tls_key", "temporal_tls_ca", "mail_in_tls_cert", "mail_in_tls_key")
     @classmethod
     def _check_file(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
@@ -302,13 +236,6 @@ class Settings(BaseSettings):
                 "mTLS needs both the client certificate and its key"
             )
         return self
-
-    @field_validator("mail_in_tls_cert", "mail_in_tls_key")
-    @classmethod
-    def _check_mail_in_file(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"no file at {value}")
-        return value
 
     @model_validator(mode="after")
     def _mail_in_tls_needs_cert_and_key(self) -> Settings:
@@ -330,7 +257,7 @@ class Settings(BaseSettings):
     def _smtp_tls_set_once(self) -> Settings:
         if self.smtp_tls is None or self.smtp_starttls is None:
             return self
-        if self.smtp_tls != _smtp_tls_of_starttls(self.smtp_starttls, self.smtp_port):
+        if self.smtp_tls != smtp_tls_of_starttls(self.smtp_starttls, self.smtp_port):
             raise ValueError(
                 f"GUEST_JOURNEY_SMTP_TLS={self.smtp_tls} contradicts the deprecated "
                 f"GUEST_JOURNEY_SMTP_STARTTLS={str(self.smtp_starttls).lower()}: set GUEST_JOURNEY_SMTP_TLS only"
@@ -338,20 +265,17 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _production_sends_no_smtp_password_in_clear(self) -> Settings:
+    def _production_refuses(self) -> Settings:
+        """What production mode refuses, in this order: SMTP AUTH in clear, a missing part, a weak secret."""
+        if self.env != "production":
+            return self
         logs_in = bool(self.smtp_username) or bool(self.smtp_password and self.smtp_password.get_secret_value())
-        if self.env == "production" and self.smtp_configured and logs_in and self.resolved_smtp_tls == "none":
+        if self.smtp_configured and logs_in and self.resolved_smtp_tls == "none":
             raise ValueError(
                 "production mode refuses SMTP AUTH without TLS: GUEST_JOURNEY_SMTP_USERNAME/_PASSWORD are set "
                 "and GUEST_JOURNEY_SMTP_TLS is none (or the deprecated GUEST_JOURNEY_SMTP_STARTTLS=false); "
                 "set GUEST_JOURNEY_SMTP_TLS=starttls or tls"
             )
-        return self
-
-    @model_validator(mode="after")
-    def _production_needs_real_parts(self) -> Settings:
-        if self.env != "production":
-            return self
         missing = []
         if not self.api_keys:
             missing.append("GUEST_JOURNEY_API_KEYS")
@@ -373,13 +297,8 @@ class Settings(BaseSettings):
 
     def weak_secrets(self) -> list[str]:
         """The settings whose keys are shorter than `MIN_SECRET_BITS` (see `secret_bits`); no key is shown."""
-        weak = []
-        for number, key in enumerate(self.api_key_roles, start=1):
-            if secret_bits(key) < MIN_SECRET_BITS:
-                weak.append(f"GUEST_JOURNEY_API_KEYS (entry {number})")
-        if self.secret_key is not None and secret_bits(self.secret_key.get_secret_value().strip()) < MIN_SECRET_BITS:
-            weak.append("GUEST_JOURNEY_SECRET_KEY")
-        return weak
+        secret_key = None if self.secret_key is None else self.secret_key.get_secret_value().strip()
+        return weak_secrets(api_keys=self.api_key_roles, secret_key=secret_key)
 
     @property
     def api_key_roles(self) -> dict[str, Role]:
@@ -388,17 +307,11 @@ class Settings(BaseSettings):
     @property
     def api_key_access(self) -> dict[str, KeyAccess]:
         """Each key's role and hotels (`KeyAccess`); the one parse of `api_keys` callers use."""
-        if not self.api_keys:
-            return {}
-        entries = (parse_key_entry(entry) for entry in self.api_keys.split(","))
-        # `_check_api_keys` has accepted only roles in ROLES, so each is a `Role`.
-        return {key: KeyAccess(role=cast(Role, role), hotels=hotels) for key, role, hotels in entries}
+        return key_access(self.api_keys) if self.api_keys else {}
 
     @property
-    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-        if not self.trusted_proxies:
-            return ()
-        return tuple(ipaddress.ip_network(entry.strip(), strict=False) for entry in self.trusted_proxies.split(","))
+    def trusted_proxy_networks(self) -> tuple[IPNetwork, ...]:
+        return ip_networks(self.trusted_proxies) if self.trusted_proxies else ()
 
     @property
     def resolved_database_url(self) -> str:
@@ -425,13 +338,9 @@ class Settings(BaseSettings):
 
     @property
     def resolved_smtp_tls(self) -> SmtpTls:
-        """How SMTP is secured: GUEST_JOURNEY_SMTP_TLS; unset, the deprecated SMTP_STARTTLS;
-        neither, implicit TLS on port 465 and STARTTLS whenever offered elsewhere."""
-        if self.smtp_tls is not None:
-            return self.smtp_tls
-        if self.smtp_starttls is not None:
-            return _smtp_tls_of_starttls(self.smtp_starttls, self.smtp_port)
-        return "tls" if self.smtp_port == SMTPS_PORT else "starttls"
+        """How SMTP is secured (`mail_tls.smtp_tls`): GUEST_JOURNEY_SMTP_TLS; unset, the deprecated
+        SMTP_STARTTLS; neither, implicit TLS on port 465 and STARTTLS whenever offered elsewhere."""
+        return smtp_tls(tls=self.smtp_tls, starttls=self.smtp_starttls, port=self.smtp_port)
 
     @property
     def resolved_mail_in_domain(self) -> str:
@@ -444,7 +353,7 @@ class Settings(BaseSettings):
 
     @property
     def resolved_imap_port(self) -> int:
-        return self.imap_port or (993 if self.imap_tls == "tls" else 143)
+        return imap_port(self.imap_port, self.imap_tls)
 
     @property
     def whatsapp_configured(self) -> bool:
@@ -459,8 +368,7 @@ class Settings(BaseSettings):
         """Earlier secret keys (`GUEST_JOURNEY_SECRET_KEY_FALLBACKS`), newest first as given."""
         if self.secret_key_fallbacks is None:
             return ()
-        entries = self.secret_key_fallbacks.get_secret_value().split(",")
-        return tuple(entry.strip() for entry in entries if entry.strip())
+        return fallback_keys(self.secret_key_fallbacks.get_secret_value())
 
     def verification_secret_keys(self) -> tuple[str, ...]:
         """The keys a signature may be made with: the current one first, then the fallbacks.
@@ -472,47 +380,7 @@ class Settings(BaseSettings):
         """The key that signs guest links; generated once into the data dir in development."""
         if self.secret_key is not None:
             return self.secret_key.get_secret_value()
-        path = self.data_dir / "secret_key"
-        if path.exists():
-            return path.read_text().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(32)
-        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
-            file.write(key)
-        return key
-
-
-def split_host_port(address: str) -> tuple[str, int]:
-    """`host:port` (`[::1]:9464` for IPv6) → (host, port); ValueError naming what is wrong."""
-    example = "such as 127.0.0.1:9464, 0.0.0.0:9464 or [::1]:9464"
-    host, sep, port_text = address.rpartition(":")
-    if not sep or not host or any(c.isspace() for c in address):
-        raise ValueError(f"{address!r} is not host:port, {example}")
-    bracketed = host.startswith("[") and host.endswith("]")
-    if bracketed:
-        host = host[1:-1]
-    if ":" in host and not bracketed:
-        raise ValueError(f"{address!r}: write an IPv6 host in brackets, {example}")
-    if bracketed:
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise ValueError(f"{address!r}: {host!r} in brackets is not an IPv6 address") from None
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise ValueError(f"{address!r}: the port {port_text!r} is not a number ({example})") from None
-    if not 1 <= port <= 65535:
-        raise ValueError(f"{address!r}: the port must be between 1 and 65535")
-    return host, port
-
-
-def _smtp_tls_of_starttls(starttls: bool, port: int | None) -> SmtpTls:
-    """What the deprecated GUEST_JOURNEY_SMTP_STARTTLS meant: true, STARTTLS; false,
-    implicit TLS on port 465 and nothing elsewhere."""
-    if starttls:
-        return "starttls"
-    return "tls" if port == SMTPS_PORT else "none"
+        return development_secret_key(self.data_dir)
 
 
 @lru_cache

@@ -32,8 +32,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from guest_journey import read_model
 from guest_journey.journeys import Stage, may_move, workflow_id_for
 from guest_journey.read_model import JourneyRecord
-from guest_journey.reservations import RESERVATION_ID
-from guest_journey.settings import HOTEL_ID_PATTERN
+from guest_journey.reservations import HOTEL_ID_PATTERN, RESERVATION_ID
 from services.snapshot_pending import SnapshotPending, forget_settled, settled
 from workflows.journey import GuestJourneyWorkflow
 from workflows.journey_inputs import JourneySnapshot

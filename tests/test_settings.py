@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from guest_journey.settings import KeyAccess, Settings, secret_bits
+from guest_journey.api_keys import KeyAccess
+from guest_journey.secret_keys import secret_bits
+from guest_journey.settings import Settings
 
 POSTGRES = "postgresql+psycopg://guest_journey:pw@db:5432/guest_journey"
 RES_KEY, OPS_KEY = "k-res-" + "r" * 24, "k-ops-" + "o" * 24  # 30 characters: 180 bits as counted

@@ -23,8 +23,7 @@ from communications.delivery_summary import DeliverySummary, delivery_summary
 from communications.staff_message import BODY_LIMIT, MESSAGE_ID
 from communications.templates import TemplateInfo
 from guest_journey.messages import MessageStatus
-from guest_journey.reservations import RESERVATION_ID, Channel, Moment
-from guest_journey.settings import HOTEL_ID_PATTERN
+from guest_journey.reservations import HOTEL_ID_PATTERN, RESERVATION_ID, Channel, Moment
 from services.errors import InvalidRequest
 from services.journey_service import send_message_again
 from services.staff_messages import send_staff_message

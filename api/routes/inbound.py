@@ -20,8 +20,7 @@ from communications.mail_in_store import (
 )
 from guest_journey.database import utcnow
 from guest_journey.guest_links import message_replied_to
-from guest_journey.reservations import RESERVATION_ID, Channel, Moment
-from guest_journey.settings import HOTEL_ID_PATTERN
+from guest_journey.reservations import HOTEL_ID_PATTERN, RESERVATION_ID, Channel, Moment
 from services.inbound_messages import receive_inbound
 
 logger = logging.getLogger(__name__)

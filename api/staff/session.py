@@ -50,7 +50,8 @@ from api.access import Principal
 from api.deps import Services, ServicesDep, caller_principal
 from api.hosts import origin_allowed
 from guest_journey import signing
-from guest_journey.settings import ROLES, KeyAccess, Role, Settings
+from guest_journey.api_keys import ROLES, KeyAccess, Role
+from guest_journey.settings import Settings
 from guest_journey.staff_sessions import revoke_staff_session, staff_session_revoked
 
 SESSION_COOKIE = "gj_staff"

@@ -26,9 +26,9 @@ from communications.channels.base import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
+from guest_journey.mail_tls import SMTPS_PORT, SmtpTls
 from guest_journey.messages import MessageStatus
 from guest_journey.reservations import Channel
-from guest_journey.settings import SmtpTls
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,6 @@ SMTP_TIMEOUT_SECONDS = 30.0  # the whole conversation with the server, not one c
 QUIT_TIMEOUT_SECONDS = 5.0
 SMTP_PORT = 25
 SUBMISSION_PORT = 587
-SMTPS_PORT = 465
 MESSAGE_ID_HEADER = "X-Guest-Journey-Message-Id"
 
 

@@ -38,11 +38,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.app import create_app
 from communications.message_store import MessageRecord
+from guest_journey.api_keys import Role
 from guest_journey.database import SessionFactory
 from guest_journey.journeys import JourneyView, Stage, workflow_id_for
 from guest_journey.read_model import save_journey
 from guest_journey.reservations import Guest
-from guest_journey.settings import Role, Settings
+from guest_journey.settings import Settings
 from tests.api.conftest import app_client
 
 KEYS = {"reservations": "k-res-0123456789", "ops": "k-ops-0123456789", "admin": "k-admin-0123456789"}
