@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -32,7 +32,7 @@ class Services:
     templates: TemplateCatalogue
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -40,19 +40,19 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_settings_dep(services: ServicesDep) -> Settings:
+async def get_settings_dep(services: ServicesDep) -> Settings:
     return services.settings
 
 
-def get_temporal(services: ServicesDep) -> Client:
+async def get_temporal(services: ServicesDep) -> Client:
     return services.temporal
 
 
-def get_templates(services: ServicesDep) -> TemplateCatalogue:
+async def get_templates(services: ServicesDep) -> TemplateCatalogue:
     return services.templates
 
 
-def get_policy(services: ServicesDep) -> JourneyPolicy:
+async def get_policy(services: ServicesDep) -> JourneyPolicy:
     return services.policy
 
 
@@ -96,6 +96,13 @@ def caller_principal(request: Request, settings: SettingsDep) -> Principal:
     raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
 
 
+async def caller(request: Request, settings: SettingsDep) -> Principal:
+    """`caller_principal` as a dependency. Every dependency here is `async`: it waits on
+    nothing, and FastAPI would run a plain function in a worker thread, a thread hop
+    per dependency per request."""
+    return caller_principal(request, settings)
+
+
 def caller_role(request: Request, settings: SettingsDep) -> Role:
     return caller_principal(request, settings).role
 
@@ -109,12 +116,12 @@ BEARER = HTTPBearer(
 )
 
 
-def require_role(*roles: Role) -> Callable[..., Principal]:
+def require_role(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency that lets through the given roles (and `admin`), 403 for others; the
     caller's `Principal` (handlers take it as `PrincipalDep`, computed once a request)."""
 
-    def check(
-        principal: Annotated[Principal, Depends(caller_principal)],
+    async def check(
+        principal: Annotated[Principal, Depends(caller)],
         _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
     ) -> Principal:
         if principal.role != "admin" and principal.role not in roles:
@@ -126,4 +133,4 @@ def require_role(*roles: Role) -> Callable[..., Principal]:
     return check
 
 
-PrincipalDep = Annotated[Principal, Depends(caller_principal)]
+PrincipalDep = Annotated[Principal, Depends(caller)]

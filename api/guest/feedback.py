@@ -28,7 +28,7 @@ COMMENT_LIMIT = 2000
 SCORES = tuple(range(11))
 
 
-def public_review_url(visit: FeedbackVisit) -> str | None:
+async def public_review_url(visit: FeedbackVisit) -> str | None:
     """The hotel's public review page, from its policy (`public_review_url`), if any."""
     return visit.policy.public_review_url
 

@@ -47,7 +47,7 @@ class JourneyErased(DomainError):
 OpsDep = Annotated[Principal, Depends(require_role("ops"))]
 
 
-def journey_codec(client: TemporalClientDep, settings: SettingsDep,
+async def journey_codec(client: TemporalClientDep, settings: SettingsDep,
                   namespace: Annotated[str | None, Header(alias="X-Namespace")] = None) -> JourneyPayloadCodec:
     if namespace is not None and namespace != settings.temporal_namespace:
         raise NotFound(f"this codec serves the namespace {settings.temporal_namespace!r}, not {namespace!r}")

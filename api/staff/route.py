@@ -89,14 +89,14 @@ class StaffPage:
         return response
 
 
-def staff_page(request: Request, settings: SettingsDep) -> StaffPage:
+async def staff_page(request: Request, settings: SettingsDep) -> StaffPage:
     return StaffPage(request=request, settings=settings, csrf=csrf_for(request, settings))
 
 
 StaffPageDep = Annotated[StaffPage, Depends(staff_page)]
 
 
-def ops_page(page: StaffPageDep, caller: StaffCallerDep) -> StaffPage:
+async def ops_page(page: StaffPageDep, caller: StaffCallerDep) -> StaffPage:
     """The page with its caller: a session or a key whose role may use the staff pages (else 401 or 403)."""
     page.caller = caller
     return page
