@@ -37,7 +37,7 @@ from temporalio.worker import Worker
 from commands.demo_draws import ID_PREFIX, DemoDraws, draw
 from commands.demo_report import DemoFigures, dashboard_figures, measure_windows, report
 from commands.demo_shift import days_back, shift_reservations
-from commands.devserver import find_installed_binary
+from commands.devserver import find_installed_binary, url_host
 from commands.progress import ProgressDisplay
 from communications.channels.base import ChannelSender, Delivery, Outgoing
 from communications.channels.email import OutboxEmailSender
@@ -119,7 +119,8 @@ def run(settings: Settings, *, args: argparse.Namespace) -> int:
         sys.stderr.write(f"guest-journey demo: {error}\n")
         return 1
     sys.stdout.write(report(outcome.draws, outcome.figures, seed=args.seed, simulated=outcome.simulated,
-                            shift=outcome.shift, seconds=outcome.seconds, failed=outcome.failed))
+                            shift=outcome.shift, seconds=outcome.seconds, failed=outcome.failed,
+                            api_url=f"http://{url_host(settings.api_host)}:{settings.api_port}"))
     return 1 if outcome.failed else 0
 
 

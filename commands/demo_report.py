@@ -102,14 +102,17 @@ ROWS: list[tuple[str, Callable[[DemoFigures], str]]] = [
 
 def report(
     draws: DemoDraws, figures: dict[str | None, DemoFigures], *, seed: int, simulated: tuple[datetime, datetime],
-    shift: timedelta, seconds: float, failed: int,
+    shift: timedelta, seconds: float, failed: int, api_url: str = "http://127.0.0.1:8000",
 ) -> str:
-    """The KPIs the seed implies, of all hotels and of each, beside the dashboard's of all hotels."""
+    """The KPIs the seed implies, of all hotels and of each, beside the dashboard's of all hotels;
+    `api_url`: where `guest-journey dev` serves the pages."""
     columns: list[tuple[str, DemoFigures | None]] = [
         ("the seed's truth", truth(draws.total)), ("dashboard", figures.get(None)),
         *((hotel, truth(draws.by_hotel[hotel])) for hotel in draws.hotels),
     ]
-    widths = [max(len(name) for name, _ in ROWS), *(max(16, len(title)) for title, _ in columns)]
+    table = [["KPI", *(title for title, _ in columns)]]
+    table += [[name, *("-" if figure is None else cell(figure) for _, figure in columns)] for name, cell in ROWS]
+    widths = [max(len(row[index]) for row in table) for index in range(len(table[0]))]
 
     def line(cells: list[str]) -> str:
         return "".join(text.ljust(width + 2) for text, width in zip(cells, widths, strict=True)).rstrip()
@@ -123,12 +126,10 @@ def report(
     ]
     if failed:
         lines.append(f"{failed} guests or journeys failed: the dashboard may differ from the truth")
-    lines += ["", line(["KPI", *(title for title, _ in columns)])]
-    for name, cell in ROWS:
-        lines.append(line([name, *("-" if figure is None else cell(figure) for _, figure in columns)]))
+    lines += ["", *(line(row) for row in table)]
     since = (draws.first_day - shift).date().isoformat()
     lines += ["", "The dashboard has one response time for every channel. See it all: guest-journey dev, then",
-              f"http://127.0.0.1:8000/analytics?window=week&since={since} and the panel, http://127.0.0.1:8000/"]
+              f"{api_url}/analytics?window=week&since={since} and the panel, {api_url}/"]
     return "\n".join(lines) + "\n"
 
 
