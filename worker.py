@@ -12,14 +12,14 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import NoReturn
 
 from pydantic import ValidationError
 from temporalio.client import Client
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
+from temporalio.worker import Interceptor, UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 
 from activities.journey_record import JourneyRecorder
 from activities.messaging import MessagingActivities
@@ -107,9 +107,11 @@ def build_worker(
     sessions: SessionFactory,
     channels: dict[Channel, ChannelSender] | None = None,
     policy: JourneyPolicy | None = None,
+    interceptors: Sequence[Interceptor] = (),
 ) -> Worker:
     """The worker with its activities; `channels` default to the configured ones, `policy`
-    (the KPI schedule's time zones and targets) to the policy file's."""
+    (the KPI schedule's time zones and targets) to the policy file's. `interceptors`: none
+    in production (`guest-journey demo` gives its simulated clock)."""
     secret_key = settings.resolved_secret_key()
     channels = channels if channels is not None else build_channels(settings)
     messaging = MessagingActivities(
@@ -134,6 +136,7 @@ def build_worker(
         ],
         graceful_shutdown_timeout=graceful_shutdown(channels),
         workflow_runner=workflow_runner(),
+        interceptors=interceptors,
     )
 
 

@@ -12,6 +12,7 @@
 - `import FILE`: start the journeys of a file of reservations (CSV or JSON Lines), many at a time.
 - `mail-in` / `mail-in --imap`: guests' e-mail replies by SMTP / from a mailbox.
 - `policy check FILE` / `policy preview FILE`: a policy file's mistakes with their lines / the journey it plans.
+- `demo`: weeks of simulated guests' journeys, left in the data dir, and the KPIs the seed implies.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from starlette.types import ASGIApp
 
 from commands import bulk_import as import_command
 from commands import db as db_command
+from commands import demo as demo_command
 from commands import gdpr as gdpr_command
 from commands import mail_in as mail_in_command
 from commands import policy as policy_command
@@ -297,7 +299,7 @@ def _parser() -> argparse.ArgumentParser:
         "Settings come from GUEST_JOURNEY_* environment variables.",
     )
     parser.add_argument("--version", action="version", version=f"guest-journey {package_version()}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{dev,api,worker,gdpr,db,status,policy,import,mail-in}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,dev,api,worker,gdpr,db,status,policy,import,mail-in}")
     for name, (_, help_text) in COMMANDS.items():
         commands.add_parser(name, help=help_text, description=help_text)
     mail_in_command.add_parser(commands)
@@ -306,6 +308,7 @@ def _parser() -> argparse.ArgumentParser:
     status_command.add_parser(commands)
     policy_command.add_parser(commands)
     import_command.add_parser(commands)
+    demo_command.add_parser(commands)
     return parser
 
 

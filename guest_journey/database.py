@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.types import TypeDecorator
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from guest_journey.clock import clock_offset
+
 SessionFactory = async_sessionmaker[AsyncSession]
 
 
@@ -39,7 +41,9 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """Now, as every row is stamped: the real clock, or an activity's simulated one
+    (`guest_journey.clock`: the demo's time-skipping runs; production has no offset)."""
+    return datetime.now(UTC) + clock_offset.get()
 
 
 def create_engine(url: str) -> AsyncEngine:

@@ -12,12 +12,12 @@ journey takes (not by a repeat of it).
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
 from communications.message_store import MessageRecord
+from guest_journey.database import utcnow
 from guest_journey.kpis import DETRACTOR_MAX
 from guest_journey.reservations import Channel
 from services.inbound_messages import receive_inbound
@@ -66,7 +66,7 @@ async def _open_follow_up(
     body = f"NPS {score}/10" + (f"\n{comment}" if comment else "")
     result = await receive_inbound(
         session=session, client=client, channel=Channel.webchat, sender=f"webchat:{reservation_id}",
-        body=body, received_at=datetime.now(UTC), reservation_id=reservation_id,
+        body=body, received_at=utcnow(), reservation_id=reservation_id,
         provider_message_id=f"feedback:{reservation_id}", template=FOLLOW_UP_TEMPLATE,
     )
     if result.duplicate:

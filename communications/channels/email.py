@@ -8,7 +8,7 @@ import os
 import re
 import ssl
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from email.errors import MessageError
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -26,6 +26,7 @@ from communications.channels.base import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
+from guest_journey.database import utcnow
 from guest_journey.mail_tls import SMTPS_PORT, SmtpTls
 from guest_journey.messages import MessageStatus
 from guest_journey.reservations import Channel
@@ -62,7 +63,7 @@ def build_email(outgoing: Outgoing, sender: str) -> EmailMessage:
     message["From"] = sender
     message["To"] = _recipient(outgoing)
     message["Subject"] = _one_line(rendered.subject or "")
-    message["Date"] = format_datetime(datetime.now(UTC))
+    message["Date"] = format_datetime(utcnow())
     message["Message-ID"] = message_id_header(outgoing.message_id, domain)
     message[MESSAGE_ID_HEADER] = outgoing.message_id
     if outgoing.in_reply_to:
