@@ -64,6 +64,7 @@ CLIENT_CALLS: dict[str, tuple[str, ...]] = {
     "start_workflow": (),
     # Signals, queries, handles, cancellation, describing: always on.
     "get_workflow_handle_for": (),
+    "get_workflow_handle": (),  # `guest-journey demo` waits on each journey it started
     "signal": (),
     "query": (),
     "describe": (),
@@ -81,6 +82,9 @@ CLIENT_CALLS: dict[str, tuple[str, ...]] = {
     "delete": (),
     "heartbeat": (),
     "with_context": (),
+    # The demo's activity interceptor (`guest_journey.clock`) passes each activity on:
+    # a worker interceptor's method, not a client call.
+    "execute_activity": (),
 }
 
 # Module functions of temporalio.workflow / temporalio.activity run inside workflows and
