@@ -46,6 +46,7 @@ from communications.templates import TemplateCatalogue
 from guest_journey.clock import SimulatedClock
 from guest_journey.database import SessionFactory, create_engine, session_factory
 from guest_journey.journeys import workflow_id_for
+from guest_journey.logs import configure_logging
 from guest_journey.messages import MessageStatus
 from guest_journey.policy import JourneyPolicy, load_policy
 from guest_journey.read_model import JourneyRecord
@@ -57,6 +58,7 @@ from services.demo_guest_acts import DemoGuestActs
 from worker import build_worker, workflow_runner
 from workflows.demo_guest import DemoGuestInput, DemoGuestWorkflow
 
+DEMO_LOG = "demo.log"  # the service's log while the demo runs, in the data dir
 USAGE_ERROR = 2
 STARTS_AT_ONCE = 32
 END_MARGIN = timedelta(hours=1)
@@ -112,12 +114,21 @@ def run(settings: Settings, *, args: argparse.Namespace) -> int:
     if args.guests < args.hotels:
         sys.stderr.write("guest-journey demo: --guests must be at least --hotels\n")
         return USAGE_ERROR
-    try:
-        outcome = asyncio.run(run_demo(settings, hotels=args.hotels, guests=args.guests, weeks=args.weeks,
-                                       seed=args.seed, progress=sys.stderr))
-    except DemoRefused as error:
-        sys.stderr.write(f"guest-journey demo: {error}\n")
-        return 1
+    # The service logs every message it sends: thousands of lines, which would bury the
+    # progress bar. They go to a file in the data dir; the terminal keeps the bar.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = settings.data_dir / DEMO_LOG
+    sys.stderr.write(f"guest-journey demo: the service's log goes to {log_path}\n")
+    with log_path.open("a", encoding="utf-8") as log:
+        configure_logging(settings.log_level, stream=log)
+        try:
+            outcome = asyncio.run(run_demo(settings, hotels=args.hotels, guests=args.guests, weeks=args.weeks,
+                                           seed=args.seed, progress=sys.stderr))
+        except DemoRefused as error:
+            sys.stderr.write(f"guest-journey demo: {error}\n")
+            return 1
+        finally:
+            configure_logging(settings.log_level)
     sys.stdout.write(report(outcome.draws, outcome.figures, seed=args.seed, simulated=outcome.simulated,
                             shift=outcome.shift, seconds=outcome.seconds, failed=outcome.failed,
                             api_url=f"http://{url_host(settings.api_host)}:{settings.api_port}"))

@@ -5,14 +5,16 @@ the same seed does not run twice into one data dir."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import logging
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from commands.demo import DemoRefused, run_demo
+from commands.demo import DEMO_LOG, DemoRefused, run, run_demo
 from commands.demo_report import DemoFigures, report, truth
 from communications.message_store import MessageRecord
 from guest_journey.database import SessionFactory
@@ -68,3 +70,21 @@ async def test_the_dashboard_shows_the_kpis_the_seed_implies(settings: Settings,
 
     with pytest.raises(DemoRefused, match=f"seed {SEED} already"):
         await run_demo(settings, hotels=2, guests=40, weeks=2, seed=SEED)
+
+
+def test_the_command_keeps_the_service_s_log_in_the_data_dir_and_the_terminal_for_its_bar(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Thousands of "kept in the local outbox" lines would bury the progress bar."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        status = run(settings, args=argparse.Namespace(hotels=1, guests=3, weeks=1, seed=SEED + 1))
+    finally:
+        root.handlers[:], root.level = handlers, level
+    terminal = capsys.readouterr()
+    assert status == 0, terminal.err
+    assert str(settings.data_dir / DEMO_LOG) in terminal.err and "ETA" in terminal.err
+    assert "kept in the local outbox" not in terminal.err
+    assert "kept in the local outbox" in (settings.data_dir / DEMO_LOG).read_text()
+    assert "online check-in" in terminal.out  # the report
