@@ -38,6 +38,7 @@ from guest_journey.policy import (
     load_policy,
     refuse_retired_targets_file,
 )
+from guest_journey.process_exit import leave
 from guest_journey.reservations import Channel
 from guest_journey.schema import SchemaNotCurrent, prepare_database
 from guest_journey.settings import Settings, get_settings, settings_problems
@@ -230,6 +231,7 @@ def main() -> None:
         refuse(str(error))
     finally:
         telemetry.shutdown()
+    leave(0)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ from commands.devserver import (
 )
 from guest_journey.logs import configure_logging
 from guest_journey.policy import PolicyError, load_policy, refuse_retired_targets_file
+from guest_journey.process_exit import leave
 from guest_journey.schema import SchemaNotCurrent, check_database_is_current
 from guest_journey.settings import Settings, get_settings, settings_problems
 from guest_journey.telemetry import configure_telemetry
@@ -334,7 +335,8 @@ def main(argv: list[str] | None = None) -> None:
         status = 1
     finally:
         telemetry.shutdown()
-    sys.exit(status)
+    leave(status)
+
 
 
 if __name__ == "__main__":
