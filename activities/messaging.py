@@ -2,15 +2,12 @@
 
 The message row (keyed by reservation, step and channel) is written before the
 channel is called and looked up on every retry. Each attempt is recorded as
-`sending` (with its number) before the provider may have the message — before
-the call, or for e-mail the moment its content goes (before DATA: connecting,
-TLS, login and the envelope send nothing) — so a retry always knows what the
-attempt before it left behind:
+`sending` (with its number) before the provider is called, so a retry always
+knows what the attempt before it left behind:
 
 - handed over (`sent_at`): answered from the store, never sent again;
 - `queued`: the attempt surely did not send it (refused connection, the
-  server's own answer, or it stopped before the content went): sent again, as
-  retries always did;
+  server's own answer): sent again, as retries always did;
 - `sending`: the attempt was interrupted (worker stopped, attempt timed out)
   while the provider had the message. On a channel where sending again
   replaces the message (web chat, local outbox) it is sent again; elsewhere it
@@ -48,7 +45,6 @@ from communications.channels.base import (
     Outgoing,
     PermanentDeliveryError,
     TransientDeliveryError,
-    on_content,
 )
 from communications.message_status import claim_send_again, declare_in_doubt, record_hand_over
 from communications.message_store import MessageRecord, get_or_create_outbound, save_message
@@ -154,11 +150,9 @@ class MessagingActivities:
                 reason = f"the {message.channel} channel is not configured"
                 await _fail(session, record, reason)
                 raise ApplicationError(reason, type=CHANNEL_UNAVAILABLE, non_retryable=True)
-            announces = getattr(sender, "announces_content", False)
-            outgoing = await self._compose(session, record, message, begun=not announces)
+            outgoing = await self._compose(session, record, message)
             try:
-                with on_content(lambda: _begin_attempt(session, record)):
-                    delivery = await sender.send(outgoing)
+                delivery = await sender.send(outgoing)
             except PermanentDeliveryError as error:
                 await _fail(session, record, str(error))
                 raise ApplicationError(str(error), type=DELIVERY_REJECTED, non_retryable=True) from error
@@ -275,7 +269,7 @@ class MessagingActivities:
             self._handed_over.popitem(last=False)
 
     async def _compose(
-        self, session: AsyncSession, record: MessageRecord, message: SendMessageInput, *, begun: bool
+        self, session: AsyncSession, record: MessageRecord, message: SendMessageInput
     ) -> Outgoing:
         departure = datetime.fromisoformat(message.context["departure"])
         offer = message.context.get("upsell_offer")
@@ -297,11 +291,8 @@ class MessagingActivities:
         record.body_text = rendered.text
         record.body_html = rendered.html
         # The attempt is recorded before the provider is called: a retry knows it was made.
-        # It counts as begun (`sending`: the provider may have it) now, or, for a sender
-        # that announces its content, once the content goes (`_begin_attempt`).
         record.attempts += 1
-        if begun:
-            record.status = MessageStatus.sending.value
+        record.status = MessageStatus.sending.value
         await save_message(session=session, record=record)
         return Outgoing(
             message_id=message.message_id,
@@ -344,12 +335,6 @@ def _recipient(message: SendMessageInput) -> str:
     if message.channel is Channel.webchat:
         return message.reservation_id
     raise ApplicationError(f"the guest has no address for {message.channel}", type=CHANNEL_UNAVAILABLE, non_retryable=True)
-
-
-async def _begin_attempt(session: AsyncSession, record: MessageRecord) -> None:
-    """The content goes to the provider now: from here an interrupted attempt is in doubt."""
-    record.status = MessageStatus.sending.value
-    await save_message(session=session, record=record)
 
 
 async def _answers_guest_since(session: AsyncSession, message: SendMessageInput) -> datetime | None:

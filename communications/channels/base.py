@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from datetime import timedelta
 from typing import Protocol
 
@@ -65,35 +62,9 @@ class ChannelSender(Protocol):
     # The provider reports what became of a message (WhatsApp status webhooks),
     # so a send in doubt can wait for that report before it is declared in doubt.
     reports_status: bool
-    # A sender may also say, by `announces_content = True`, that it calls
-    # `announce_content()` right before the content goes out (e-mail: before DATA);
-    # its attempts count as begun only from there (`activities.messaging`).
     # The longest one `send` may take, every attempt and fallback inside it
     # included: the worker's graceful shutdown is derived from it.
     @property
     def longest_send(self) -> timedelta: ...
 
     async def send(self, outgoing: Outgoing) -> Delivery: ...
-
-
-# What an attempt does the moment its content goes to the provider (`announce_content`).
-_content_going: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar("content_going", default=None)
-
-
-@contextmanager
-def on_content(hook: Callable[[], Awaitable[None]]) -> Iterator[None]:
-    """Run `hook` when the sender announces that the content goes out (senders whose
-    `announces_content` is true): until then, nothing has reached the provider."""
-    token = _content_going.set(hook)
-    try:
-        yield
-    finally:
-        _content_going.reset(token)
-
-
-async def announce_content() -> None:
-    """Called by a sender right before the message's content goes to the provider
-    (SMTP: before DATA), once the conversation has got that far."""
-    hook = _content_going.get()
-    if hook is not None:
-        await hook()

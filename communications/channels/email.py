@@ -25,7 +25,6 @@ from communications.channels.base import (
     Outgoing,
     PermanentDeliveryError,
     TransientDeliveryError,
-    announce_content,
 )
 from guest_journey.database import utcnow
 from guest_journey.mail_tls import SMTPS_PORT, SmtpTls
@@ -103,9 +102,6 @@ class SmtpEmailSender:
     channel = Channel.email
     retry_is_safe = False
     reports_status = False
-    # Says when the content goes (before DATA): an attempt stopped during the connection,
-    # TLS, login or the envelope has sent nothing, and is simply made again.
-    announces_content = True
 
     def __init__(
         self,
@@ -167,9 +163,6 @@ class SmtpEmailSender:
                 type(error).__name__,
             )
             raise failure from error
-        except BaseException:  # cancelled, or the hand-over could not be recorded
-            smtp.close()
-            raise
         await self._quit(smtp)
         logger.info("e-mail %s sent via %s:%s", outgoing.message_id, self.host, self.port)
         return Delivery(status=MessageStatus.sent, provider_message_id=message["Message-ID"])
@@ -242,7 +235,6 @@ class _SmtpConversation(aiosmtplib.SMTP):
     data_started = False
 
     async def data(self, message: str | bytes, /, **options: Any) -> aiosmtplib.SMTPResponse:
-        await announce_content()
         self.data_started = True
         return await super().data(message, **options)
 

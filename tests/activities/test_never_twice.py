@@ -15,7 +15,6 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.messaging import IN_DOUBT, UNEXPECTED, MessagingActivities
-from communications.channels.base import announce_content
 from communications.message_status import apply_status_update, status_history
 from communications.message_store import MessageRecord
 from communications.templates import TemplateCatalogue
@@ -46,28 +45,6 @@ class InterruptedSender(RecordingSender):
         self.calls += 1
         self.sent.append(outgoing)
         raise asyncio.CancelledError
-
-
-class AnnouncingSender(RecordingSender):
-    """A channel that says when the content goes (e-mail: before DATA), and can be
-    stopped before or after it."""
-
-    announces_content = True
-
-    def __init__(self, channel: Channel, *, stopped: str | None = None) -> None:
-        super().__init__(channel)
-        self.stopped = stopped  # "before" or "after" the content, once
-
-    async def send(self, outgoing):  # type: ignore[no-untyped-def]
-        if self.stopped == "before":
-            self.stopped, self.calls = None, self.calls + 1
-            raise asyncio.CancelledError  # the worker stopped during the envelope
-        await announce_content()
-        if self.stopped == "after":
-            self.stopped, self.calls = None, self.calls + 1
-            self.sent.append(outgoing)
-            raise asyncio.CancelledError  # the worker stopped once the provider had it
-        return await super().send(outgoing)
 
 
 def activities(sessions, **channels: RecordingSender) -> MessagingActivities:  # type: ignore[no-untyped-def]
@@ -121,34 +98,6 @@ async def test_an_attempt_interrupted_while_the_provider_had_it_is_in_doubt_not_
     assert raised.value.type == IN_DOUBT
     assert "attempt 1 was interrupted" in raised.value.message
     assert email.calls == 1
-
-
-async def test_an_email_attempt_stopped_before_its_content_went_is_made_again(sessions):
-    email = AnnouncingSender(Channel.email, stopped="before")
-    messaging = activities(sessions, email=email)
-    with pytest.raises(asyncio.CancelledError):
-        await send(messaging, make_invitation())
-    assert (await stored(sessions, make_invitation())).status == MessageStatus.queued  # nothing went
-
-    result = await send(messaging, make_invitation())
-
-    assert result.status == MessageStatus.sent
-    assert len(email.sent) == 1 and email.calls == 2  # sent once, by the second attempt
-    assert (await stored(sessions, make_invitation())).attempts == 2
-
-
-async def test_an_email_attempt_stopped_after_its_content_went_is_in_doubt(sessions):
-    email = AnnouncingSender(Channel.email, stopped="after")
-    messaging = activities(sessions, email=email)
-    with pytest.raises(asyncio.CancelledError):
-        await send(messaging, make_invitation())
-    assert (await stored(sessions, make_invitation())).status == MessageStatus.sending
-
-    with pytest.raises(ApplicationError) as raised:
-        await send(messaging, make_invitation())
-
-    assert raised.value.type == IN_DOUBT and "attempt 1 was interrupted" in raised.value.message
-    assert len(email.sent) == 1 and email.calls == 1
 
 
 async def test_an_interrupted_attempt_is_repeated_where_repeating_replaces_the_message(sessions):

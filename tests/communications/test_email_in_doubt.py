@@ -9,14 +9,12 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import pytest
-from sqlalchemy.exc import OperationalError
 
 from communications.channels.base import (
     InDoubtDeliveryError,
     Outgoing,
     PermanentDeliveryError,
     TransientDeliveryError,
-    on_content,
 )
 from communications.channels.email import SmtpEmailSender
 from communications.rendered import RenderedMessage
@@ -134,24 +132,3 @@ async def test_the_whole_conversation_is_bounded_by_the_timeout() -> None:
             await smtp.send(outgoing())
         took = asyncio.get_running_loop().time() - started
     assert took < smtp.longest_send.total_seconds()
-
-
-async def test_the_content_is_announced_once_before_it_goes_and_a_failed_announcement_sends_nothing() -> None:
-    """The attempt counts as begun (in doubt if stopped) only from the announcement on."""
-    async with scripted() as (peer, sender):
-        seen_by_server: list[int] = []
-
-        async def content_goes() -> None:
-            seen_by_server.append(len(peer.contents))
-
-        with on_content(content_goes):
-            await sender().send(outgoing())
-    assert seen_by_server == [0] and len(peer.contents) == 1
-
-    async with scripted() as (peer, sender):
-        async def not_recorded() -> None:
-            raise OperationalError("UPDATE message", {}, Exception("database is locked"))
-
-        with on_content(not_recorded), pytest.raises(OperationalError):
-            await sender().send(outgoing())
-    assert peer.contents == []
