@@ -52,8 +52,11 @@ async def test_the_analytics_bench_runs_on_a_few_messages(capsys: pytest.Capture
 
 
 async def test_the_whole_stays_bench_runs_on_one_stay(capsys: pytest.CaptureFixture[str]) -> None:
-    await whole_stays.run(count=1)
-    assert "whole stays / baseline =" in capsys.readouterr().out
+    await whole_stays.run(count=1, rounds=2)
+    printed = capsys.readouterr().out
+    assert "whole stays / baseline, median of 2 =" in printed
+    rounds = [line.split()[0] for line in printed.splitlines() if len(line.split()) == 6]
+    assert rounds == ["1", "2"]  # a line per round
 
 
 async def test_the_bulk_import_bench_runs_on_a_few_reservations(capsys: pytest.CaptureFixture[str]) -> None:
