@@ -13,7 +13,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, Column, Index
+from sqlalchemy import JSON, Column, Index, delete, insert, update
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -118,49 +118,65 @@ async def save_journey(*, session: AsyncSession, view: JourneyView) -> bool:
 
     The journey row is written every time; of its step and offer rows only those
     that changed are written (inserted, updated or deleted): a step that moves
-    writes one row, not the journey's dozen."""
+    writes one row, not the journey's dozen. What changed is found against the
+    view stored before, which the same transaction wrote beside the rows, so
+    the rows are not read back; the statements are SQLAlchemy Core (a journey is
+    recorded at every step: the ORM's unit of work was most of its cost)."""
     # Locked (PostgreSQL) so that two writes of one journey at once (an update's and the
     # main loop's) keep the newer revision whichever commits last.
-    record = await session.get(JourneyRecord, view.reservation_id, with_for_update=True)
-    if record is not None and record.revision > view.revision:
+    table = JourneyRecord.__table__  # type: ignore[attr-defined]
+    stored = (await session.exec(  # (revision, view)
+        select(table.c.revision, table.c.view).where(table.c.reservation_id == view.reservation_id)
+        .with_for_update()
+    )).first()
+    if stored is not None and stored[0] > view.revision:
         return False
-    stored_before = record is not None
-    if record is None:
-        record = JourneyRecord(reservation_id=view.reservation_id, view=view.model_dump(mode="json"),
-                               **columns_of(view))
+    now = utcnow()
+    document = view.model_dump(mode="json")
+    if stored is None:
+        await session.exec(insert(table).values(
+            reservation_id=view.reservation_id, view=document, created_at=now, updated_at=now, **columns_of(view)
+        ))
+        before: JourneyView | None = None
     else:
-        for name, value in columns_of(view).items():
-            setattr(record, name, value)
-        record.view = view.model_dump(mode="json")
-        record.updated_at = utcnow()
-    session.add(record)
-    if stored_before:
-        await _save_changed(session, JourneyStepRecord, "key", steps_of(view), view.reservation_id)
-        await _save_changed(session, JourneyUpsellRecord, "offer", upsells_of(view), view.reservation_id)
-    else:
-        session.add_all([*steps_of(view), *upsells_of(view)])
+        await session.exec(
+            update(table).where(table.c.reservation_id == view.reservation_id)
+            .values(view=document, updated_at=now, **columns_of(view))
+        )
+        before = JourneyView.model_validate(stored[1])
+    await _save_changed(session, JourneyStepRecord, "key",
+                        steps_of(before) if before else [], steps_of(view))
+    await _save_changed(session, JourneyUpsellRecord, "offer",
+                        upsells_of(before) if before else [], upsells_of(view))
     await session.commit()
     return True
 
 
 async def _save_changed(
-    session: AsyncSession, table: type[_Row], key: str, wanted: Sequence[_Row], reservation_id: str
+    session: AsyncSession, record: type[_Row], key: str, before: Sequence[_Row], wanted: Sequence[_Row]
 ) -> None:
-    """Make a journey's rows of `table` the `wanted` ones, writing only those that
-    differ: a row whose values are all the same is left alone (no UPDATE)."""
-    rows = await session.exec(select(table).where(col(table.reservation_id) == reservation_id))
-    stored = {getattr(row, key): row for row in rows.all()}
-    columns = [name for name in table.model_fields if name not in ("reservation_id", key)]
+    """Take a journey's rows of `record` from `before` to `wanted`, writing only those
+    that differ: a row whose values are all the same is left alone (no UPDATE)."""
+    table = record.__table__  # type: ignore[attr-defined]
+    known = {getattr(row, key): row.model_dump() for row in before}
+    added: list[dict[str, Any]] = []
     for row in wanted:
-        known = stored.pop(getattr(row, key), None)
-        if known is None:
-            session.add(row)
-            continue
-        for name in columns:
-            if getattr(known, name) != getattr(row, name):
-                setattr(known, name, getattr(row, name))
-    for gone in stored.values():
-        await session.delete(gone)
+        values = row.model_dump()
+        earlier = known.pop(values[key], None)
+        if earlier is None:
+            added.append(values)
+        elif earlier != values:
+            changed = {name: value for name, value in values.items() if earlier[name] != value}
+            await session.exec(
+                update(table).where(table.c.reservation_id == values["reservation_id"],
+                                    table.c[key] == values[key]).values(**changed)
+            )
+    if added:
+        await session.exec(insert(table), params=added)
+    for gone in known.values():
+        await session.exec(
+            delete(table).where(table.c.reservation_id == gone["reservation_id"], table.c[key] == gone[key])
+        )
 
 
 async def journey_of_guest(
