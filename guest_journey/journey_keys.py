@@ -41,7 +41,6 @@ KEY_BYTES = 32
 KEY_CACHE_SECONDS = 30.0
 """How long a process keeps a key in memory by default: at most this long after
 an erase, another process could still encrypt or decrypt with the destroyed key."""
-_CACHE_PRUNE_AT = 10_000
 
 
 class JourneyDataKey(SQLModel, table=True):
@@ -167,11 +166,22 @@ class JourneyKeys:
         return key
 
     def _remember(self, key: DataKey) -> None:
+        """Cache the key, and let go of every key whose time is up. The ttl is the same
+        for all, so each cache is kept in the order its keys expire (a key cached again
+        moves to the end) and the expired ones are at its front: the caches hold the
+        keys of the last `ttl` seconds, not of every journey the process has seen."""
         now = self._clock()
-        for cache in (self._by_journey, self._by_id):
-            if len(cache) >= _CACHE_PRUNE_AT:
-                for name in [name for name, (expires, _) in cache.items() if expires <= now]:
-                    del cache[name]
         expires = now + self._ttl
-        self._by_journey[key.workflow_id] = (expires, key)
-        self._by_id[key.key_id] = (expires, key)
+        for cache, name in ((self._by_journey, key.workflow_id), (self._by_id, key.key_id)):
+            while cache:
+                oldest = next(iter(cache))
+                if cache[oldest][0] > now:
+                    break
+                del cache[oldest]
+            cache.pop(name, None)
+            cache[name] = (expires, key)
+
+    @property
+    def held(self) -> int:
+        """How many keys this process holds in memory."""
+        return len(self._by_id)

@@ -148,3 +148,16 @@ async def test_a_failures_message_is_encrypted_with_the_journeys_payloads(sessio
 
     assert EMAIL.encode() not in failure.SerializeToString()
     assert EMAIL in str(await converter.decode_failure(failure))
+
+
+async def test_keys_leave_memory_once_their_time_is_up_however_few_are_cached(sessions: SessionFactory):
+    clock = Clock()
+    keys = JourneyKeys(sessions, ttl=30, clock=clock)
+    for number in range(3):
+        await JourneyPayloadCodec(keys).with_context(in_workflow(f"journey-{number}")).encode([plain(NAME)])
+    assert keys.held == 3
+
+    clock.now = 30.0
+    await JourneyPayloadCodec(keys).with_context(in_workflow("journey-later")).encode([plain(NAME)])
+
+    assert keys.held == 1  # a worker that has seen thousands of journeys holds only the last ttl's keys
