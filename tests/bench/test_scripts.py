@@ -55,7 +55,7 @@ async def test_the_whole_stays_bench_runs_on_one_stay(capsys: pytest.CaptureFixt
     await whole_stays.run(count=1, rounds=2)
     printed = capsys.readouterr().out
     assert "whole stays / baseline, median of 2 =" in printed
-    rounds = [line.split()[0] for line in printed.splitlines() if len(line.split()) == 6]
+    rounds = [line.split()[0] for line in printed.splitlines() if len(line.split()) == 8]
     assert rounds == ["1", "2"]  # a line per round
 
 
