@@ -8,7 +8,8 @@ quiet hours, and runs to its close 7 days after departure (invitation,
 reminders, offers, feedback and its reminder; e-mails discarded, the read
 model in SQLite in a temp dir; payloads encrypted by the journey codec, its
 keys in that database, as the worker and the API do: `--no-encryption` turns
-it off). The baseline is a bare workflow with the
+it off; `--postgres URL` puts that database on PostgreSQL, a schema of its own
+each round, dropped after). The baseline is a bare workflow with the
 same shape as a recorded whole stay (tests/workflows/histories/whole_stay.json:
 11 timers, 22 activities), its timers and trivial activities in sequence.
 Each side is warmed up with one run, then `--count` are started (32 calls at
@@ -27,7 +28,8 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -36,11 +38,13 @@ from typing import Any
 from temporalio import activity, workflow
 
 with workflow.unsafe.imports_passed_through():
+    from sqlalchemy.ext.asyncio import AsyncEngine
     from temporalio.client import Client, WorkflowHandle
     from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.testing import WorkflowEnvironment
     from temporalio.worker import Worker
 
+    from bench.analytics import postgres_engine
     from bench.common import DiscardSender, machine, use_bytecode_cache
     from commands.devserver import find_installed_binary
     from guest_journey.database import create_engine, session_factory
@@ -125,12 +129,13 @@ async def timed_run(
     return Side(time.perf_counter() - started, time.process_time() - cpu_started)
 
 
-async def run(count: int, *, rounds: int = 1, encryption: bool = True) -> None:
-    sides = [await one_round(count, bare_first=number % 2 == 0, encryption=encryption) for number in range(rounds)]
-    report(count, encryption, sides)
+async def run(count: int, *, rounds: int = 1, encryption: bool = True, postgres: str | None = None) -> None:
+    sides = [await one_round(count, bare_first=number % 2 == 0, encryption=encryption, postgres=postgres)
+             for number in range(rounds)]
+    report(count, encryption, sides, "PostgreSQL (a schema of its own each round)" if postgres else "SQLite")
 
 
-async def one_round(count: int, *, bare_first: bool, encryption: bool) -> tuple[Side, Side]:
+async def one_round(count: int, *, bare_first: bool, encryption: bool, postgres: str | None) -> tuple[Side, Side]:
     """Seconds for `count` bare workflows and `count` whole stays, on a test server of
     their own: the test server keeps every workflow it has run, and slows as they pile
     up (a second round on the same server took half as long again)."""
@@ -141,20 +146,20 @@ async def one_round(count: int, *, bare_first: bool, encryption: bool) -> tuple[
     try:
         await register_search_attributes(env.client, "default")
         with tempfile.TemporaryDirectory(prefix="bench-stays-") as data_dir:
-            return await measure(env, Path(data_dir), count, bare_first=bare_first, encryption=encryption)
+            settings = Settings(
+                data_dir=Path(data_dir), task_queue=f"bench-stays-{uuid.uuid4().hex[:8]}", secret_key="bench",
+                payload_encryption=encryption,
+            )
+            async with (postgres_engine(postgres) if postgres else sqlite_engine(settings)) as (engine, _):
+                await upgrade_database(engine)
+                return await measure(env, settings, engine, count, bare_first=bare_first)
     finally:
         await env.shutdown()
 
 
 async def measure(
-    env: WorkflowEnvironment, data_dir: Path, count: int, *, bare_first: bool, encryption: bool
+    env: WorkflowEnvironment, settings: Settings, engine: AsyncEngine, count: int, *, bare_first: bool
 ) -> tuple[Side, Side]:
-    settings = Settings(
-        data_dir=data_dir, task_queue=f"bench-stays-{uuid.uuid4().hex[:8]}", secret_key="bench",
-        payload_encryption=encryption,
-    )
-    engine = create_engine(settings.resolved_database_url)
-    await upgrade_database(engine)
     sessions = session_factory(engine)
     # the journeys' client and worker with the codec, as `connect_temporal` builds them
     journey_client = Client(**{**env.client.config(), "data_converter": data_converter_for(settings, sessions)})
@@ -182,14 +187,23 @@ async def measure(
         else:
             journey_side = await timed_run(env, count, start_journey)
             bare_side = await timed_run(env, count, start_bare)
-    await engine.dispose()
     return bare_side, journey_side
 
 
-def report(count: int, encryption: bool, sides: list[tuple[Side, Side]]) -> None:
+@asynccontextmanager
+async def sqlite_engine(settings: Settings) -> AsyncIterator[tuple[AsyncEngine, str]]:
+    """The embedded default's database: a SQLite file in the round's data dir."""
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        yield engine, "SQLite"
+    finally:
+        await engine.dispose()
+
+
+def report(count: int, encryption: bool, sides: list[tuple[Side, Side]], database: str) -> None:
     encrypted = "journey payloads encrypted" if encryption else "no payload encryption"
     print(f"{machine()}; {count:,} of each, started {STARTS_AT_ONCE} at a time, {len(sides)} round(s), "
-          f"each on a new test server; {encrypted}")
+          f"each on a new test server; {encrypted}; the service's database: {database}")
     print(f"{'round':<7}{'bare s':>9}{'bare /s':>9}{'stays s':>9}{'stays /s':>10}{'ratio':>8}"
           f"{'CPU ms/bare':>13}{'CPU ms/stay':>13}")
     ratios = []
@@ -212,10 +226,13 @@ def main() -> None:
                         help="rounds of both sides, each on a new test server; the median ratio is the figure (default 3)")
     parser.add_argument("--no-encryption", action="store_true",
                         help="journeys without the payload codec (GUEST_JOURNEY_PAYLOAD_ENCRYPTION=false)")
+    parser.add_argument("--postgres", metavar="URL",
+                        help="the service's database on PostgreSQL (postgresql+psycopg://…) instead of SQLite")
     arguments = parser.parse_args()
     use_bytecode_cache()
     print(machine())
-    asyncio.run(run(arguments.count, rounds=arguments.rounds, encryption=not arguments.no_encryption))
+    asyncio.run(run(arguments.count, rounds=arguments.rounds, encryption=not arguments.no_encryption,
+                    postgres=arguments.postgres))
     leave(0)  # the test server's and the SDK's native threads could abort a finalizing interpreter
 
 
